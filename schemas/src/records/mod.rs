@@ -1,0 +1,21 @@
+//! Rust types of every switchyard record, one module per part of the pipeline.
+
+mod config;
+mod message;
+mod reports;
+mod routing;
+mod state;
+
+pub use config::{
+    ApiClientConfig, CarrierRoute, ContentPolicy, CustomerConfig, GroupShare, NumberingEntry,
+    NumberingKind, RouteRule, SenderConfig,
+};
+pub use message::{Attachment, Channel, Fallback, Priority, Rejection, Submission, ValidatedMessage};
+pub use reports::{CallbackAttempt, DeliveryReport, FinalReport, ResultStatus};
+pub use routing::{
+    DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, RouteHop, RoutingDecision,
+};
+pub use state::SenderHealth;
+
+/// Milliseconds since the Unix epoch (Avro `timestamp-millis`).
+pub type Millis = i64;

@@ -1,0 +1,64 @@
+//! Report records: receipts, final results and callback retries.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Channel, Millis};
+
+/// The unified outcome of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResultStatus {
+    Delivered,
+    Failed,
+    Rejected,
+    Expired,
+    Unknown,
+}
+
+/// A carrier's or provider's receipt, unified; the record of `messages.reports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    pub event_id: String,
+    pub message_id: String,
+    pub carrier: String,
+    pub sender: String,
+    pub carrier_message_id: Option<String>,
+    pub status: ResultStatus,
+    pub carrier_code: String,
+    pub result_code: String,
+    pub attempt: i32,
+    pub submitted_at: Option<Millis>,
+    pub reported_at: Millis,
+}
+
+/// Exactly one per message: its final result; the record of `reports.final`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalReport {
+    pub event_id: String,
+    pub message_id: String,
+    pub customer_id: String,
+    pub client_id: Option<String>,
+    pub client_message_id: Option<String>,
+    pub channel: Channel,
+    pub to: String,
+    pub status: ResultStatus,
+    pub result_code: String,
+    pub result_text: String,
+    pub carrier: Option<String>,
+    pub sender: Option<String>,
+    pub attempt: i32,
+    pub submitted_at: Option<Millis>,
+    pub done_at: Millis,
+}
+
+/// A report callback that failed and waits in a retry tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackAttempt {
+    pub report: FinalReport,
+    pub report_url: String,
+    pub retry: i32,
+    pub due_at: Millis,
+    pub last_failure: String,
+    pub first_failed_at: Millis,
+    pub failed_at: Millis,
+}
