@@ -1,0 +1,80 @@
+//! Dead letters: bad input copied byte for byte to `deadletter.<topic>` with headers that say
+//! why, where it came from and which stage refused it. Nothing is dropped.
+
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::Message;
+
+/// Header: a person-readable reason.
+pub const REASON_HEADER: &str = "switchyard.dead-letter.reason";
+/// Header: `undecodable` or `invalid`.
+pub const KIND_HEADER: &str = "switchyard.dead-letter.kind";
+/// Header: the stage that refused the record.
+pub const STAGE_HEADER: &str = "switchyard.dead-letter.stage";
+/// Header: the record's original topic.
+pub const SOURCE_TOPIC_HEADER: &str = "switchyard.source.topic";
+/// Header: the record's original partition.
+pub const SOURCE_PARTITION_HEADER: &str = "switchyard.source.partition";
+/// Header: the record's original offset.
+pub const SOURCE_OFFSET_HEADER: &str = "switchyard.source.offset";
+
+/// Why a record is dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterKind {
+    /// Not a record of the topic's type in the wire format.
+    Undecodable,
+    /// A well-formed record the stage refused.
+    Invalid,
+}
+
+impl DeadLetterKind {
+    /// The header value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterKind::Undecodable => "undecodable",
+            DeadLetterKind::Invalid => "invalid",
+        }
+    }
+}
+
+/// The headers of a dead letter: the original record's headers plus the reason headers.
+pub fn dead_letter_headers(
+    message: &OwnedMessage,
+    stage: &str,
+    kind: DeadLetterKind,
+    reason: &str,
+) -> OwnedHeaders {
+    let mut headers = OwnedHeaders::new();
+    if let Some(original) = message.headers() {
+        for header in original.iter() {
+            headers = headers.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+    }
+    let partition = message.partition().to_string();
+    let offset = message.offset().to_string();
+    for (key, value) in [
+        (REASON_HEADER, reason),
+        (KIND_HEADER, kind.as_str()),
+        (STAGE_HEADER, stage),
+        (SOURCE_TOPIC_HEADER, message.topic()),
+        (SOURCE_PARTITION_HEADER, partition.as_str()),
+        (SOURCE_OFFSET_HEADER, offset.as_str()),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    headers
+}
+
+/// The value of a header of a message, as text.
+pub fn header_text<'a, H: Headers>(headers: &'a H, key: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}

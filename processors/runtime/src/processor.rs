@@ -1,0 +1,115 @@
+//! What a stage is: a plain function from one decoded input (+ read-only tables it holds) to
+//! the outputs it wants produced. No Kafka in here, so every stage is unit-tested without it.
+
+use futures::future::BoxFuture;
+use switchyard_schemas::{Codec, CodecError, Record};
+
+/// Where an input record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Producer timestamp in milliseconds, if the broker kept one.
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+}
+
+/// Input that is well-formed Avro but cannot be processed (fails envelope validation).
+/// The runtime sends it to the dead-letter topic with this reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Invalid {
+    pub reason: String,
+}
+
+impl Invalid {
+    /// An invalid input with a reason a person can act on.
+    pub fn new(reason: impl Into<String>) -> Self {
+        Invalid {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// One stage's logic.
+pub trait Processor: Send + Sync + 'static {
+    /// The record type of the input topics.
+    type Input: Record;
+
+    /// Turn one input into the records to produce. Must be deterministic for a given input
+    /// and table state, and idempotent downstream (outputs are keyed by stable ids), because
+    /// at-least-once delivery can hand the same input over twice.
+    fn process(&self, input: Self::Input, origin: Origin<'_>) -> Result<Vec<Output>, Invalid>;
+}
+
+/// A record to produce: topic, key and an Avro value (or a tombstone).
+pub struct Output {
+    pub topic: String,
+    pub key: String,
+    value: Option<Box<dyn EncodeRecord>>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("topic", &self.topic)
+            .field("key", &self.key)
+            .field("tombstone", &self.value.is_none())
+            .finish()
+    }
+}
+
+impl Output {
+    /// A record `value` under `key` on `topic`.
+    pub fn new<T: Record>(topic: impl Into<String>, key: impl Into<String>, value: T) -> Self {
+        Output {
+            topic: topic.into(),
+            key: key.into(),
+            value: Some(Box::new(value)),
+        }
+    }
+
+    /// A tombstone: deletes `key` from a compacted topic.
+    pub fn tombstone(topic: impl Into<String>, key: impl Into<String>) -> Self {
+        Output {
+            topic: topic.into(),
+            key: key.into(),
+            value: None,
+        }
+    }
+
+    /// The value, if it is of type `T` (for tests of stage logic).
+    pub fn value<T: Record>(&self) -> Option<&T> {
+        self.value.as_ref()?.as_any().downcast_ref::<T>()
+    }
+
+    /// Whether this output deletes its key.
+    pub fn is_tombstone(&self) -> bool {
+        self.value.is_none()
+    }
+
+    /// Encode the value in the wire format for `self.topic` (None for a tombstone).
+    pub async fn encode(&self, codec: &Codec) -> Result<Option<Vec<u8>>, CodecError> {
+        match &self.value {
+            Some(value) => value.encode(codec, &self.topic).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A record of any type that can encode itself (type erasure for `Output`).
+trait EncodeRecord: Send + Sync {
+    fn encode<'a>(&'a self, codec: &'a Codec, topic: &'a str) -> BoxFuture<'a, Result<Vec<u8>, CodecError>>;
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: Record> EncodeRecord for T {
+    fn encode<'a>(&'a self, codec: &'a Codec, topic: &'a str) -> BoxFuture<'a, Result<Vec<u8>, CodecError>> {
+        Box::pin(codec.encode(topic, self))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
