@@ -1,1 +1,44 @@
-//! placeholder
+//! A Confluent-compatible schema registry (`switchyard registry`) whose only state is the
+//! compacted `_schemas` topic: restarts and several instances agree on every id.
+
+pub mod api;
+mod compatibility;
+mod error;
+mod log;
+mod service;
+mod state;
+
+use std::net::SocketAddr;
+
+use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, metrics_router};
+use tokio::net::TcpListener;
+
+pub use compatibility::{Compatibility, incompatibilities};
+pub use error::RegistryError;
+pub use log::SchemaLog;
+pub use service::{Registry, SubjectVersion};
+pub use state::RegistryState;
+
+/// The topic the registry keeps its state in.
+pub const SCHEMAS_TOPIC: &str = "_schemas";
+
+/// Open the store, bind `addr` (port 0 picks one) and serve until `shutdown`.
+/// Returns the bound address and the task serving it.
+pub async fn serve(
+    kafka: &KafkaSettings,
+    addr: SocketAddr,
+    metrics: Metrics,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RegistryError> {
+    let log = SchemaLog::open(kafka, SCHEMAS_TOPIC, shutdown.clone()).await?;
+    let app = api::router(Registry::new(log)).merge(metrics_router(metrics));
+    let listener = TcpListener::bind(addr).await.map_err(RegistryError::store)?;
+    let bound = listener.local_addr().map_err(RegistryError::store)?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+            tracing::error!(error = %e, "registry server stopped");
+        }
+    });
+    tracing::info!(%bound, "schema registry listening");
+    Ok((bound, task))
+}

@@ -1,0 +1,128 @@
+//! The `_schemas` topic as the registry's store: a follower applies every record to the
+//! state in log order; a write is produced and answered only once the follower applied it,
+//! so every instance reading the topic agrees and a restart rebuilds the same ids.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use switchyard_runtime::{CancellationToken, KafkaSettings};
+use tokio::sync::watch;
+
+use crate::RegistryError;
+use crate::state::RegistryState;
+
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The registry's log and the state applied from it.
+#[derive(Clone)]
+pub struct SchemaLog {
+    topic: String,
+    producer: FutureProducer,
+    watermark_reader: Arc<StreamConsumer>,
+    state: Arc<RwLock<RegistryState>>,
+    /// Next offset the follower will apply (= every record below it is applied).
+    applied: watch::Receiver<i64>,
+}
+
+impl std::fmt::Debug for SchemaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaLog").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
+
+impl SchemaLog {
+    /// Follow `topic` (one partition) and wait until everything in it is applied.
+    pub async fn open(kafka: &KafkaSettings, topic: &str, shutdown: CancellationToken) -> Result<Self, RegistryError> {
+        let follower = kafka.reader(&format!("registry.{topic}")).map_err(RegistryError::store)?;
+        let metadata = follower.fetch_metadata(Some(topic), TIMEOUT).map_err(RegistryError::store)?;
+        let exists = metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+        if !exists {
+            return Err(RegistryError::Store(format!("topic {topic} does not exist: run `switchyard topics apply`")));
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, 0, Offset::Beginning).map_err(RegistryError::store)?;
+        follower.assign(&assignment).map_err(RegistryError::store)?;
+
+        let state = Arc::new(RwLock::new(RegistryState::default()));
+        let (applied_tx, applied) = watch::channel(0);
+        tokio::spawn(follow(follower, state.clone(), applied_tx, shutdown));
+        let log = SchemaLog {
+            topic: topic.to_string(),
+            producer: kafka.producer().map_err(RegistryError::store)?,
+            watermark_reader: Arc::new(kafka.reader(&format!("registry.{topic}.watermarks")).map_err(RegistryError::store)?),
+            state,
+            applied,
+        };
+        log.catch_up().await?;
+        Ok(log)
+    }
+
+    /// Read access to the state.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, RegistryState> {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wait until every record now in the topic (written by any instance) is applied.
+    pub async fn catch_up(&self) -> Result<(), RegistryError> {
+        let reader = self.watermark_reader.clone();
+        let topic = self.topic.clone();
+        let (_, high) = tokio::task::spawn_blocking(move || reader.fetch_watermarks(&topic, 0, TIMEOUT))
+            .await
+            .map_err(|e| RegistryError::Store(e.to_string()))?
+            .map_err(RegistryError::store)?;
+        self.wait_applied(high).await
+    }
+
+    /// Append a record and wait until it is applied.
+    pub async fn append(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), RegistryError> {
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).key(key).partition(0);
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        let delivery = self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| RegistryError::store(e))?;
+        self.wait_applied(delivery.offset + 1).await
+    }
+
+    async fn wait_applied(&self, next: i64) -> Result<(), RegistryError> {
+        let mut applied = self.applied.clone();
+        match tokio::time::timeout(TIMEOUT, applied.wait_for(|a| *a >= next)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(RegistryError::Store(format!("{} not caught up to offset {next} in time", self.topic))),
+        }
+    }
+}
+
+async fn follow(
+    consumer: StreamConsumer,
+    state: Arc<RwLock<RegistryState>>,
+    applied: watch::Sender<i64>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = consumer.recv() => received,
+        };
+        match received {
+            Ok(message) => {
+                let key = message.key().unwrap_or_default();
+                let result = state
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .apply(key, message.payload());
+                if let Err(reason) = result {
+                    tracing::warn!(offset = message.offset(), %reason, "registry record not applied");
+                }
+                let _ = applied.send(message.offset() + 1);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "registry log read error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
