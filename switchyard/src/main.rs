@@ -1,1 +1,34 @@
-fn main() {}
+//! The `switchyard` binary: parses the command line, sets up logging and runs a subcommand.
+
+mod cli;
+mod commands;
+mod context;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, LogFormat};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging(cli.global.log_format);
+    let app = context::Context::new(&cli.global);
+    if let Some(addr) = cli.global.metrics_addr {
+        switchyard_runtime::serve_metrics(addr, app.metrics.clone(), app.shutdown.clone()).await?;
+    }
+    let code = match cli.command {
+        Command::Topics { command } => commands::topics::run(&app, command).await?,
+        Command::Registry { listen } => commands::registry::run(&app, listen).await?,
+    };
+    std::process::exit(code);
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

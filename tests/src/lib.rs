@@ -1,1 +1,242 @@
-//! placeholder
+//! Test harness: a real Tansu broker per test on a free port, an in-process schema registry,
+//! and helpers to produce and read topics. No Kafka stand-ins.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureRecord;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Runtime};
+use switchyard_topics::{ApplyOptions, Catalog, Cleanup, TopicSpec};
+
+/// The Tansu binary: `$TANSU_BIN`, else the versioned install of `make setup`, else `tansu`.
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let installed = PathBuf::from(home).join(".cache/switchyard/tansu-0.6.0/bin/tansu");
+    if installed.exists() { installed } else { PathBuf::from("tansu") }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A broker process, killed when dropped.
+#[derive(Debug)]
+pub struct Broker {
+    child: Child,
+    pub port: u16,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Broker {
+    /// A broker with memory storage (fast; lost on exit).
+    pub fn start() -> anyhow::Result<Self> {
+        Self::launch("memory://tansu/".to_string(), None)
+    }
+
+    /// A broker with durable sqlite storage in a temporary directory.
+    pub fn start_sqlite() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let engine = format!("sqlite://{}/broker.db", dir.path().display());
+        Self::launch(engine, Some(dir))
+    }
+
+    fn launch(engine: String, data: Option<tempfile::TempDir>) -> anyhow::Result<Self> {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu_bin())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &engine])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {} (run `make setup`)", tansu_bin().display()))?;
+        let broker = Broker { child, port, _data: data };
+        wait_for_port(port, Duration::from_secs(20))?;
+        Ok(broker)
+    }
+
+    /// Bootstrap servers.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kafka settings for this broker.
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings::new(self.brokers())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until something accepts connections on the port.
+pub fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on port {port} after {timeout:?}")
+}
+
+/// Create every catalog topic plus `extra` plain topics (3 partitions, delete).
+pub async fn apply_topics(broker: &Broker, extra: &[&str]) -> anyhow::Result<()> {
+    let mut specs = Catalog::builtin()?.topics(&[]);
+    specs.extend(extra.iter().map(|name| TopicSpec {
+        name: name.to_string(),
+        partitions: 3,
+        cleanup: Cleanup::Delete,
+        retention_ms: Some(86_400_000),
+        key: "test".into(),
+        record: "test".into(),
+    }));
+    switchyard_topics::apply(&specs, &ApplyOptions { brokers: broker.brokers(), replication_factor: 1 }).await?;
+    Ok(())
+}
+
+/// A schema registry served in-process; stops when dropped or `stop`ped.
+#[derive(Debug)]
+pub struct TestRegistry {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestRegistry {
+    /// Start a registry on a free port against the broker (its topics must exist).
+    pub async fn start(broker: &Broker) -> anyhow::Result<Self> {
+        let shutdown = CancellationToken::new();
+        let (addr, task) = switchyard_schema_registry::serve(
+            &broker.kafka(),
+            "127.0.0.1:0".parse()?,
+            Metrics::new(),
+            shutdown.clone(),
+        )
+        .await?;
+        Ok(TestRegistry { addr, shutdown, task: Some(task) })
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stop serving and wait for the server to end.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Broker + topics + registry + runtime: what most tests need.
+#[derive(Debug)]
+pub struct Stack {
+    pub broker: Broker,
+    pub registry: TestRegistry,
+    pub runtime: Runtime,
+}
+
+impl Stack {
+    /// Start a memory broker, apply the catalog and `extra` topics, start a registry.
+    pub async fn start(extra: &[&str]) -> anyhow::Result<Self> {
+        let broker = Broker::start()?;
+        apply_topics(&broker, extra).await?;
+        let registry = TestRegistry::start(&broker).await?;
+        let runtime = Runtime::new(broker.kafka(), &registry.url())?;
+        Ok(Stack { broker, registry, runtime })
+    }
+}
+
+/// Produce raw bytes and wait for the acknowledgement.
+pub async fn produce_raw(runtime: &Runtime, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let producer = runtime.producer()?;
+    producer
+        .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(())
+}
+
+/// Read `topic` from the beginning until `count` records arrived or `timeout` passed.
+pub async fn read_topic(kafka: &KafkaSettings, topic: &str, count: usize, timeout: Duration) -> anyhow::Result<Vec<OwnedMessage>> {
+    let consumer: StreamConsumer = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&assignment)?;
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while messages.len() < count {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(message)) => messages.push(message.detach()),
+            Ok(Err(e)) => bail!("reading {topic}: {e}"),
+            Err(_) => break,
+        }
+    }
+    Ok(messages)
+}
+
+/// Committed offsets of a consumer group on a topic, summed over partitions.
+pub fn committed_total(kafka: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<i64> {
+    let consumer: StreamConsumer = kafka.group_consumer(group)?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut list = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            list.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        })
+        .sum())
+}
+
+/// Log to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+/// Where the repository is (for scripts and the Python client).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
