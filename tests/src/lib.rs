@@ -200,8 +200,38 @@ pub async fn read_topic(kafka: &KafkaSettings, topic: &str, count: usize, timeou
     while messages.len() < count {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(message)) => messages.push(message.detach()),
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {}
             Ok(Err(e)) => bail!("reading {topic}: {e}"),
             Err(_) => break,
+        }
+    }
+    Ok(messages)
+}
+
+/// Read everything `topic` holds now: every partition to its end (end-of-partition events,
+/// not watermarks, which Tansu reports per batch).
+pub async fn read_all(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
+    let consumer: StreamConsumer = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut not_at_end = std::collections::HashSet::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            assignment.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            not_at_end.insert(p.id());
+        }
+    }
+    anyhow::ensure!(!not_at_end.is_empty(), "topic {topic} does not exist");
+    consumer.assign(&assignment)?;
+    let mut messages = Vec::new();
+    while !not_at_end.is_empty() {
+        match tokio::time::timeout(Duration::from_secs(20), consumer.recv()).await {
+            Ok(Ok(message)) => messages.push(message.detach()),
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                not_at_end.remove(&p);
+            }
+            Ok(Err(e)) => bail!("reading {topic}: {e}"),
+            Err(_) => bail!("{topic}: no end of partition after {} records", messages.len()),
         }
     }
     Ok(messages)

@@ -1,6 +1,8 @@
 //! The `_schemas` topic as the registry's store: a follower applies every record to the
 //! state in log order; a write is produced and answered only once the follower applied it,
-//! so every instance reading the topic agrees and a restart rebuilds the same ids.
+//! so every instance reading the topic agrees and a restart rebuilds the same ids. To catch up
+//! with other instances it writes a NOOP marker and waits to read it back (as Confluent's
+//! registry does), which needs no high watermark.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use switchyard_runtime::{CancellationToken, KafkaSettings};
 use tokio::sync::watch;
 
 use crate::RegistryError;
-use crate::state::RegistryState;
+use crate::state::{LogKey, RegistryState};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -22,7 +24,6 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 pub struct SchemaLog {
     topic: String,
     producer: FutureProducer,
-    watermark_reader: Arc<StreamConsumer>,
     state: Arc<RwLock<RegistryState>>,
     /// Next offset the follower will apply (= every record below it is applied).
     applied: watch::Receiver<i64>,
@@ -53,7 +54,6 @@ impl SchemaLog {
         let log = SchemaLog {
             topic: topic.to_string(),
             producer: kafka.producer().map_err(RegistryError::store)?,
-            watermark_reader: Arc::new(kafka.reader(&format!("registry.{topic}.watermarks")).map_err(RegistryError::store)?),
             state,
             applied,
         };
@@ -66,15 +66,11 @@ impl SchemaLog {
         self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Wait until every record now in the topic (written by any instance) is applied.
+    /// Wait until every record now in the topic (written by any instance) is applied: write
+    /// a NOOP marker and wait until the follower has read past it.
     pub async fn catch_up(&self) -> Result<(), RegistryError> {
-        let reader = self.watermark_reader.clone();
-        let topic = self.topic.clone();
-        let (_, high) = tokio::task::spawn_blocking(move || reader.fetch_watermarks(&topic, 0, TIMEOUT))
-            .await
-            .map_err(|e| RegistryError::Store(e.to_string()))?
-            .map_err(RegistryError::store)?;
-        self.wait_applied(high).await
+        let key = serde_json::to_vec(&LogKey::Noop { magic: 0 }).map_err(RegistryError::store)?;
+        self.append(&key, None).await
     }
 
     /// Append a record and wait until it is applied.
@@ -119,6 +115,7 @@ async fn follow(
                 }
                 let _ = applied.send(message.offset() + 1);
             }
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "registry log read error");
                 tokio::time::sleep(Duration::from_millis(200)).await;

@@ -66,7 +66,10 @@ impl KafkaSettings {
         config.create()
     }
 
-    /// A consumer outside any group, for reading whole topics (tables, tools).
+    /// A consumer outside any group, for reading whole topics (tables, tools). It reports
+    /// `KafkaError::PartitionEOF` each time it reaches the end of a partition: that, not the
+    /// high watermark, is how readers know they caught up (some Kafka-protocol brokers report
+    /// a watermark that ignores all but the first record of the last batch).
     pub fn reader(&self, name: &str) -> KafkaResult<StreamConsumer> {
         let mut config = ClientConfig::new();
         config
@@ -74,6 +77,7 @@ impl KafkaSettings {
             .set("group.id", format!("switchyard.reader.{name}"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
             .set("auto.offset.reset", "earliest");
         for (key, value) in &self.overrides {
             config.set(key, value);

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::try_join_all;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
 use switchyard_schemas::CodecError;
@@ -160,26 +161,28 @@ async fn handle_batch<P: Processor>(
     batch: &[(OwnedMessage, Instant)],
     shutdown: &CancellationToken,
 ) -> Result<(), BatchFailure> {
-    let mut encoded = Vec::new();
+    // Outputs are handed to the producer as soon as each record is processed, so producing
+    // overlaps processing; the batch is done when every delivery is acknowledged.
+    let mut deliveries = Vec::new();
     for (message, _) in batch {
         runtime
             .metrics
             .consumed
             .get_or_create(&StageTopic { stage: stage.to_string(), topic: message.topic().to_string() })
             .inc();
-        encoded.extend(outputs_of(runtime, processor, stage, message, shutdown).await?);
+        for record in outputs_of(runtime, processor, stage, message, shutdown).await? {
+            let delivery = enqueue(producer, &record).await.map_err(BatchFailure::Produce)?;
+            deliveries.push((record.topic, record.headers.is_some(), delivery));
+        }
     }
-    let deliveries = encoded.iter().map(|record| send(producer, record));
-    try_join_all(deliveries).await.map_err(BatchFailure::Produce)?;
-    for record in &encoded {
-        let counter = if record.headers.is_some() {
-            &runtime.metrics.dead_lettered
-        } else {
-            &runtime.metrics.produced
-        };
-        counter
-            .get_or_create(&StageTopic { stage: stage.to_string(), topic: record.topic.clone() })
-            .inc();
+    for (topic, dead_letter, delivery) in deliveries {
+        match delivery.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(BatchFailure::Produce(format!("to {topic}: {e}"))),
+            Err(_) => return Err(BatchFailure::Produce(format!("to {topic}: producer dropped the delivery"))),
+        }
+        let counter = if dead_letter { &runtime.metrics.dead_lettered } else { &runtime.metrics.produced };
+        counter.get_or_create(&StageTopic { stage: stage.to_string(), topic }).inc();
     }
     let latency = runtime
         .metrics
@@ -264,18 +267,23 @@ where
     }
 }
 
-async fn send(producer: &FutureProducer, record: &Encoded) -> Result<(), String> {
-    let mut future_record: FutureRecord<'_, str, Vec<u8>> = FutureRecord::to(&record.topic).key(&record.key);
-    if let Some(payload) = &record.payload {
-        future_record = future_record.payload(payload);
-    }
-    if let Some(headers) = &record.headers {
-        future_record = future_record.headers(headers.clone());
-    }
-    // `send` waits while the local queue is full instead of failing.
-    match producer.send(future_record, Duration::from_secs(60)).await {
-        Ok(_) => Ok(()),
-        Err((e, _)) => Err(format!("to {}: {e}", record.topic)),
+/// Hand a record to the producer; waits while its local queue is full.
+async fn enqueue(producer: &FutureProducer, record: &Encoded) -> Result<DeliveryFuture, String> {
+    loop {
+        let mut future_record: FutureRecord<'_, str, Vec<u8>> = FutureRecord::to(&record.topic).key(&record.key);
+        if let Some(payload) = &record.payload {
+            future_record = future_record.payload(payload);
+        }
+        if let Some(headers) = &record.headers {
+            future_record = future_record.headers(headers.clone());
+        }
+        match producer.send_result(future_record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Err((e, _)) => return Err(format!("to {}: {e}", record.topic)),
+        }
     }
 }
 

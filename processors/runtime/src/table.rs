@@ -1,6 +1,7 @@
 //! `Table<K, V>`: a compacted topic materialized in memory and kept live. Reads every
 //! partition from the beginning (no consumer group, no commits), applies each record in order,
 //! and deletes a key on a tombstone. The topic is the state; the map is a cache of it.
+//! Ready once every partition reported end-of-partition (fetch-based, so it is exact).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -8,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
 use switchyard_schemas::Record;
@@ -62,23 +64,18 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
             return Err(RuntimeError::MissingTopic(topic.to_string()));
         }
         let mut assignment = TopicPartitionList::new();
-        let mut caught_up_at = HashMap::new();
         for &partition in &partitions {
             assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-            let (low, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
-            if high > low {
-                caught_up_at.insert(partition, high);
-            }
         }
         consumer.assign(&assignment)?;
 
         let entries = Arc::new(RwLock::new(HashMap::new()));
-        let (ready_tx, ready) = watch::channel(caught_up_at.is_empty());
+        let (ready_tx, ready) = watch::channel(false);
         let follower = Follower {
             runtime: runtime.clone(),
             topic: topic.to_string(),
             entries: entries.clone(),
-            caught_up_at,
+            not_yet_at_end: partitions.into_iter().collect(),
             ready: ready_tx,
         };
         tokio::spawn(follower.follow(consumer, shutdown));
@@ -154,8 +151,8 @@ struct Follower<K, V> {
     runtime: Runtime,
     topic: String,
     entries: Arc<RwLock<HashMap<K, V>>>,
-    /// Per partition, the high watermark at start; ready once every one is reached.
-    caught_up_at: HashMap<i32, i64>,
+    /// Partitions whose end was not reached yet; ready once empty.
+    not_yet_at_end: std::collections::HashSet<i32>,
     ready: watch::Sender<bool>,
 }
 
@@ -168,6 +165,10 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
             };
             let message = match received {
                 Ok(message) => message,
+                Err(KafkaError::PartitionEOF(partition)) => {
+                    self.reached_end(partition);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(topic = %self.topic, error = %e, "table consume error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -176,7 +177,6 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
             };
             let Some(key) = message.key().and_then(K::from_key_bytes) else {
                 self.skip(message.partition(), message.offset(), "record without a usable key");
-                self.progress(message.partition(), message.offset());
                 continue;
             };
             match message.payload() {
@@ -191,7 +191,6 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
                     None => return,
                 },
             }
-            self.progress(message.partition(), message.offset());
         }
     }
 
@@ -221,12 +220,10 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
         tracing::error!(topic = %self.topic, partition, offset, reason, "table record skipped");
     }
 
-    fn progress(&mut self, partition: i32, offset: i64) {
-        if self.caught_up_at.get(&partition).is_some_and(|high| offset + 1 >= *high) {
-            self.caught_up_at.remove(&partition);
-            if self.caught_up_at.is_empty() {
-                let _ = self.ready.send(true);
-            }
+    fn reached_end(&mut self, partition: i32) {
+        if self.not_yet_at_end.remove(&partition) && self.not_yet_at_end.is_empty() {
+            tracing::debug!(topic = %self.topic, "table caught up");
+            let _ = self.ready.send(true);
         }
     }
 
