@@ -76,10 +76,12 @@ impl Codec {
                 CodecError::Decode(describe(&e))
             }
         })?;
-        let value = decoded.value.resolve(&reader.parsed).map_err(|e| {
-            CodecError::Decode(format!("not a {}: {e}", reader.full_name))
-        })?;
-        from_value::<T>(&value).map_err(|e| CodecError::Decode(format!("{}: {e}", reader.full_name)))
+        let value = decoded
+            .value
+            .resolve(&reader.parsed)
+            .map_err(|e| CodecError::Decode(format!("not a {}: {e}", reader.full_name)))?;
+        from_value::<T>(&value)
+            .map_err(|e| CodecError::Decode(format!("{}: {e}", reader.full_name)))
     }
 }
 

@@ -111,7 +111,10 @@ fn parse_json(file: &str, text: &str) -> Result<Json, SchemaError> {
 
 fn full_name_of(file: &str, json: &Json) -> Result<String, SchemaError> {
     let name = json.get("name").and_then(Json::as_str);
-    let namespace = json.get("namespace").and_then(Json::as_str).unwrap_or(NAMESPACE);
+    let namespace = json
+        .get("namespace")
+        .and_then(Json::as_str)
+        .unwrap_or(NAMESPACE);
     match name {
         Some(n) if n.contains('.') => Ok(n.to_string()),
         Some(n) => Ok(format!("{namespace}.{n}")),
@@ -159,15 +162,17 @@ fn inline(
                 object.get("type").and_then(Json::as_str),
                 Some("record" | "enum" | "fixed")
             );
-            if is_named {
-                if let Some(name) = object.get("name").and_then(Json::as_str) {
-                    let full = if name.contains('.') {
-                        name.to_string()
-                    } else {
-                        format!("{namespace}.{name}")
-                    };
-                    defined.insert(full);
-                }
+            if let Some(name) = object
+                .get("name")
+                .and_then(Json::as_str)
+                .filter(|_| is_named)
+            {
+                let full = if name.contains('.') {
+                    name.to_string()
+                } else {
+                    format!("{namespace}.{name}")
+                };
+                defined.insert(full);
             }
             for key in ["type", "items", "values", "fields"] {
                 if let Some(value) = object.remove(key) {

@@ -10,7 +10,12 @@ fn channel() -> impl Strategy<Value = Channel> {
 }
 
 fn priority() -> impl Strategy<Value = Priority> {
-    proptest::sample::select(vec![Priority::Otp, Priority::Normal, Priority::Bulk, Priority::Ad])
+    proptest::sample::select(vec![
+        Priority::Otp,
+        Priority::Normal,
+        Priority::Bulk,
+        Priority::Ad,
+    ])
 }
 
 fn status() -> impl Strategy<Value = ResultStatus> {
@@ -34,7 +39,16 @@ fn opt_text() -> impl Strategy<Value = Option<String>> {
 
 fn submission() -> impl Strategy<Value = Submission> {
     (
-        (opt_text(), text(), opt_text(), opt_text(), channel(), text(), opt_text(), text()),
+        (
+            opt_text(),
+            text(),
+            opt_text(),
+            opt_text(),
+            channel(),
+            text(),
+            opt_text(),
+            text(),
+        ),
         (
             opt_text(),
             opt_text(),
@@ -50,7 +64,17 @@ fn submission() -> impl Strategy<Value = Submission> {
         .prop_map(
             |(
                 (message_id, customer_id, client_id, client_message_id, channel, to, from, text),
-                (subject, bill_code, priority, template_code, fallback, attachments, expires_at, metadata, accepted_at),
+                (
+                    subject,
+                    bill_code,
+                    priority,
+                    template_code,
+                    fallback,
+                    attachments,
+                    expires_at,
+                    metadata,
+                    accepted_at,
+                ),
             )| Submission {
                 message_id,
                 customer_id,
@@ -64,10 +88,18 @@ fn submission() -> impl Strategy<Value = Submission> {
                 bill_code,
                 priority,
                 template_code,
-                fallback: fallback.map(|(channel, text, subject)| Fallback { channel, text, subject }),
+                fallback: fallback.map(|(channel, text, subject)| Fallback {
+                    channel,
+                    text,
+                    subject,
+                }),
                 attachments: attachments
                     .into_iter()
-                    .map(|(uri, content_type, file_name)| Attachment { uri, content_type, file_name })
+                    .map(|(uri, content_type, file_name)| Attachment {
+                        uri,
+                        content_type,
+                        file_name,
+                    })
                     .collect(),
                 expires_at,
                 metadata,
@@ -77,54 +109,98 @@ fn submission() -> impl Strategy<Value = Submission> {
 }
 
 fn validated() -> impl Strategy<Value = ValidatedMessage> {
-    (submission(), text(), any::<i32>(), any::<i64>()).prop_map(|(submission, encoding, segments, at)| {
-        ValidatedMessage {
+    (submission(), text(), any::<i32>(), any::<i64>()).prop_map(
+        |(submission, encoding, segments, at)| ValidatedMessage {
             message_id: submission.message_id.clone().unwrap_or_default(),
             customer_id: submission.customer_id.clone(),
             submission,
             encoding,
             segments,
             validated_at: at,
-        }
-    })
-}
-
-fn hop() -> impl Strategy<Value = RouteHop> {
-    (any::<i32>(), text(), text(), text(), opt_text(), any::<i64>()).prop_map(
-        |(attempt, carrier, sender_group, sender, outcome, at)| RouteHop {
-            attempt,
-            carrier,
-            sender_group,
-            sender,
-            outcome,
-            at,
         },
     )
 }
 
+fn hop() -> impl Strategy<Value = RouteHop> {
+    (
+        any::<i32>(),
+        text(),
+        text(),
+        text(),
+        opt_text(),
+        any::<i64>(),
+    )
+        .prop_map(
+            |(attempt, carrier, sender_group, sender, outcome, at)| RouteHop {
+                attempt,
+                carrier,
+                sender_group,
+                sender,
+                outcome,
+                at,
+            },
+        )
+}
+
 fn dispatch_request() -> impl Strategy<Value = DispatchRequest> {
-    (validated(), text(), text(), text(), any::<i32>(), proptest::collection::vec(hop(), 0..3), any::<i64>())
-        .prop_map(|(message, carrier, sender_group, sender, attempt, trail, routed_at)| DispatchRequest {
-            message_id: message.message_id.clone(),
-            customer_id: message.customer_id.clone(),
-            carrier,
-            sender_group,
-            sender,
-            attempt,
-            message,
-            trail,
-            routed_at,
-        })
+    (
+        validated(),
+        text(),
+        text(),
+        text(),
+        any::<i32>(),
+        proptest::collection::vec(hop(), 0..3),
+        any::<i64>(),
+    )
+        .prop_map(
+            |(message, carrier, sender_group, sender, attempt, trail, routed_at)| DispatchRequest {
+                message_id: message.message_id.clone(),
+                customer_id: message.customer_id.clone(),
+                carrier,
+                sender_group,
+                sender,
+                attempt,
+                message,
+                trail,
+                routed_at,
+            },
+        )
 }
 
 fn final_report() -> impl Strategy<Value = FinalReport> {
     (
-        (text(), text(), text(), opt_text(), opt_text(), channel(), text(), status()),
-        (text(), text(), opt_text(), opt_text(), any::<i32>(), proptest::option::of(any::<i64>()), any::<i64>()),
+        (
+            text(),
+            text(),
+            text(),
+            opt_text(),
+            opt_text(),
+            channel(),
+            text(),
+            status(),
+        ),
+        (
+            text(),
+            text(),
+            opt_text(),
+            opt_text(),
+            any::<i32>(),
+            proptest::option::of(any::<i64>()),
+            any::<i64>(),
+        ),
     )
         .prop_map(
             |(
-                (event_id, message_id, customer_id, client_id, client_message_id, channel, to, status),
+                (
+                    event_id,
+                    message_id,
+                    customer_id,
+                    client_id,
+                    client_message_id,
+                    channel,
+                    to,
+                    status,
+                ),
                 (result_code, result_text, carrier, sender, attempt, submitted_at, done_at),
             )| FinalReport {
                 event_id,
@@ -244,13 +320,29 @@ fn every_schema_file_loads_self_contained() {
 fn older_reader_fields_get_defaults() {
     // A record written without optional fields reads with their defaults: the JSON has them.
     let loaded = files::loaded("io.switchyard.Submission").expect("loads");
-    assert!(loaded.json.contains("\"default\""), "defaults survive inlining");
+    assert!(
+        loaded.json.contains("\"default\""),
+        "defaults survive inlining"
+    );
     let metadata: BTreeMap<String, String> = BTreeMap::new();
     let s = Submission {
-        message_id: None, customer_id: "c".into(), client_id: None, client_message_id: None,
-        channel: Channel::Kakao, to: "010".into(), from: None, text: "안녕하세요".into(), subject: None,
-        bill_code: None, priority: Priority::Otp, template_code: Some("T1".into()), fallback: None,
-        attachments: vec![], expires_at: None, metadata, accepted_at: 0,
+        message_id: None,
+        customer_id: "c".into(),
+        client_id: None,
+        client_message_id: None,
+        channel: Channel::Kakao,
+        to: "010".into(),
+        from: None,
+        text: "안녕하세요".into(),
+        subject: None,
+        bill_code: None,
+        priority: Priority::Otp,
+        template_code: Some("T1".into()),
+        fallback: None,
+        attachments: vec![],
+        expires_at: None,
+        metadata,
+        accepted_at: 0,
     };
     roundtrip(&s);
 }

@@ -19,20 +19,36 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092", global = true)]
+    #[arg(
+        long,
+        env = "KAFKA_BROKERS",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
     pub brokers: String,
     /// Extra librdkafka setting for every client, KEY=VALUE (repeatable), e.g.
     /// security.protocol=SASL_SSL.
     #[arg(long = "kafka-option", value_parser = parse_key_value, global = true)]
     pub kafka_options: Vec<(String, String)>,
     /// Schema registry used to encode and decode records.
-    #[arg(long, env = "SCHEMA_REGISTRY_URL", default_value = "http://127.0.0.1:8081", global = true)]
+    #[arg(
+        long,
+        env = "SCHEMA_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
     pub schema_registry_url: String,
     /// Serve Prometheus metrics at this address's /metrics (roles that run continuously).
     #[arg(long, env = "METRICS_ADDR", global = true)]
     pub metrics_addr: Option<SocketAddr>,
     /// Log format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
 }
 

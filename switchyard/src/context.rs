@@ -7,7 +7,6 @@ use crate::cli::Global;
 #[derive(Debug)]
 pub struct Context {
     pub kafka: KafkaSettings,
-    pub schema_registry_url: String,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
 }
@@ -18,7 +17,6 @@ impl Context {
         kafka.overrides = global.kafka_options.clone();
         Context {
             kafka,
-            schema_registry_url: global.schema_registry_url.clone(),
             metrics: Metrics::new(),
             shutdown: switchyard_runtime::shutdown::on_signal(),
         }

@@ -21,7 +21,11 @@ pub fn tansu_bin() -> PathBuf {
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let installed = PathBuf::from(home).join(".cache/switchyard/tansu-0.6.0/bin/tansu");
-    if installed.exists() { installed } else { PathBuf::from("tansu") }
+    if installed.exists() {
+        installed
+    } else {
+        PathBuf::from("tansu")
+    }
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -57,13 +61,25 @@ impl Broker {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let child = Command::new(tansu_bin())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", &engine])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &engine,
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {} (run `make setup`)", tansu_bin().display()))?;
-        let broker = Broker { child, port, _data: data };
+        let broker = Broker {
+            child,
+            port,
+            _data: data,
+        };
         wait_for_port(port, Duration::from_secs(20))?;
         Ok(broker)
     }
@@ -109,7 +125,14 @@ pub async fn apply_topics(broker: &Broker, extra: &[&str]) -> anyhow::Result<()>
         key: "test".into(),
         record: "test".into(),
     }));
-    switchyard_topics::apply(&specs, &ApplyOptions { brokers: broker.brokers(), replication_factor: 1 }).await?;
+    switchyard_topics::apply(
+        &specs,
+        &ApplyOptions {
+            brokers: broker.brokers(),
+            replication_factor: 1,
+        },
+    )
+    .await?;
     Ok(())
 }
 
@@ -132,7 +155,11 @@ impl TestRegistry {
             shutdown.clone(),
         )
         .await?;
-        Ok(TestRegistry { addr, shutdown, task: Some(task) })
+        Ok(TestRegistry {
+            addr,
+            shutdown,
+            task: Some(task),
+        })
     }
 
     /// Base URL.
@@ -170,22 +197,39 @@ impl Stack {
         apply_topics(&broker, extra).await?;
         let registry = TestRegistry::start(&broker).await?;
         let runtime = Runtime::new(broker.kafka(), &registry.url())?;
-        Ok(Stack { broker, registry, runtime })
+        Ok(Stack {
+            broker,
+            registry,
+            runtime,
+        })
     }
 }
 
 /// Produce raw bytes and wait for the acknowledgement.
-pub async fn produce_raw(runtime: &Runtime, topic: &str, key: &str, payload: &[u8]) -> anyhow::Result<()> {
+pub async fn produce_raw(
+    runtime: &Runtime,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> anyhow::Result<()> {
     let producer = runtime.producer()?;
     producer
-        .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(10))
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| e)?;
     Ok(())
 }
 
 /// Read `topic` from the beginning until `count` records arrived or `timeout` passed.
-pub async fn read_topic(kafka: &KafkaSettings, topic: &str, count: usize, timeout: Duration) -> anyhow::Result<Vec<OwnedMessage>> {
+pub async fn read_topic(
+    kafka: &KafkaSettings,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<Vec<OwnedMessage>> {
     let consumer: StreamConsumer = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut assignment = TopicPartitionList::new();
@@ -231,7 +275,10 @@ pub async fn read_all(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<
                 not_at_end.remove(&p);
             }
             Ok(Err(e)) => bail!("reading {topic}: {e}"),
-            Err(_) => bail!("{topic}: no end of partition after {} records", messages.len()),
+            Err(_) => bail!(
+                "{topic}: no end of partition after {} records",
+                messages.len()
+            ),
         }
     }
     Ok(messages)
@@ -268,5 +315,8 @@ pub fn init_logging() {
 
 /// Where the repository is (for scripts and the Python client).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
 }

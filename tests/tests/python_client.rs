@@ -32,27 +32,51 @@ async fn records_from_the_python_confluent_client_decode() -> anyhow::Result<()>
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let messages = read_topic(&stack.runtime.kafka, "messages.accepted", 5, Duration::from_secs(20)).await?;
+    let messages = read_topic(
+        &stack.runtime.kafka,
+        "messages.accepted",
+        5,
+        Duration::from_secs(20),
+    )
+    .await?;
     assert_eq!(messages.len(), 5);
     let mut decoded = Vec::new();
     for message in &messages {
-
         assert_eq!(message.key(), Some(&b"acme"[..]));
-        decoded.push(stack.runtime.codec.decode::<Submission>(message.payload().unwrap_or_default()).await?);
+        decoded.push(
+            stack
+                .runtime
+                .codec
+                .decode::<Submission>(message.payload().unwrap_or_default())
+                .await?,
+        );
     }
     decoded.sort_by_key(|s| s.accepted_at);
     let first = &decoded[0];
     assert_eq!(first.message_id.as_deref(), Some("py-0"));
     assert_eq!(first.channel, Channel::Kakao);
     assert_eq!(first.priority, Priority::Bulk);
-    assert_eq!(first.text, "(광고) 주문 0 배송 시작\n무료수신거부 080-000-0000");
-    assert_eq!(first.fallback.as_ref().map(|f| f.channel), Some(Channel::Lms));
+    assert_eq!(
+        first.text,
+        "(광고) 주문 0 배송 시작\n무료수신거부 080-000-0000"
+    );
+    assert_eq!(
+        first.fallback.as_ref().map(|f| f.channel),
+        Some(Channel::Lms)
+    );
     assert_eq!(first.expires_at, Some(1_900_000_000_000));
-    assert_eq!(first.metadata.get("campaign").map(String::as_str), Some("fall"));
+    assert_eq!(
+        first.metadata.get("campaign").map(String::as_str),
+        Some("fall")
+    );
     assert_eq!(decoded[4].client_message_id.as_deref(), Some("order-4"));
 
     // The Python client registered the very schema switchyard uses: one version, our id.
-    let bytes = stack.runtime.codec.encode("messages.accepted", first).await?;
+    let bytes = stack
+        .runtime
+        .codec
+        .encode("messages.accepted", first)
+        .await?;
     let ours = u32::from_be_bytes(bytes[1..5].try_into()?);
     let theirs = u32::from_be_bytes(messages[0].payload().unwrap_or_default()[1..5].try_into()?);
     assert_eq!(ours, theirs);

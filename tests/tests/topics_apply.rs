@@ -7,24 +7,37 @@ use switchyard_topics::{ApplyOptions, Catalog, apply};
 async fn applying_twice_changes_nothing_the_second_time() -> anyhow::Result<()> {
     let broker = Broker::start()?;
     let specs = Catalog::builtin()?.topics(&["skt-1".to_string()]);
-    let options = ApplyOptions { brokers: broker.brokers(), replication_factor: 1 };
+    let options = ApplyOptions {
+        brokers: broker.brokers(),
+        replication_factor: 1,
+    };
 
     let first = apply(&specs, &options).await?;
-    assert_eq!(first.created.len(), specs.len(), "first apply creates every topic: {first}");
+    assert_eq!(
+        first.created.len(),
+        specs.len(),
+        "first apply creates every topic: {first}"
+    );
     assert!(first.created.contains(&"sender.skt-1".to_string()));
     assert!(first.created.contains(&"callbacks.retry.10".to_string()));
 
     let second = apply(&specs, &options).await?;
     assert!(second.is_clean(), "second apply: {second}");
     assert_eq!(second.unchanged.len(), specs.len());
-    assert!(second.settings_unchecked.is_empty(), "the broker describes settings: {second}");
+    assert!(
+        second.settings_unchecked.is_empty(),
+        "the broker describes settings: {second}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_reported_not_changed() -> anyhow::Result<()> {
     let broker = Broker::start()?;
-    let options = ApplyOptions { brokers: broker.brokers(), replication_factor: 1 };
+    let options = ApplyOptions {
+        brokers: broker.brokers(),
+        replication_factor: 1,
+    };
     let catalog = Catalog::builtin()?;
     let accepted = catalog.topic("messages.accepted").expect("declared");
     let customers = catalog.topic("config.customers").expect("declared");
@@ -36,9 +49,19 @@ async fn drift_is_reported_not_changed() -> anyhow::Result<()> {
     not_compacted.cleanup = switchyard_topics::Cleanup::Delete;
     not_compacted.retention_ms = Some(1000);
     let report = apply(&[wider, not_compacted], &options).await?;
-    let drifted: Vec<(&str, &str)> = report.drift.iter().map(|d| (d.topic.as_str(), d.setting.as_str())).collect();
-    assert!(drifted.contains(&("messages.accepted", "partitions")), "{report}");
-    assert!(drifted.contains(&("config.customers", "cleanup.policy")), "{report}");
+    let drifted: Vec<(&str, &str)> = report
+        .drift
+        .iter()
+        .map(|d| (d.topic.as_str(), d.setting.as_str()))
+        .collect();
+    assert!(
+        drifted.contains(&("messages.accepted", "partitions")),
+        "{report}"
+    );
+    assert!(
+        drifted.contains(&("config.customers", "cleanup.policy")),
+        "{report}"
+    );
 
     // Nothing was altered: the original catalog still matches.
     let again = apply(&[accepted, customers], &options).await?;

@@ -47,7 +47,11 @@ impl std::fmt::Display for ApplyReport {
             writeln!(f, "created    {topic}")?;
         }
         for d in &self.drift {
-            writeln!(f, "drift      {}: {} is {} (catalog: {})", d.topic, d.setting, d.have, d.want)?;
+            writeln!(
+                f,
+                "drift      {}: {} is {} (catalog: {})",
+                d.topic, d.setting, d.have, d.want
+            )?;
         }
         if !self.settings_unchecked.is_empty() {
             writeln!(
@@ -76,7 +80,10 @@ pub struct ApplyOptions {
 }
 
 /// Create every missing topic of `specs` and report how existing ones differ.
-pub async fn apply(specs: &[TopicSpec], options: &ApplyOptions) -> Result<ApplyReport, TopicsError> {
+pub async fn apply(
+    specs: &[TopicSpec],
+    options: &ApplyOptions,
+) -> Result<ApplyReport, TopicsError> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &options.brokers)
         .create()?;
@@ -89,10 +96,16 @@ pub async fn apply(specs: &[TopicSpec], options: &ApplyOptions) -> Result<ApplyR
         .collect();
 
     let mut report = ApplyReport::default();
-    let missing: Vec<&TopicSpec> = specs.iter().filter(|s| !existing.contains_key(&s.name)).collect();
+    let missing: Vec<&TopicSpec> = specs
+        .iter()
+        .filter(|s| !existing.contains_key(&s.name))
+        .collect();
     create(&admin, &missing, options.replication_factor, &mut report).await?;
 
-    let present: Vec<&TopicSpec> = specs.iter().filter(|s| existing.contains_key(&s.name)).collect();
+    let present: Vec<&TopicSpec> = specs
+        .iter()
+        .filter(|s| existing.contains_key(&s.name))
+        .collect();
     for spec in &present {
         let have = existing[&spec.name];
         if have != spec.partitions {
@@ -128,13 +141,20 @@ async fn create(
         .zip(&configs)
         .map(|(spec, configs)| {
             configs.iter().fold(
-                NewTopic::new(&spec.name, spec.partitions, TopicReplication::Fixed(replication_factor)),
+                NewTopic::new(
+                    &spec.name,
+                    spec.partitions,
+                    TopicReplication::Fixed(replication_factor),
+                ),
                 |topic, (key, value)| topic.set(key, value),
             )
         })
         .collect();
     let results = admin
-        .create_topics(&new_topics, &AdminOptions::new().operation_timeout(Some(TIMEOUT)))
+        .create_topics(
+            &new_topics,
+            &AdminOptions::new().operation_timeout(Some(TIMEOUT)),
+        )
         .await?;
     for result in results {
         match result {
@@ -160,10 +180,15 @@ async fn compare_settings(
     if present.is_empty() {
         return;
     }
-    let resources: Vec<ResourceSpecifier<'_>> =
-        present.iter().map(|s| ResourceSpecifier::Topic(&s.name)).collect();
+    let resources: Vec<ResourceSpecifier<'_>> = present
+        .iter()
+        .map(|s| ResourceSpecifier::Topic(&s.name))
+        .collect();
     let results = match admin
-        .describe_configs(&resources, &AdminOptions::new().request_timeout(Some(TIMEOUT)))
+        .describe_configs(
+            &resources,
+            &AdminOptions::new().request_timeout(Some(TIMEOUT)),
+        )
         .await
     {
         Ok(results) => results,

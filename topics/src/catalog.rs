@@ -131,7 +131,8 @@ impl Catalog {
         }
         if self.senders.len() != 1 || !self.senders[0].name.contains("{sender}") {
             return Err(TopicsError::Catalog {
-                reason: "exactly one [[senders]] entry with {sender} in its name is required".into(),
+                reason: "exactly one [[senders]] entry with {sender} in its name is required"
+                    .into(),
             });
         }
         if !self.dead_letters.name.contains("{topic}") {
@@ -179,7 +180,10 @@ impl Catalog {
 
     /// The spec of one declared topic by name.
     pub fn topic(&self, name: &str) -> Option<TopicSpec> {
-        self.topic.iter().find(|e| e.name == name).map(|e| self.spec(e))
+        self.topic
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| self.spec(e))
     }
 
     fn spec(&self, entry: &Entry) -> TopicSpec {
@@ -251,7 +255,10 @@ mod tests {
     fn sender_topics_follow_the_naming_rule() {
         let catalog = Catalog::builtin().expect("parses");
         let topics = catalog.topics(&["skt-1".to_string()]);
-        let sender = topics.iter().find(|t| t.name == "sender.skt-1").expect("sender topic");
+        let sender = topics
+            .iter()
+            .find(|t| t.name == "sender.skt-1")
+            .expect("sender topic");
         assert_eq!(sender.cleanup, Cleanup::Delete);
         assert!(topics.iter().any(|t| t.name == "deadletter.sender.skt-1"));
     }
@@ -260,12 +267,16 @@ mod tests {
     fn compacted_topics_have_no_retention() {
         let catalog = Catalog::builtin().expect("parses");
         let customers = catalog.topic("config.customers").expect("declared");
-        assert_eq!(customers.configs(), vec![("cleanup.policy", "compact".to_string())]);
+        assert_eq!(
+            customers.configs(),
+            vec![("cleanup.policy", "compact".to_string())]
+        );
     }
 
     #[test]
     fn duplicate_topics_are_refused() {
-        let text = BUILTIN.to_string() + "\n[[topic]]\nname = \"_schemas\"\nkey = \"k\"\nrecord = \"r\"\n";
+        let text =
+            BUILTIN.to_string() + "\n[[topic]]\nname = \"_schemas\"\nkey = \"k\"\nrecord = \"r\"\n";
         let err = Catalog::parse(&text).expect_err("duplicate");
         assert!(err.to_string().contains("declared twice"));
     }

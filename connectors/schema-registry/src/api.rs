@@ -29,10 +29,19 @@ pub fn router(registry: Registry) -> Router {
         .route("/subjects/{subject}", post(lookup))
         .route("/subjects/{subject}/versions", get(versions).post(register))
         .route("/subjects/{subject}/versions/{version}", get(version))
-        .route("/subjects/{subject}/versions/{version}/schema", get(raw_version))
-        .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(raw_version),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(compatibility),
+        )
         .route("/config", get(global_config).put(set_global_config))
-        .route("/config/{subject}", get(subject_config).put(set_subject_config))
+        .route(
+            "/config/{subject}",
+            get(subject_config).put(set_subject_config),
+        )
         .with_state(registry)
 }
 
@@ -58,29 +67,52 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, RegistryErro
 fn schema_body(bytes: &Bytes) -> Result<SchemaBody, RegistryError> {
     let parsed: SchemaBody = body(bytes)?;
     if !parsed.references.is_empty() {
-        return Err(RegistryError::InvalidSchema("schema references are not supported; send a self-contained schema".into()));
+        return Err(RegistryError::InvalidSchema(
+            "schema references are not supported; send a self-contained schema".into(),
+        ));
     }
     Ok(parsed)
 }
 
 fn id_param(id: &str) -> Result<u32, RegistryError> {
-    id.parse().map_err(|_| RegistryError::SchemaNotFound(id.to_string()))
+    id.parse()
+        .map_err(|_| RegistryError::SchemaNotFound(id.to_string()))
 }
 
-async fn schema_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Result<Response, RegistryError> {
+async fn schema_by_id(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+) -> Result<Response, RegistryError> {
     Ok(reply(json!({"schema": r.schema_by_id(id_param(&id)?)?})))
 }
 
-async fn raw_schema_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Result<Response, RegistryError> {
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], r.schema_by_id(id_param(&id)?)?).into_response())
+async fn raw_schema_by_id(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+) -> Result<Response, RegistryError> {
+    Ok((
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        r.schema_by_id(id_param(&id)?)?,
+    )
+        .into_response())
 }
 
-async fn subjects_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Result<Response, RegistryError> {
-    let subjects: Vec<String> = r.usages(id_param(&id)?)?.into_iter().map(|(s, _)| s).collect();
+async fn subjects_by_id(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+) -> Result<Response, RegistryError> {
+    let subjects: Vec<String> = r
+        .usages(id_param(&id)?)?
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     Ok(reply(json!(subjects)))
 }
 
-async fn versions_by_id(State(r): State<Registry>, Path(id): Path<String>) -> Result<Response, RegistryError> {
+async fn versions_by_id(
+    State(r): State<Registry>,
+    Path(id): Path<String>,
+) -> Result<Response, RegistryError> {
     let usages: Vec<Value> = r
         .usages(id_param(&id)?)?
         .into_iter()
@@ -93,13 +125,22 @@ async fn subjects(State(r): State<Registry>) -> Response {
     reply(json!(r.subjects()))
 }
 
-async fn versions(State(r): State<Registry>, Path(subject): Path<String>) -> Result<Response, RegistryError> {
+async fn versions(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+) -> Result<Response, RegistryError> {
     Ok(reply(json!(r.versions(&subject)?)))
 }
 
-async fn register(State(r): State<Registry>, Path(subject): Path<String>, bytes: Bytes) -> Result<Response, RegistryError> {
+async fn register(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, RegistryError> {
     let request = schema_body(&bytes)?;
-    let registered = r.register(&subject, &request.schema, request.schema_type.as_deref()).await?;
+    let registered = r
+        .register(&subject, &request.schema, request.schema_type.as_deref())
+        .await?;
     Ok(reply(json!({
         "id": registered.id,
         "subject": registered.subject,
@@ -108,19 +149,39 @@ async fn register(State(r): State<Registry>, Path(subject): Path<String>, bytes:
     })))
 }
 
-async fn lookup(State(r): State<Registry>, Path(subject): Path<String>, bytes: Bytes) -> Result<Response, RegistryError> {
+async fn lookup(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, RegistryError> {
     let request = schema_body(&bytes)?;
-    let found = r.lookup(&subject, &request.schema, request.schema_type.as_deref()).await?;
-    Ok(reply(json!({"subject": found.subject, "id": found.id, "version": found.version, "schema": found.schema})))
+    let found = r
+        .lookup(&subject, &request.schema, request.schema_type.as_deref())
+        .await?;
+    Ok(reply(
+        json!({"subject": found.subject, "id": found.id, "version": found.version, "schema": found.schema}),
+    ))
 }
 
-async fn version(State(r): State<Registry>, Path((subject, version)): Path<(String, String)>) -> Result<Response, RegistryError> {
+async fn version(
+    State(r): State<Registry>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
     let found = r.version(&subject, &version)?;
-    Ok(reply(json!({"subject": found.subject, "id": found.id, "version": found.version, "schema": found.schema})))
+    Ok(reply(
+        json!({"subject": found.subject, "id": found.id, "version": found.version, "schema": found.schema}),
+    ))
 }
 
-async fn raw_version(State(r): State<Registry>, Path((subject, version)): Path<(String, String)>) -> Result<Response, RegistryError> {
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], r.version(&subject, &version)?.schema).into_response())
+async fn raw_version(
+    State(r): State<Registry>,
+    Path((subject, version)): Path<(String, String)>,
+) -> Result<Response, RegistryError> {
+    Ok((
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        r.version(&subject, &version)?.schema,
+    )
+        .into_response())
 }
 
 async fn compatibility(
@@ -130,7 +191,12 @@ async fn compatibility(
     bytes: Bytes,
 ) -> Result<Response, RegistryError> {
     let request = schema_body(&bytes)?;
-    let problems = r.check(&subject, &version, &request.schema, request.schema_type.as_deref())?;
+    let problems = r.check(
+        &subject,
+        &version,
+        &request.schema,
+        request.schema_type.as_deref(),
+    )?;
     let verbose = query.get("verbose").is_some_and(|v| v == "true");
     let mut answer = json!({"is_compatible": problems.is_empty()});
     if verbose {
@@ -146,14 +212,18 @@ struct ConfigBody {
 
 fn level(bytes: &Bytes) -> Result<Compatibility, RegistryError> {
     let request: ConfigBody = body(bytes)?;
-    Compatibility::parse(&request.compatibility).ok_or(RegistryError::InvalidCompatibility(request.compatibility))
+    Compatibility::parse(&request.compatibility)
+        .ok_or(RegistryError::InvalidCompatibility(request.compatibility))
 }
 
 async fn global_config(State(r): State<Registry>) -> Response {
     reply(json!({"compatibilityLevel": r.global_compatibility()}))
 }
 
-async fn set_global_config(State(r): State<Registry>, bytes: Bytes) -> Result<Response, RegistryError> {
+async fn set_global_config(
+    State(r): State<Registry>,
+    bytes: Bytes,
+) -> Result<Response, RegistryError> {
     let level = level(&bytes)?;
     r.set_compatibility(None, level).await?;
     Ok(reply(json!({"compatibility": level})))
@@ -173,7 +243,11 @@ async fn subject_config(
     Ok(reply(json!({"compatibilityLevel": level})))
 }
 
-async fn set_subject_config(State(r): State<Registry>, Path(subject): Path<String>, bytes: Bytes) -> Result<Response, RegistryError> {
+async fn set_subject_config(
+    State(r): State<Registry>,
+    Path(subject): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, RegistryError> {
     let level = level(&bytes)?;
     r.set_compatibility(Some(&subject), level).await?;
     Ok(reply(json!({"compatibility": level})))

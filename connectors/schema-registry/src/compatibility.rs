@@ -28,7 +28,9 @@ impl Compatibility {
     fn transitive(self) -> bool {
         matches!(
             self,
-            Compatibility::BackwardTransitive | Compatibility::ForwardTransitive | Compatibility::FullTransitive
+            Compatibility::BackwardTransitive
+                | Compatibility::ForwardTransitive
+                | Compatibility::FullTransitive
         )
     }
 
@@ -54,7 +56,11 @@ impl Compatibility {
 }
 
 /// Why `candidate` cannot follow `existing` (oldest first) under `level`; empty = compatible.
-pub fn incompatibilities(level: Compatibility, candidate: &Schema, existing: &[Schema]) -> Vec<String> {
+pub fn incompatibilities(
+    level: Compatibility,
+    candidate: &Schema,
+    existing: &[Schema],
+) -> Vec<String> {
     let against: &[Schema] = if level.transitive() {
         existing
     } else {
@@ -62,15 +68,21 @@ pub fn incompatibilities(level: Compatibility, candidate: &Schema, existing: &[S
     };
     let mut problems = Vec::new();
     for (index, old) in against.iter().enumerate() {
-        if level.backward() {
-            if let Err(e) = SchemaCompatibility::can_read(old, candidate) {
-                problems.push(format!("new schema cannot read data written with version {}: {e}", index + 1));
-            }
+        if level.backward()
+            && let Err(e) = SchemaCompatibility::can_read(old, candidate)
+        {
+            problems.push(format!(
+                "new schema cannot read data written with version {}: {e}",
+                index + 1
+            ));
         }
-        if level.forward() {
-            if let Err(e) = SchemaCompatibility::can_read(candidate, old) {
-                problems.push(format!("version {} cannot read data written with the new schema: {e}", index + 1));
-            }
+        if level.forward()
+            && let Err(e) = SchemaCompatibility::can_read(candidate, old)
+        {
+            problems.push(format!(
+                "version {} cannot read data written with the new schema: {e}",
+                index + 1
+            ));
         }
     }
     problems
@@ -81,14 +93,19 @@ mod tests {
     use super::*;
 
     fn schema(fields: &str) -> Schema {
-        Schema::parse_str(&format!(r#"{{"type":"record","name":"R","fields":[{fields}]}}"#)).expect("valid")
+        Schema::parse_str(&format!(
+            r#"{{"type":"record","name":"R","fields":[{fields}]}}"#
+        ))
+        .expect("valid")
     }
 
     #[test]
     fn adding_a_field_with_default_is_backward_compatible() {
         let v1 = schema(r#"{"name":"a","type":"string"}"#);
         let v2 = schema(r#"{"name":"a","type":"string"},{"name":"b","type":"int","default":0}"#);
-        assert!(incompatibilities(Compatibility::Backward, &v2, &[v1.clone()]).is_empty());
+        assert!(
+            incompatibilities(Compatibility::Backward, &v2, std::slice::from_ref(&v1)).is_empty()
+        );
         assert!(incompatibilities(Compatibility::Full, &v2, &[v1]).is_empty());
     }
 
@@ -96,9 +113,14 @@ mod tests {
     fn adding_a_field_without_default_is_not_backward_compatible() {
         let v1 = schema(r#"{"name":"a","type":"string"}"#);
         let v2 = schema(r#"{"name":"a","type":"string"},{"name":"b","type":"int"}"#);
-        assert_eq!(incompatibilities(Compatibility::Backward, &v2, &[v1.clone()]).len(), 1);
+        assert_eq!(
+            incompatibilities(Compatibility::Backward, &v2, std::slice::from_ref(&v1)).len(),
+            1
+        );
         // Old readers ignore the new field: forward compatible.
-        assert!(incompatibilities(Compatibility::Forward, &v2, &[v1.clone()]).is_empty());
+        assert!(
+            incompatibilities(Compatibility::Forward, &v2, std::slice::from_ref(&v1)).is_empty()
+        );
         assert!(incompatibilities(Compatibility::None, &v2, &[v1]).is_empty());
     }
 
@@ -108,14 +130,25 @@ mod tests {
         let v2 = schema(r#"{"name":"a","type":"string"},{"name":"b","type":"int","default":0}"#);
         // v3 drops a's default-less presence... it needs `b` without default: fine against v2 only if v2 wrote b.
         let v3 = schema(r#"{"name":"a","type":"string"},{"name":"b","type":"int"}"#);
-        assert!(incompatibilities(Compatibility::Backward, &v3, &[v1.clone(), v2.clone()]).is_empty());
-        assert_eq!(incompatibilities(Compatibility::BackwardTransitive, &v3, &[v1, v2]).len(), 1);
+        assert!(
+            incompatibilities(Compatibility::Backward, &v3, &[v1.clone(), v2.clone()]).is_empty()
+        );
+        assert_eq!(
+            incompatibilities(Compatibility::BackwardTransitive, &v3, &[v1, v2]).len(),
+            1
+        );
     }
 
     #[test]
     fn levels_parse_case_insensitively() {
-        assert_eq!(Compatibility::parse("full_transitive"), Some(Compatibility::FullTransitive));
-        assert_eq!(Compatibility::parse("BACKWARD"), Some(Compatibility::Backward));
+        assert_eq!(
+            Compatibility::parse("full_transitive"),
+            Some(Compatibility::FullTransitive)
+        );
+        assert_eq!(
+            Compatibility::parse("BACKWARD"),
+            Some(Compatibility::Backward)
+        );
         assert_eq!(Compatibility::parse("sideways"), None);
     }
 }

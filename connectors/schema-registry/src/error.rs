@@ -20,7 +20,9 @@ pub enum RegistryError {
     InvalidSchema(String),
     #[error("Invalid compatibility level: {0}")]
     InvalidCompatibility(String),
-    #[error("Schema being registered is incompatible with an earlier schema for subject \"{subject}\": {details}")]
+    #[error(
+        "Schema being registered is incompatible with an earlier schema for subject \"{subject}\": {details}"
+    )]
     Incompatible { subject: String, details: String },
     #[error("Invalid request: {0}")]
     BadRequest(String),
@@ -63,6 +65,11 @@ impl IntoResponse for RegistryError {
             tracing::error!(error = %self, "registry request failed");
         }
         let body = serde_json::json!({"error_code": code, "message": self.to_string()});
-        (status, [(axum::http::header::CONTENT_TYPE, crate::api::CONTENT_TYPE)], Json(body).0.to_string()).into_response()
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, crate::api::CONTENT_TYPE)],
+            Json(body).0.to_string(),
+        )
+            .into_response()
     }
 }

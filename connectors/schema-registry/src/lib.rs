@@ -32,10 +32,15 @@ pub async fn serve(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RegistryError> {
     let log = SchemaLog::open(kafka, SCHEMAS_TOPIC, shutdown.clone()).await?;
     let app = api::router(Registry::new(log)).merge(metrics_router(metrics));
-    let listener = TcpListener::bind(addr).await.map_err(RegistryError::store)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(RegistryError::store)?;
     let bound = listener.local_addr().map_err(RegistryError::store)?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "registry server stopped");
         }
     });

@@ -31,21 +31,38 @@ pub struct SchemaLog {
 
 impl std::fmt::Debug for SchemaLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SchemaLog").field("topic", &self.topic).finish_non_exhaustive()
+        f.debug_struct("SchemaLog")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
     }
 }
 
 impl SchemaLog {
     /// Follow `topic` (one partition) and wait until everything in it is applied.
-    pub async fn open(kafka: &KafkaSettings, topic: &str, shutdown: CancellationToken) -> Result<Self, RegistryError> {
-        let follower = kafka.reader(&format!("registry.{topic}")).map_err(RegistryError::store)?;
-        let metadata = follower.fetch_metadata(Some(topic), TIMEOUT).map_err(RegistryError::store)?;
-        let exists = metadata.topics().iter().any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
+    pub async fn open(
+        kafka: &KafkaSettings,
+        topic: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RegistryError> {
+        let follower = kafka
+            .reader(&format!("registry.{topic}"))
+            .map_err(RegistryError::store)?;
+        let metadata = follower
+            .fetch_metadata(Some(topic), TIMEOUT)
+            .map_err(RegistryError::store)?;
+        let exists = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
         if !exists {
-            return Err(RegistryError::Store(format!("topic {topic} does not exist: run `switchyard topics apply`")));
+            return Err(RegistryError::Store(format!(
+                "topic {topic} does not exist: run `switchyard topics apply`"
+            )));
         }
         let mut assignment = TopicPartitionList::new();
-        assignment.add_partition_offset(topic, 0, Offset::Beginning).map_err(RegistryError::store)?;
+        assignment
+            .add_partition_offset(topic, 0, Offset::Beginning)
+            .map_err(RegistryError::store)?;
         follower.assign(&assignment).map_err(RegistryError::store)?;
 
         let state = Arc::new(RwLock::new(RegistryState::default()));
@@ -63,7 +80,9 @@ impl SchemaLog {
 
     /// Read access to the state.
     pub fn read(&self) -> std::sync::RwLockReadGuard<'_, RegistryState> {
-        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Wait until every record now in the topic (written by any instance) is applied: write
@@ -75,11 +94,16 @@ impl SchemaLog {
 
     /// Append a record and wait until it is applied.
     pub async fn append(&self, key: &[u8], value: Option<&[u8]>) -> Result<(), RegistryError> {
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).key(key).partition(0);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.topic).key(key).partition(0);
         if let Some(value) = value {
             record = record.payload(value);
         }
-        let delivery = self.producer.send(record, TIMEOUT).await.map_err(|(e, _)| RegistryError::store(e))?;
+        let delivery = self
+            .producer
+            .send(record, TIMEOUT)
+            .await
+            .map_err(|(e, _)| RegistryError::store(e))?;
         self.wait_applied(delivery.offset + 1).await
     }
 
@@ -87,7 +111,10 @@ impl SchemaLog {
         let mut applied = self.applied.clone();
         match tokio::time::timeout(TIMEOUT, applied.wait_for(|a| *a >= next)).await {
             Ok(Ok(_)) => Ok(()),
-            _ => Err(RegistryError::Store(format!("{} not caught up to offset {next} in time", self.topic))),
+            _ => Err(RegistryError::Store(format!(
+                "{} not caught up to offset {next} in time",
+                self.topic
+            ))),
         }
     }
 }

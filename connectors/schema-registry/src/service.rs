@@ -2,10 +2,10 @@
 
 use apache_avro::Schema;
 
+use crate::RegistryError;
 use crate::compatibility::{Compatibility, incompatibilities};
 use crate::log::SchemaLog;
 use crate::state::{ConfigValue, LogKey, SchemaValue, normalize};
-use crate::RegistryError;
 
 /// How many times a registration retries after losing a race with another instance.
 const RACE_RETRIES: usize = 5;
@@ -30,7 +30,9 @@ pub struct Registry {
 /// Check that a schema is Avro and valid; returns the parsed schema.
 fn parse(schema: &str, schema_type: Option<&str>) -> Result<Schema, RegistryError> {
     if let Some(kind) = schema_type.filter(|t| !t.eq_ignore_ascii_case("AVRO")) {
-        return Err(RegistryError::InvalidSchema(format!("schema type {kind} is not supported; only AVRO")));
+        return Err(RegistryError::InvalidSchema(format!(
+            "schema type {kind} is not supported; only AVRO"
+        )));
     }
     Schema::parse_str(schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))
 }
@@ -46,7 +48,12 @@ impl Registry {
 
     /// Register `schema` under `subject`: the same schema gets the same id; a new version must
     /// be compatible with the subject's level.
-    pub async fn register(&self, subject: &str, schema: &str, schema_type: Option<&str>) -> Result<SubjectVersion, RegistryError> {
+    pub async fn register(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+    ) -> Result<SubjectVersion, RegistryError> {
         let parsed = parse(schema, schema_type)?;
         let normalized = normalize(schema).map_err(RegistryError::InvalidSchema)?;
         let _guard = self.writes.lock().await;
@@ -56,22 +63,40 @@ impl Registry {
                 let state = self.log.read();
                 let known_id = state.id_of(&normalized);
                 let versions = state.versions(subject).unwrap_or_default();
-                if let Some(&(version, id)) = versions.iter().find(|(_, id)| Some(*id) == known_id) {
-                    return Ok(SubjectVersion { subject: subject.into(), version, id, schema: schema.into() });
+                if let Some(&(version, id)) = versions.iter().find(|(_, id)| Some(*id) == known_id)
+                {
+                    return Ok(SubjectVersion {
+                        subject: subject.into(),
+                        version,
+                        id,
+                        schema: schema.into(),
+                    });
                 }
                 let existing: Vec<Schema> = versions
                     .iter()
                     .filter_map(|(_, id)| state.schema(*id))
                     .filter_map(|s| Schema::parse_str(&s.schema).ok())
                     .collect();
-                let problems = incompatibilities(state.effective_compatibility(subject), &parsed, &existing);
+                let problems =
+                    incompatibilities(state.effective_compatibility(subject), &parsed, &existing);
                 if !problems.is_empty() {
-                    return Err(RegistryError::Incompatible { subject: subject.into(), details: problems.join("; ") });
+                    return Err(RegistryError::Incompatible {
+                        subject: subject.into(),
+                        details: problems.join("; "),
+                    });
                 }
-                (existing, known_id.unwrap_or_else(|| state.next_id()), state.next_version(subject))
+                (
+                    existing,
+                    known_id.unwrap_or_else(|| state.next_id()),
+                    state.next_version(subject),
+                )
             };
             drop(existing);
-            let key = LogKey::Schema { subject: subject.into(), version, magic: 1 };
+            let key = LogKey::Schema {
+                subject: subject.into(),
+                version,
+                magic: 1,
+            };
             let value = SchemaValue {
                 subject: subject.into(),
                 version,
@@ -80,30 +105,54 @@ impl Registry {
                 schema_type: None,
                 deleted: false,
             };
-            self.log.append(&to_json(&key)?, Some(&to_json(&value)?)).await?;
+            self.log
+                .append(&to_json(&key)?, Some(&to_json(&value)?))
+                .await?;
             let winner = self.log.read().version_id(subject, version);
             if winner == Some(id) {
                 tracing::info!(subject, version, id, "schema registered");
-                return Ok(SubjectVersion { subject: subject.into(), version, id, schema: schema.into() });
+                return Ok(SubjectVersion {
+                    subject: subject.into(),
+                    version,
+                    id,
+                    schema: schema.into(),
+                });
             }
             // Another instance wrote first: make the log's last word on this key the winner's
             // (so compaction keeps it), then try again with fresh numbers.
             tracing::warn!(subject, version, "lost a registration race; retrying");
             self.rewrite_winner(subject, version).await?;
         }
-        Err(RegistryError::Store("too many concurrent registrations; try again".into()))
+        Err(RegistryError::Store(
+            "too many concurrent registrations; try again".into(),
+        ))
     }
 
     async fn rewrite_winner(&self, subject: &str, version: u32) -> Result<(), RegistryError> {
         let winner = {
             let state = self.log.read();
-            state.version_id(subject, version).and_then(|id| state.schema(id).map(|s| (id, s.schema.clone())))
+            state
+                .version_id(subject, version)
+                .and_then(|id| state.schema(id).map(|s| (id, s.schema.clone())))
         };
-        let key = LogKey::Schema { subject: subject.into(), version, magic: 1 };
+        let key = LogKey::Schema {
+            subject: subject.into(),
+            version,
+            magic: 1,
+        };
         match winner {
             Some((id, schema)) => {
-                let value = SchemaValue { subject: subject.into(), version, id, schema, schema_type: None, deleted: false };
-                self.log.append(&to_json(&key)?, Some(&to_json(&value)?)).await
+                let value = SchemaValue {
+                    subject: subject.into(),
+                    version,
+                    id,
+                    schema,
+                    schema_type: None,
+                    deleted: false,
+                };
+                self.log
+                    .append(&to_json(&key)?, Some(&to_json(&value)?))
+                    .await
             }
             // Our record lost on its id, not its version: the retry reuses this key.
             None => Ok(()),
@@ -111,17 +160,29 @@ impl Registry {
     }
 
     /// The version of `subject` holding `schema`, if registered there.
-    pub async fn lookup(&self, subject: &str, schema: &str, schema_type: Option<&str>) -> Result<SubjectVersion, RegistryError> {
+    pub async fn lookup(
+        &self,
+        subject: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+    ) -> Result<SubjectVersion, RegistryError> {
         parse(schema, schema_type)?;
         let normalized = normalize(schema).map_err(RegistryError::InvalidSchema)?;
         self.log.catch_up().await?;
         let state = self.log.read();
-        let versions = state.versions(subject).ok_or_else(|| RegistryError::SubjectNotFound(subject.into()))?;
+        let versions = state
+            .versions(subject)
+            .ok_or_else(|| RegistryError::SubjectNotFound(subject.into()))?;
         let id = state.id_of(&normalized);
         versions
             .into_iter()
             .find(|(_, v_id)| Some(*v_id) == id)
-            .map(|(version, id)| SubjectVersion { subject: subject.into(), version, id, schema: schema.into() })
+            .map(|(version, id)| SubjectVersion {
+                subject: subject.into(),
+                version,
+                id,
+                schema: schema.into(),
+            })
             .ok_or_else(|| RegistryError::SchemaNotFound("under this subject".into()))
     }
 
@@ -157,28 +218,49 @@ impl Registry {
     /// One version (`latest`, `-1` or a number) of a subject.
     pub fn version(&self, subject: &str, version: &str) -> Result<SubjectVersion, RegistryError> {
         let state = self.log.read();
-        let versions = state.versions(subject).ok_or_else(|| RegistryError::SubjectNotFound(subject.into()))?;
+        let versions = state
+            .versions(subject)
+            .ok_or_else(|| RegistryError::SubjectNotFound(subject.into()))?;
         let found = match version {
             "latest" | "-1" => versions.last().copied(),
             number => {
-                let wanted: u32 = number
-                    .parse()
-                    .map_err(|_| RegistryError::BadRequest(format!("version {number:?} is not a number or latest")))?;
+                let wanted: u32 = number.parse().map_err(|_| {
+                    RegistryError::BadRequest(format!(
+                        "version {number:?} is not a number or latest"
+                    ))
+                })?;
                 versions.into_iter().find(|(v, _)| *v == wanted)
             }
         };
-        let (version_number, id) = found.ok_or_else(|| RegistryError::VersionNotFound(subject.into(), version.into()))?;
-        let schema = state.schema(id).map(|s| s.schema.clone()).ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))?;
-        Ok(SubjectVersion { subject: subject.into(), version: version_number, id, schema })
+        let (version_number, id) =
+            found.ok_or_else(|| RegistryError::VersionNotFound(subject.into(), version.into()))?;
+        let schema = state
+            .schema(id)
+            .map(|s| s.schema.clone())
+            .ok_or_else(|| RegistryError::SchemaNotFound(id.to_string()))?;
+        Ok(SubjectVersion {
+            subject: subject.into(),
+            version: version_number,
+            id,
+            schema,
+        })
     }
 
     /// Whether `schema` could be registered as the next version of `subject`, checked against
     /// `version` (or every version for a transitive level); the reasons when not.
-    pub fn check(&self, subject: &str, version: &str, schema: &str, schema_type: Option<&str>) -> Result<Vec<String>, RegistryError> {
+    pub fn check(
+        &self,
+        subject: &str,
+        version: &str,
+        schema: &str,
+        schema_type: Option<&str>,
+    ) -> Result<Vec<String>, RegistryError> {
         let parsed = parse(schema, schema_type)?;
         let level = self.log.read().effective_compatibility(subject);
         let against: Vec<Schema> = match level {
-            Compatibility::BackwardTransitive | Compatibility::ForwardTransitive | Compatibility::FullTransitive => {
+            Compatibility::BackwardTransitive
+            | Compatibility::ForwardTransitive
+            | Compatibility::FullTransitive => {
                 let state = self.log.read();
                 state
                     .versions(subject)
@@ -190,7 +272,10 @@ impl Registry {
             }
             _ => {
                 let existing = self.version(subject, version)?;
-                vec![Schema::parse_str(&existing.schema).map_err(|e| RegistryError::InvalidSchema(e.to_string()))?]
+                vec![
+                    Schema::parse_str(&existing.schema)
+                        .map_err(|e| RegistryError::InvalidSchema(e.to_string()))?,
+                ]
             }
         };
         Ok(incompatibilities(level, &parsed, &against))
@@ -212,10 +297,21 @@ impl Registry {
     }
 
     /// Set the global level (`subject` None) or a subject's level.
-    pub async fn set_compatibility(&self, subject: Option<&str>, level: Compatibility) -> Result<(), RegistryError> {
-        let key = LogKey::Config { subject: subject.map(str::to_string), magic: 0 };
-        let value = ConfigValue { compatibility_level: level };
-        self.log.append(&to_json(&key)?, Some(&to_json(&value)?)).await
+    pub async fn set_compatibility(
+        &self,
+        subject: Option<&str>,
+        level: Compatibility,
+    ) -> Result<(), RegistryError> {
+        let key = LogKey::Config {
+            subject: subject.map(str::to_string),
+            magic: 0,
+        };
+        let value = ConfigValue {
+            compatibility_level: level,
+        };
+        self.log
+            .append(&to_json(&key)?, Some(&to_json(&value)?))
+            .await
     }
 }
 

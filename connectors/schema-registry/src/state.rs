@@ -12,9 +12,18 @@ use crate::Compatibility;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "keytype", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LogKey {
-    Schema { subject: String, version: u32, magic: u32 },
-    Config { subject: Option<String>, magic: u32 },
-    Noop { magic: u32 },
+    Schema {
+        subject: String,
+        version: u32,
+        magic: u32,
+    },
+    Config {
+        subject: Option<String>,
+        magic: u32,
+    },
+    Noop {
+        magic: u32,
+    },
 }
 
 /// Value of a SCHEMA record.
@@ -74,7 +83,12 @@ impl RegistryState {
         let key: LogKey = serde_json::from_slice(key).map_err(|e| format!("bad key: {e}"))?;
         match (key, value) {
             (LogKey::Noop { .. }, _) => Ok(()),
-            (LogKey::Schema { subject, version, .. }, None) => {
+            (
+                LogKey::Schema {
+                    subject, version, ..
+                },
+                None,
+            ) => {
                 if let Some(versions) = self.subjects.get_mut(&subject) {
                     versions.remove(&version);
                     if versions.is_empty() {
@@ -83,8 +97,14 @@ impl RegistryState {
                 }
                 Ok(())
             }
-            (LogKey::Schema { subject, version, .. }, Some(value)) => {
-                let value: SchemaValue = serde_json::from_slice(value).map_err(|e| format!("bad value: {e}"))?;
+            (
+                LogKey::Schema {
+                    subject, version, ..
+                },
+                Some(value),
+            ) => {
+                let value: SchemaValue =
+                    serde_json::from_slice(value).map_err(|e| format!("bad value: {e}"))?;
                 if value.subject != subject || value.version != version {
                     return Err("key and value disagree".into());
                 }
@@ -100,7 +120,8 @@ impl RegistryState {
                 Ok(())
             }
             (LogKey::Config { subject, .. }, Some(value)) => {
-                let value: ConfigValue = serde_json::from_slice(value).map_err(|e| format!("bad value: {e}"))?;
+                let value: ConfigValue =
+                    serde_json::from_slice(value).map_err(|e| format!("bad value: {e}"))?;
                 match subject {
                     Some(subject) => {
                         self.per_subject.insert(subject, value.compatibility_level);
@@ -114,25 +135,40 @@ impl RegistryState {
 
     fn apply_schema(&mut self, value: SchemaValue) -> Result<(), String> {
         let normalized = normalize(&value.schema)?;
-        if let Some(existing) = self.schemas.get(&value.id) {
-            if existing.normalized != normalized {
-                return Err(format!("id {} already names another schema", value.id));
-            }
+        if let Some(existing) = self.schemas.get(&value.id)
+            && existing.normalized != normalized
+        {
+            return Err(format!("id {} already names another schema", value.id));
         }
-        if let Some(&other) = self.ids_by_normalized.get(&normalized) {
-            if other != value.id {
-                return Err(format!("schema already has id {other}"));
-            }
+        if let Some(&other) = self.ids_by_normalized.get(&normalized)
+            && other != value.id
+        {
+            return Err(format!("schema already has id {other}"));
         }
         let versions = self.subjects.entry(value.subject.clone()).or_default();
-        if let Some(existing) = versions.get(&value.version) {
-            if existing.id != value.id {
-                return Err(format!("{} version {} already has id {}", value.subject, value.version, existing.id));
-            }
+        if let Some(existing) = versions.get(&value.version)
+            && existing.id != value.id
+        {
+            return Err(format!(
+                "{} version {} already has id {}",
+                value.subject, value.version, existing.id
+            ));
         }
-        versions.insert(value.version, Version { id: value.id, deleted: value.deleted });
+        versions.insert(
+            value.version,
+            Version {
+                id: value.id,
+                deleted: value.deleted,
+            },
+        );
         self.ids_by_normalized.insert(normalized.clone(), value.id);
-        self.schemas.insert(value.id, StoredSchema { schema: value.schema, normalized });
+        self.schemas.insert(
+            value.id,
+            StoredSchema {
+                schema: value.schema,
+                normalized,
+            },
+        );
         Ok(())
     }
 
@@ -220,9 +256,23 @@ mod tests {
     use super::*;
 
     fn schema_record(subject: &str, version: u32, id: u32, schema: &str) -> (Vec<u8>, Vec<u8>) {
-        let key = LogKey::Schema { subject: subject.into(), version, magic: 1 };
-        let value = SchemaValue { subject: subject.into(), version, id, schema: schema.into(), schema_type: None, deleted: false };
-        (serde_json::to_vec(&key).expect("key"), serde_json::to_vec(&value).expect("value"))
+        let key = LogKey::Schema {
+            subject: subject.into(),
+            version,
+            magic: 1,
+        };
+        let value = SchemaValue {
+            subject: subject.into(),
+            version,
+            id,
+            schema: schema.into(),
+            schema_type: None,
+            deleted: false,
+        };
+        (
+            serde_json::to_vec(&key).expect("key"),
+            serde_json::to_vec(&value).expect("value"),
+        )
     }
 
     #[test]
@@ -239,7 +289,10 @@ mod tests {
         assert_eq!(state.versions("b-value"), Some(vec![(1, 1)]));
         assert_eq!(state.next_id(), 3);
         assert_eq!(state.usages(1).len(), 2);
-        assert_eq!(state.id_of(&normalize(r#"{"type":   "string"}"#).expect("json")), Some(1));
+        assert_eq!(
+            state.id_of(&normalize(r#"{"type":   "string"}"#).expect("json")),
+            Some(1)
+        );
     }
 
     #[test]
@@ -258,8 +311,15 @@ mod tests {
     fn config_records_set_and_clear_levels() {
         let mut state = RegistryState::default();
         assert_eq!(state.global_compatibility(), Compatibility::Backward);
-        let key = serde_json::to_vec(&LogKey::Config { subject: Some("a".into()), magic: 0 }).expect("key");
-        let value = serde_json::to_vec(&ConfigValue { compatibility_level: Compatibility::Full }).expect("value");
+        let key = serde_json::to_vec(&LogKey::Config {
+            subject: Some("a".into()),
+            magic: 0,
+        })
+        .expect("key");
+        let value = serde_json::to_vec(&ConfigValue {
+            compatibility_level: Compatibility::Full,
+        })
+        .expect("value");
         state.apply(&key, Some(&value)).expect("applies");
         assert_eq!(state.effective_compatibility("a"), Compatibility::Full);
         state.apply(&key, None).expect("tombstone");
@@ -270,9 +330,15 @@ mod tests {
     fn confluent_key_format_is_understood() {
         let mut state = RegistryState::default();
         let key = br#"{"keytype":"SCHEMA","subject":"t-value","version":1,"magic":1}"#;
-        let value = br#"{"subject":"t-value","version":1,"id":7,"schema":"\"string\"","deleted":false}"#;
+        let value =
+            br#"{"subject":"t-value","version":1,"id":7,"schema":"\"string\"","deleted":false}"#;
         state.apply(key, Some(value)).expect("applies");
-        assert_eq!(state.schema(7).map(|s| s.schema.as_str()), Some("\"string\""));
-        state.apply(br#"{"keytype":"NOOP","magic":0}"#, None).expect("noop");
+        assert_eq!(
+            state.schema(7).map(|s| s.schema.as_str()),
+            Some("\"string\"")
+        );
+        state
+            .apply(br#"{"keytype":"NOOP","magic":0}"#, None)
+            .expect("noop");
     }
 }

@@ -1,8 +1,8 @@
 //! Dead letters: bad input copied byte for byte to `deadletter.<topic>` with headers that say
 //! why, where it came from and which stage refused it. Nothing is dropped.
 
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::Message;
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 
 /// Header: a person-readable reason.
 pub const REASON_HEADER: &str = "switchyard.dead-letter.reason";

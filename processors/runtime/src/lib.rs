@@ -38,7 +38,9 @@ pub struct Runtime {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("kafka", &self.kafka).finish_non_exhaustive()
+        f.debug_struct("Runtime")
+            .field("kafka", &self.kafka)
+            .finish_non_exhaustive()
     }
 }
 

@@ -74,7 +74,11 @@ impl Metrics {
             (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
         );
         let table_undecodable = Family::<TopicLabel, Counter>::default();
-        registry.register(names::RECORDS_CONSUMED, "Records a stage read", consumed.clone());
+        registry.register(
+            names::RECORDS_CONSUMED,
+            "Records a stage read",
+            consumed.clone(),
+        );
         registry.register(
             names::RECORDS_PRODUCED,
             "Records a stage produced, acknowledged by the broker",

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::{Metrics, RuntimeError};
 
 /// The content type of the OpenMetrics text format.
-pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// A router with `GET /metrics`, to merge into a role's own router.
 pub fn metrics_router(metrics: Metrics) -> Router {
@@ -20,7 +21,13 @@ pub fn metrics_router(metrics: Metrics) -> Router {
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
-            async move { ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], metrics.encode()).into_response() }
+            async move {
+                (
+                    [(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)],
+                    metrics.encode(),
+                )
+                    .into_response()
+            }
         }),
     )
 }

@@ -100,12 +100,20 @@ impl Output {
 
 /// A record of any type that can encode itself (type erasure for `Output`).
 trait EncodeRecord: Send + Sync {
-    fn encode<'a>(&'a self, codec: &'a Codec, topic: &'a str) -> BoxFuture<'a, Result<Vec<u8>, CodecError>>;
+    fn encode<'a>(
+        &'a self,
+        codec: &'a Codec,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, CodecError>>;
     fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl<T: Record> EncodeRecord for T {
-    fn encode<'a>(&'a self, codec: &'a Codec, topic: &'a str) -> BoxFuture<'a, Result<Vec<u8>, CodecError>> {
+    fn encode<'a>(
+        &'a self,
+        codec: &'a Codec,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, CodecError>> {
         Box::pin(codec.encode(topic, self))
     }
 

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{OwnedHeaders, OwnedMessage};
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use switchyard_schemas::CodecError;
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +86,16 @@ pub async fn run<P: Processor>(
         }
         let mut attempt = 0u32;
         loop {
-            match handle_batch(runtime, &*processor, &producer, &options.stage, &batch, &shutdown).await {
+            match handle_batch(
+                runtime,
+                &*processor,
+                &producer,
+                &options.stage,
+                &batch,
+                &shutdown,
+            )
+            .await
+            {
                 Ok(()) => break,
                 Err(BatchFailure::Interrupted) => {
                     tracing::warn!(stage = %options.stage, "stopped with a batch unfinished; it will be consumed again");
@@ -97,7 +106,9 @@ pub async fn run<P: Processor>(
                     runtime
                         .metrics
                         .batch_retries
-                        .get_or_create(&StageLabel { stage: options.stage.clone() })
+                        .get_or_create(&StageLabel {
+                            stage: options.stage.clone(),
+                        })
                         .inc();
                     tracing::error!(stage = %options.stage, %reason, attempt, "produce failed; processing the batch again");
                     if sleep_or_stop(backoff(attempt), &shutdown).await {
@@ -168,10 +179,15 @@ async fn handle_batch<P: Processor>(
         runtime
             .metrics
             .consumed
-            .get_or_create(&StageTopic { stage: stage.to_string(), topic: message.topic().to_string() })
+            .get_or_create(&StageTopic {
+                stage: stage.to_string(),
+                topic: message.topic().to_string(),
+            })
             .inc();
         for record in outputs_of(runtime, processor, stage, message, shutdown).await? {
-            let delivery = enqueue(producer, &record).await.map_err(BatchFailure::Produce)?;
+            let delivery = enqueue(producer, &record)
+                .await
+                .map_err(BatchFailure::Produce)?;
             deliveries.push((record.topic, record.headers.is_some(), delivery));
         }
     }
@@ -179,15 +195,30 @@ async fn handle_batch<P: Processor>(
         match delivery.await {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => return Err(BatchFailure::Produce(format!("to {topic}: {e}"))),
-            Err(_) => return Err(BatchFailure::Produce(format!("to {topic}: producer dropped the delivery"))),
+            Err(_) => {
+                return Err(BatchFailure::Produce(format!(
+                    "to {topic}: producer dropped the delivery"
+                )));
+            }
         }
-        let counter = if dead_letter { &runtime.metrics.dead_lettered } else { &runtime.metrics.produced };
-        counter.get_or_create(&StageTopic { stage: stage.to_string(), topic }).inc();
+        let counter = if dead_letter {
+            &runtime.metrics.dead_lettered
+        } else {
+            &runtime.metrics.produced
+        };
+        counter
+            .get_or_create(&StageTopic {
+                stage: stage.to_string(),
+                topic,
+            })
+            .inc();
     }
     let latency = runtime
         .metrics
         .processing_latency
-        .get_or_create(&StageLabel { stage: stage.to_string() });
+        .get_or_create(&StageLabel {
+            stage: stage.to_string(),
+        });
     for (_, received) in batch {
         latency.observe(received.elapsed().as_secs_f64());
     }
@@ -210,36 +241,94 @@ async fn outputs_of<P: Processor>(
         key: message.key(),
     };
     let Some(payload) = message.payload() else {
-        return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Undecodable, "empty payload (tombstone) on a stage input")]);
+        return Ok(vec![dead_letter(
+            runtime,
+            stage,
+            message,
+            DeadLetterKind::Undecodable,
+            "empty payload (tombstone) on a stage input",
+        )]);
     };
-    let input = match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload)).await? {
-        Ok(input) => input,
-        Err(e) => return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Undecodable, &e.to_string())]),
-    };
+    let input =
+        match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload)).await? {
+            Ok(input) => input,
+            Err(e) => {
+                return Ok(vec![dead_letter(
+                    runtime,
+                    stage,
+                    message,
+                    DeadLetterKind::Undecodable,
+                    &e.to_string(),
+                )]);
+            }
+        };
     let outputs = match processor.process(input, origin) {
         Ok(outputs) => outputs,
-        Err(invalid) => return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Invalid, &invalid.reason)]),
+        Err(invalid) => {
+            return Ok(vec![dead_letter(
+                runtime,
+                stage,
+                message,
+                DeadLetterKind::Invalid,
+                &invalid.reason,
+            )]);
+        }
     };
     let mut encoded = Vec::with_capacity(outputs.len());
     for output in outputs {
         match retry_retriable(shutdown, || output.encode(&runtime.codec)).await? {
-            Ok(payload) => encoded.push(Encoded { topic: output.topic, key: output.key, payload, headers: None }),
+            Ok(payload) => encoded.push(Encoded {
+                topic: output.topic,
+                key: output.key,
+                payload,
+                headers: None,
+            }),
             Err(e) => {
                 // The stage built a record its schema refuses: a bug, but the input is kept.
                 let reason = format!("output to {} cannot be encoded: {e}", output.topic);
-                return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Invalid, &reason)]);
+                return Ok(vec![dead_letter(
+                    runtime,
+                    stage,
+                    message,
+                    DeadLetterKind::Invalid,
+                    &reason,
+                )]);
             }
         }
     }
-    tracing::trace!(stage, topic = origin.topic, partition = origin.partition, offset = origin.offset, outputs = encoded.len(), "processed");
+    tracing::trace!(
+        stage,
+        topic = origin.topic,
+        partition = origin.partition,
+        offset = origin.offset,
+        outputs = encoded.len(),
+        "processed"
+    );
     Ok(encoded)
 }
 
-fn dead_letter(runtime: &Runtime, stage: &str, message: &OwnedMessage, kind: DeadLetterKind, reason: &str) -> Encoded {
-    tracing::warn!(stage, topic = message.topic(), partition = message.partition(), offset = message.offset(), kind = kind.as_str(), reason, "dead-lettered");
+fn dead_letter(
+    runtime: &Runtime,
+    stage: &str,
+    message: &OwnedMessage,
+    kind: DeadLetterKind,
+    reason: &str,
+) -> Encoded {
+    tracing::warn!(
+        stage,
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset(),
+        kind = kind.as_str(),
+        reason,
+        "dead-lettered"
+    );
     Encoded {
         topic: runtime.catalog.dead_letter_topic(message.topic()),
-        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+        key: message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default(),
         payload: message.payload().map(<[u8]>::to_vec),
         headers: Some(dead_letter_headers(message, stage, kind, reason)),
     }
@@ -247,7 +336,10 @@ fn dead_letter(runtime: &Runtime, stage: &str, message: &OwnedMessage, kind: Dea
 
 /// Run `attempt` until it succeeds or fails for good; a retriable codec failure (registry
 /// down) waits and tries again. `Err` only when stopped while waiting.
-async fn retry_retriable<T, F, Fut>(shutdown: &CancellationToken, mut attempt: F) -> Result<Result<T, CodecError>, BatchFailure>
+async fn retry_retriable<T, F, Fut>(
+    shutdown: &CancellationToken,
+    mut attempt: F,
+) -> Result<Result<T, CodecError>, BatchFailure>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, CodecError>>,
@@ -270,7 +362,8 @@ where
 /// Hand a record to the producer; waits while its local queue is full.
 async fn enqueue(producer: &FutureProducer, record: &Encoded) -> Result<DeliveryFuture, String> {
     loop {
-        let mut future_record: FutureRecord<'_, str, Vec<u8>> = FutureRecord::to(&record.topic).key(&record.key);
+        let mut future_record: FutureRecord<'_, str, Vec<u8>> =
+            FutureRecord::to(&record.topic).key(&record.key);
         if let Some(payload) = &record.payload {
             future_record = future_record.payload(payload);
         }
@@ -291,13 +384,20 @@ async fn enqueue(producer: &FutureProducer, record: &Encoded) -> Result<Delivery
 fn next_offsets(batch: &[(OwnedMessage, Instant)]) -> BTreeMap<(String, i32), i64> {
     let mut offsets = BTreeMap::new();
     for (message, _) in batch {
-        let next = offsets.entry((message.topic().to_string(), message.partition())).or_insert(0);
+        let next = offsets
+            .entry((message.topic().to_string(), message.partition()))
+            .or_insert(0);
         *next = (*next).max(message.offset() + 1);
     }
     offsets
 }
 
-fn commit(consumer: &StreamConsumer, offsets: &BTreeMap<(String, i32), i64>, mode: CommitMode, stage: &str) {
+fn commit(
+    consumer: &StreamConsumer,
+    offsets: &BTreeMap<(String, i32), i64>,
+    mode: CommitMode,
+    stage: &str,
+) {
     if offsets.is_empty() {
         return;
     }

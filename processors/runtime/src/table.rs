@@ -8,10 +8,10 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use rdkafka::Message;
 use switchyard_schemas::Record;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -51,7 +51,11 @@ impl<K, V> Clone for Table<K, V> {
 
 impl<K: TableKey, V: Record + Clone> Table<K, V> {
     /// Start materializing `topic`; the table follows it until `shutdown`.
-    pub async fn start(runtime: &Runtime, topic: &str, shutdown: CancellationToken) -> Result<Self, RuntimeError> {
+    pub async fn start(
+        runtime: &Runtime,
+        topic: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RuntimeError> {
         let consumer = runtime.kafka.reader(&format!("table.{topic}"))?;
         let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
         let partitions: Vec<i32> = metadata
@@ -87,7 +91,11 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
     }
 
     /// Start and wait until the table holds everything the topic held at start.
-    pub async fn start_ready(runtime: &Runtime, topic: &str, shutdown: CancellationToken) -> Result<Self, RuntimeError> {
+    pub async fn start_ready(
+        runtime: &Runtime,
+        topic: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RuntimeError> {
         let table = Self::start(runtime, topic, shutdown).await?;
         table.wait_ready(Duration::from_secs(60)).await?;
         Ok(table)
@@ -131,7 +139,9 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<K, V>> {
-        self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -176,7 +186,11 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
                 }
             };
             let Some(key) = message.key().and_then(K::from_key_bytes) else {
-                self.skip(message.partition(), message.offset(), "record without a usable key");
+                self.skip(
+                    message.partition(),
+                    message.offset(),
+                    "record without a usable key",
+                );
                 continue;
             };
             match message.payload() {
@@ -195,7 +209,11 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
     }
 
     /// Decode, waiting while the registry is unavailable; `None` when stopped meanwhile.
-    async fn decode(&self, payload: &[u8], shutdown: &CancellationToken) -> Option<Result<V, String>> {
+    async fn decode(
+        &self,
+        payload: &[u8],
+        shutdown: &CancellationToken,
+    ) -> Option<Result<V, String>> {
         loop {
             match self.runtime.codec.decode::<V>(payload).await {
                 Ok(value) => return Some(Ok(value)),
@@ -215,7 +233,9 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
         self.runtime
             .metrics
             .table_undecodable
-            .get_or_create(&TopicLabel { topic: self.topic.clone() })
+            .get_or_create(&TopicLabel {
+                topic: self.topic.clone(),
+            })
             .inc();
         tracing::error!(topic = %self.topic, partition, offset, reason, "table record skipped");
     }
@@ -228,6 +248,8 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<K, V>> {
-        self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

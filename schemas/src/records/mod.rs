@@ -10,7 +10,9 @@ pub use config::{
     ApiClientConfig, CarrierRoute, ContentPolicy, CustomerConfig, GroupShare, NumberingEntry,
     NumberingKind, RouteRule, SenderConfig,
 };
-pub use message::{Attachment, Channel, Fallback, Priority, Rejection, Submission, ValidatedMessage};
+pub use message::{
+    Attachment, Channel, Fallback, Priority, Rejection, Submission, ValidatedMessage,
+};
 pub use reports::{CallbackAttempt, DeliveryReport, FinalReport, ResultStatus};
 pub use routing::{
     DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, RouteHop, RoutingDecision,

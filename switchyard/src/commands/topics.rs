@@ -8,7 +8,11 @@ use crate::context::Context as AppContext;
 
 pub async fn run(app: &AppContext, command: TopicsCommand) -> anyhow::Result<i32> {
     match command {
-        TopicsCommand::Apply { catalog, replication_factor, fail_on_drift } => {
+        TopicsCommand::Apply {
+            catalog,
+            replication_factor,
+            fail_on_drift,
+        } => {
             let specs = load(&catalog)?.topics(&catalog.senders);
             let options = ApplyOptions {
                 brokers: app.kafka.brokers.clone(),
@@ -18,11 +22,17 @@ pub async fn run(app: &AppContext, command: TopicsCommand) -> anyhow::Result<i32
                 .await
                 .with_context(|| format!("applying topics to {}", app.kafka.brokers))?;
             println!("{report}");
-            Ok(if fail_on_drift && !report.drift.is_empty() { 2 } else { 0 })
+            Ok(if fail_on_drift && !report.drift.is_empty() {
+                2
+            } else {
+                0
+            })
         }
         TopicsCommand::List { catalog } => {
             for spec in load(&catalog)?.topics(&catalog.senders) {
-                let retention = spec.retention_ms.map_or("forever".to_string(), |ms| format!("{} h", ms / 3_600_000));
+                let retention = spec
+                    .retention_ms
+                    .map_or("forever".to_string(), |ms| format!("{} h", ms / 3_600_000));
                 println!(
                     "{:<40} {:>3} partitions  {:<7}  {:<9}  key: {:<28} value: {}",
                     spec.name,

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_runtime::{Invalid, KafkaSettings, Origin, Output, Processor, Runtime, RunnerOptions};
+use switchyard_runtime::{
+    Invalid, KafkaSettings, Origin, Output, Processor, RunnerOptions, Runtime,
+};
 use switchyard_schemas::Submission;
 
 struct Echo {
@@ -31,17 +33,29 @@ impl Processor for Echo {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     let brokers = arg("--brokers").unwrap_or_else(|| "127.0.0.1:9092".into());
     let registry = arg("--registry").unwrap_or_else(|| "http://127.0.0.1:8081".into());
     let delay = Duration::from_millis(arg("--delay-ms").and_then(|d| d.parse().ok()).unwrap_or(0));
     let batch: usize = arg("--batch").and_then(|b| b.parse().ok()).unwrap_or(50);
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("info,rdkafka=warn")).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,rdkafka=warn"))
+        .init();
 
     let runtime = Runtime::new(KafkaSettings::new(brokers), &registry)?;
     let shutdown = switchyard_runtime::shutdown::on_signal();
     if let Some(addr) = arg("--metrics-addr") {
-        let bound = switchyard_runtime::serve_metrics(addr.parse()?, runtime.metrics.clone(), shutdown.clone()).await?;
+        let bound = switchyard_runtime::serve_metrics(
+            addr.parse()?,
+            runtime.metrics.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         println!("metrics {bound}");
     }
     let mut options = RunnerOptions::new("fixture", &["messages.accepted"]);
