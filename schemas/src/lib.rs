@@ -3,6 +3,7 @@
 
 mod codec;
 mod error;
+mod ids;
 pub mod files;
 mod record;
 pub mod records;
@@ -10,6 +11,7 @@ pub mod records;
 pub use codec::Codec;
 pub use error::{CodecError, SchemaError};
 pub use files::LoadedSchema;
+pub use ids::{derived_message_id, event_id, new_message_id, now_millis};
 pub use record::{RECORD_NAMES, Record};
 pub use records::*;
 

@@ -269,8 +269,10 @@ proptest! {
     #[test]
     fn delivery_report_roundtrips(s in status(), code in text(), cm in opt_text(), at in proptest::option::of(any::<i64>())) {
         roundtrip(&DeliveryReport {
-            event_id: "e".into(), message_id: "m".into(), carrier: "kt".into(), sender: "s".into(),
-            carrier_message_id: cm, status: s, carrier_code: code.clone(), result_code: code,
+            event_id: "e".into(), message_id: "m".into(), customer_id: "c".into(), client_id: None,
+            client_message_id: Some("x".into()), channel: Channel::Lms, to: "010".into(),
+            carrier: "kt".into(), sender: "s".into(),
+            carrier_message_id: cm, status: s, carrier_code: code.clone(), result_code: code, result_text: "t".into(),
             attempt: 2, submitted_at: at, reported_at: 3,
         });
     }

@@ -10,6 +10,7 @@ mod metrics_server;
 mod processor;
 mod runner;
 pub mod shutdown;
+mod key_set;
 mod table;
 
 use std::sync::Arc;
@@ -18,10 +19,11 @@ pub use error::RuntimeError;
 pub use kafka::KafkaSettings;
 pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_metrics};
-pub use processor::{Invalid, Origin, Output, Processor};
+pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
 pub use runner::{RunnerOptions, run};
 pub use switchyard_schemas::Codec;
 use switchyard_topics::Catalog;
+pub use key_set::KeySet;
 pub use table::{Table, TableKey};
 pub use tokio_util::sync::CancellationToken;
 

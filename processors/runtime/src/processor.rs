@@ -32,7 +32,26 @@ impl Invalid {
     }
 }
 
-/// One stage's logic.
+/// Why a stage did not turn an input into outputs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StageError {
+    /// The input is bad: it goes to the dead-letter topic. A retry will not help.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Something the stage needs is down (a table not ready, a store busy): the runner waits
+    /// and processes the same input again. A retry can help.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StageError {
+    /// Whether trying again later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, StageError::Unavailable(_))
+    }
+}
+
+/// One stage's logic: a plain function.
 pub trait Processor: Send + Sync + 'static {
     /// The record type of the input topics.
     type Input: Record;
@@ -40,7 +59,38 @@ pub trait Processor: Send + Sync + 'static {
     /// Turn one input into the records to produce. Must be deterministic for a given input
     /// and table state, and idempotent downstream (outputs are keyed by stable ids), because
     /// at-least-once delivery can hand the same input over twice.
-    fn process(&self, input: Self::Input, origin: Origin<'_>) -> Result<Vec<Output>, Invalid>;
+    fn process(&self, input: Self::Input, origin: Origin<'_>) -> Result<Vec<Output>, StageError>;
+}
+
+/// A stage whose work waits on the outside world (a connector: HTTP, a store). The runner
+/// processes up to `concurrency()` inputs of a batch at once and keeps their outputs in order.
+pub trait AsyncProcessor: Send + Sync + 'static {
+    /// The record type of the input topics.
+    type Input: Record;
+
+    /// Turn one input into the records to produce (same contract as `Processor::process`).
+    fn process<'a>(
+        &'a self,
+        input: Self::Input,
+        origin: Origin<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>>;
+
+    /// How many inputs of a batch may be in progress at once.
+    fn concurrency(&self) -> usize {
+        1
+    }
+}
+
+impl<P: Processor> AsyncProcessor for P {
+    type Input = P::Input;
+
+    fn process<'a>(
+        &'a self,
+        input: Self::Input,
+        origin: Origin<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
+        Box::pin(std::future::ready(Processor::process(self, input, origin)))
+    }
 }
 
 /// A record to produce: topic, key and an Avro value (or a tombstone).

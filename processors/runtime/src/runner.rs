@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::{StreamExt, stream};
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dead_letter::{DeadLetterKind, dead_letter_headers};
 use crate::metrics::{StageLabel, StageTopic};
-use crate::processor::{Origin, Processor};
+use crate::processor::{AsyncProcessor, Origin, StageError};
 use crate::{Runtime, RuntimeError};
 
 /// How a stage consumes.
@@ -67,7 +68,7 @@ enum BatchFailure {
 
 /// Run `processor` until `shutdown` is cancelled. Finishes the batch in flight, commits it,
 /// and leaves the group on the way out.
-pub async fn run<P: Processor>(
+pub async fn run<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: Arc<P>,
     options: RunnerOptions,
@@ -164,7 +165,7 @@ async fn next_batch(
     Some(batch)
 }
 
-async fn handle_batch<P: Processor>(
+async fn handle_batch<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
     producer: &FutureProducer,
@@ -175,16 +176,11 @@ async fn handle_batch<P: Processor>(
     // Outputs are handed to the producer as soon as each record is processed, so producing
     // overlaps processing; the batch is done when every delivery is acknowledged.
     let mut deliveries = Vec::new();
-    for (message, _) in batch {
-        runtime
-            .metrics
-            .consumed
-            .get_or_create(&StageTopic {
-                stage: stage.to_string(),
-                topic: message.topic().to_string(),
-            })
-            .inc();
-        for record in outputs_of(runtime, processor, stage, message, shutdown).await? {
+    let mut results = stream::iter(batch)
+        .map(|(message, _)| outputs_of(runtime, processor, stage, message, shutdown))
+        .buffered(processor.concurrency().max(1));
+    while let Some(outputs) = results.next().await {
+        for record in outputs? {
             let delivery = enqueue(producer, &record)
                 .await
                 .map_err(BatchFailure::Produce)?;
@@ -226,7 +222,7 @@ async fn handle_batch<P: Processor>(
 }
 
 /// Decode, process and encode one input; bad input becomes one dead letter.
-async fn outputs_of<P: Processor>(
+async fn outputs_of<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
     stage: &str,
@@ -240,6 +236,14 @@ async fn outputs_of<P: Processor>(
         timestamp: message.timestamp().to_millis(),
         key: message.key(),
     };
+    runtime
+        .metrics
+        .consumed
+        .get_or_create(&StageTopic {
+            stage: stage.to_string(),
+            topic: message.topic().to_string(),
+        })
+        .inc();
     let Some(payload) = message.payload() else {
         return Ok(vec![dead_letter(
             runtime,
@@ -249,29 +253,29 @@ async fn outputs_of<P: Processor>(
             "empty payload (tombstone) on a stage input",
         )]);
     };
-    let input =
-        match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload)).await? {
+    let mut tries = 0;
+    let outputs = loop {
+        let input = match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload))
+            .await?
+        {
             Ok(input) => input,
             Err(e) => {
-                return Ok(vec![dead_letter(
-                    runtime,
-                    stage,
-                    message,
-                    DeadLetterKind::Undecodable,
-                    &e.to_string(),
-                )]);
+                let reason = e.to_string();
+                return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Undecodable, &reason)]);
             }
         };
-    let outputs = match processor.process(input, origin) {
-        Ok(outputs) => outputs,
-        Err(invalid) => {
-            return Ok(vec![dead_letter(
-                runtime,
-                stage,
-                message,
-                DeadLetterKind::Invalid,
-                &invalid.reason,
-            )]);
+        match processor.process(input, origin).await {
+            Ok(outputs) => break outputs,
+            Err(StageError::Invalid(invalid)) => {
+                return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Invalid, &invalid.reason)]);
+            }
+            Err(StageError::Unavailable(reason)) => {
+                tries += 1;
+                tracing::warn!(stage, topic = origin.topic, offset = origin.offset, %reason, tries, "stage unavailable; retrying the record");
+                if sleep_or_stop(backoff(tries), shutdown).await {
+                    return Err(BatchFailure::Interrupted);
+                }
+            }
         }
     };
     let mut encoded = Vec::with_capacity(outputs.len());

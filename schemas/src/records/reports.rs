@@ -4,6 +4,24 @@ use serde::{Deserialize, Serialize};
 
 use super::{Channel, Millis};
 
+impl ResultStatus {
+    /// Whether this status ends a message's life (anything but `Unknown`).
+    pub fn is_final(self) -> bool {
+        !matches!(self, ResultStatus::Unknown)
+    }
+
+    /// Lowercase name, as in the webhook and the HTTP API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Delivered => "delivered",
+            ResultStatus::Failed => "failed",
+            ResultStatus::Rejected => "rejected",
+            ResultStatus::Expired => "expired",
+            ResultStatus::Unknown => "unknown",
+        }
+    }
+}
+
 /// The unified outcome of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,12 +38,18 @@ pub enum ResultStatus {
 pub struct DeliveryReport {
     pub event_id: String,
     pub message_id: String,
+    pub customer_id: String,
+    pub client_id: Option<String>,
+    pub client_message_id: Option<String>,
+    pub channel: Channel,
+    pub to: String,
     pub carrier: String,
     pub sender: String,
     pub carrier_message_id: Option<String>,
     pub status: ResultStatus,
     pub carrier_code: String,
     pub result_code: String,
+    pub result_text: String,
     pub attempt: i32,
     pub submitted_at: Option<Millis>,
     pub reported_at: Millis,

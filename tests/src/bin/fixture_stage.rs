@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_runtime::{
+    StageError,
     Invalid, KafkaSettings, Origin, Output, Processor, RunnerOptions, Runtime,
 };
 use switchyard_schemas::Submission;
@@ -17,9 +18,9 @@ struct Echo {
 impl Processor for Echo {
     type Input = Submission;
 
-    fn process(&self, input: Submission, _origin: Origin<'_>) -> Result<Vec<Output>, Invalid> {
+    fn process(&self, input: Submission, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
         if input.text == "invalid" {
-            return Err(Invalid::new("text is \"invalid\""));
+            return Err(Invalid::new("text is \"invalid\"").into());
         }
         std::thread::sleep(self.delay);
         let key = input.message_id.clone().unwrap_or_default();

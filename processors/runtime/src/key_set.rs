@@ -1,0 +1,131 @@
+//! `KeySet`: the keys present in a topic, kept live, without decoding values. A stage uses it to
+//! remember what it already emitted (e.g. report: which messages have a final report), with the
+//! topic itself as the durable state. Keys written by this process are added at once with
+//! `insert`, so a duplicate arriving before the topic is read back is still caught.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::{Runtime, RuntimeError};
+
+/// The live set of keys of a topic (a tombstone removes its key).
+#[derive(Debug, Clone)]
+pub struct KeySet {
+    topic: String,
+    keys: Arc<RwLock<HashSet<String>>>,
+    ready: watch::Receiver<bool>,
+}
+
+impl KeySet {
+    /// Start following `topic` from the beginning and wait until it is read to its end.
+    pub async fn start_ready(
+        runtime: &Runtime,
+        topic: &str,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RuntimeError> {
+        let consumer = runtime.kafka.reader(&format!("keys.{topic}"))?;
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let partitions: HashSet<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Err(RuntimeError::MissingTopic(topic.to_string()));
+        }
+        let mut assignment = TopicPartitionList::new();
+        for &partition in &partitions {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        let keys = Arc::new(RwLock::new(HashSet::new()));
+        let (ready_tx, ready) = watch::channel(false);
+        tokio::spawn(follow(consumer, keys.clone(), partitions, ready_tx, shutdown));
+        let set = KeySet { topic: topic.to_string(), keys, ready };
+        let mut waiting = set.ready.clone();
+        match tokio::time::timeout(Duration::from_secs(120), waiting.wait_for(|r| *r)).await {
+            Ok(Ok(_)) => Ok(set),
+            _ => Err(RuntimeError::TableNotReady { topic: topic.to_string(), seconds: 120 }),
+        }
+    }
+
+    /// An unfollowed set, for unit tests of stage logic.
+    pub fn in_memory(topic: &str) -> Self {
+        let (_tx, ready) = watch::channel(true);
+        KeySet { topic: topic.to_string(), keys: Default::default(), ready }
+    }
+
+    /// Whether `key` is in the topic (or was inserted here).
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(key)
+    }
+
+    /// Record `key` now; true if it was not there yet.
+    pub fn insert(&self, key: &str) -> bool {
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_string())
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// True when no key is present.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The topic followed.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+async fn follow(
+    consumer: StreamConsumer,
+    keys: Arc<RwLock<HashSet<String>>>,
+    mut not_at_end: HashSet<i32>,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = consumer.recv() => received,
+        };
+        match received {
+            Ok(message) => {
+                let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                    continue;
+                };
+                let mut keys = keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if message.payload().is_some() {
+                    keys.insert(key.to_string());
+                } else {
+                    keys.remove(key);
+                }
+            }
+            Err(KafkaError::PartitionEOF(partition)) => {
+                if not_at_end.remove(&partition) && not_at_end.is_empty() {
+                    let _ = ready.send(true);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "key set consume error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
