@@ -2,6 +2,7 @@
 //! the registry), process with a plain function, produce, commit only after every output is
 //! acknowledged. Plus tables over compacted topics, dead letters, metrics and shutdown.
 
+mod config_tables;
 pub mod dead_letter;
 mod error;
 mod kafka;
@@ -15,6 +16,7 @@ mod table;
 
 use std::sync::Arc;
 
+pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
 pub use kafka::KafkaSettings;
 pub use metrics::Metrics;

@@ -60,6 +60,12 @@ pub trait Processor: Send + Sync + 'static {
     /// and table state, and idempotent downstream (outputs are keyed by stable ids), because
     /// at-least-once delivery can hand the same input over twice.
     fn process(&self, input: Self::Input, origin: Origin<'_>) -> Result<Vec<Output>, StageError>;
+
+    /// Called once an output is acknowledged by the broker.
+    fn produced(&self, _topic: &str, _key: &str) {}
+
+    /// Called before a batch is processed again after a failed produce.
+    fn batch_failed(&self) {}
 }
 
 /// A stage whose work waits on the outside world (a connector: HTTP, a store). The runner
@@ -79,10 +85,26 @@ pub trait AsyncProcessor: Send + Sync + 'static {
     fn concurrency(&self) -> usize {
         1
     }
+
+    /// Called once an output is acknowledged by the broker (for stages that remember what
+    /// they emitted).
+    fn produced(&self, _topic: &str, _key: &str) {}
+
+    /// Called when a batch's outputs could not all be produced and the batch is processed
+    /// again: forget anything remembered as in flight.
+    fn batch_failed(&self) {}
 }
 
 impl<P: Processor> AsyncProcessor for P {
     type Input = P::Input;
+
+    fn produced(&self, topic: &str, key: &str) {
+        Processor::produced(self, topic, key);
+    }
+
+    fn batch_failed(&self) {
+        Processor::batch_failed(self);
+    }
 
     fn process<'a>(
         &'a self,

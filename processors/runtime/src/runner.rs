@@ -104,6 +104,7 @@ pub async fn run<P: AsyncProcessor>(
                 }
                 Err(BatchFailure::Produce(reason)) => {
                     attempt += 1;
+                    processor.batch_failed();
                     runtime
                         .metrics
                         .batch_retries
@@ -184,10 +185,10 @@ async fn handle_batch<P: AsyncProcessor>(
             let delivery = enqueue(producer, &record)
                 .await
                 .map_err(BatchFailure::Produce)?;
-            deliveries.push((record.topic, record.headers.is_some(), delivery));
+            deliveries.push((record.topic, record.key, record.headers.is_some(), delivery));
         }
     }
-    for (topic, dead_letter, delivery) in deliveries {
+    for (topic, key, dead_letter, delivery) in deliveries {
         match delivery.await {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => return Err(BatchFailure::Produce(format!("to {topic}: {e}"))),
@@ -197,6 +198,7 @@ async fn handle_batch<P: AsyncProcessor>(
                 )));
             }
         }
+        processor.produced(&topic, &key);
         let counter = if dead_letter {
             &runtime.metrics.dead_lettered
         } else {

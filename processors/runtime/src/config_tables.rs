@@ -1,0 +1,123 @@
+//! The config topics as live tables, with the lookups every stage shares.
+
+use std::time::Duration;
+
+use switchyard_schemas::{
+    ApiClientConfig, Channel, CustomerConfig, NumberingEntry, NumberingKind, RouteRule, SenderConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{Runtime, RuntimeError, Table};
+
+/// Key of a route rule in `config.routes`: `<customer id or *>/<channel>`.
+pub fn route_key(customer_id: &str, channel: Channel) -> String {
+    format!("{customer_id}/{channel}")
+}
+
+/// Key of a numbering entry in `config.numbering`: `<kind>:<number>`.
+pub fn numbering_key(kind: NumberingKind, number: &str) -> String {
+    let kind = match kind {
+        NumberingKind::Prefix => "prefix",
+        NumberingKind::Ported => "ported",
+    };
+    format!("{kind}:{number}")
+}
+
+/// Every config table.
+#[derive(Debug, Clone)]
+pub struct ConfigTables {
+    pub customers: Table<String, CustomerConfig>,
+    pub clients: Table<String, ApiClientConfig>,
+    pub senders: Table<String, SenderConfig>,
+    pub routes: Table<String, RouteRule>,
+    pub numbering: Table<String, NumberingEntry>,
+}
+
+impl ConfigTables {
+    /// Follow every config topic; returns once each was read to its end.
+    pub async fn start(runtime: &Runtime, shutdown: CancellationToken) -> Result<Self, RuntimeError> {
+        let tables = ConfigTables {
+            customers: Table::start(runtime, "config.customers", shutdown.clone()).await?,
+            clients: Table::start(runtime, "config.clients", shutdown.clone()).await?,
+            senders: Table::start(runtime, "config.senders", shutdown.clone()).await?,
+            routes: Table::start(runtime, "config.routes", shutdown.clone()).await?,
+            numbering: Table::start(runtime, "config.numbering", shutdown).await?,
+        };
+        let wait = Duration::from_secs(60);
+        tables.customers.wait_ready(wait).await?;
+        tables.clients.wait_ready(wait).await?;
+        tables.senders.wait_ready(wait).await?;
+        tables.routes.wait_ready(wait).await?;
+        tables.numbering.wait_ready(wait).await?;
+        Ok(tables)
+    }
+
+    /// Tables over fixed entries, for unit tests of stage logic.
+    pub fn fixed(
+        customers: Vec<CustomerConfig>,
+        clients: Vec<ApiClientConfig>,
+        senders: Vec<SenderConfig>,
+        routes: Vec<RouteRule>,
+        numbering: Vec<NumberingEntry>,
+    ) -> Self {
+        ConfigTables {
+            customers: Table::from_entries(
+                "config.customers",
+                customers.into_iter().map(|c| (c.customer_id.clone(), c)),
+            ),
+            clients: Table::from_entries("config.clients", clients.into_iter().map(|c| (c.client_id.clone(), c))),
+            senders: Table::from_entries("config.senders", senders.into_iter().map(|s| (s.name.clone(), s))),
+            routes: Table::from_entries(
+                "config.routes",
+                routes.into_iter().map(|r| (route_key(&r.customer_id, r.channel), r)),
+            ),
+            numbering: Table::from_entries(
+                "config.numbering",
+                numbering.into_iter().map(|n| (numbering_key(n.kind, &n.number), n)),
+            ),
+        }
+    }
+
+    /// The rule for a customer's channel, else the default (`*`) rule.
+    pub fn route_rule(&self, customer_id: &str, channel: Channel) -> Option<RouteRule> {
+        self.routes
+            .get(&route_key(customer_id, channel))
+            .or_else(|| self.routes.get(&route_key("*", channel)))
+    }
+
+    /// The carrier serving a number: a ported-number entry first, else the longest prefix.
+    pub fn carrier_of(&self, number: &str) -> Option<String> {
+        if let Some(ported) = self.numbering.get(&numbering_key(NumberingKind::Ported, number)) {
+            return Some(ported.carrier);
+        }
+        (1..=number.len())
+            .rev()
+            .filter_map(|len| number.get(..len))
+            .find_map(|prefix| self.numbering.get(&numbering_key(NumberingKind::Prefix, prefix)))
+            .map(|entry| entry.carrier)
+    }
+
+    /// The API client with this key hash, if enabled.
+    pub fn client_by_key_hash(&self, key_hash: &str) -> Option<ApiClientConfig> {
+        self.clients
+            .snapshot()
+            .into_values()
+            .find(|c| c.enabled && c.key_hash.eq_ignore_ascii_case(key_hash))
+    }
+
+    /// Where a customer's reports go when the message names no client: the customer's first
+    /// client (by id) that has a report URL.
+    pub fn report_client(&self, customer_id: &str, client_id: Option<&str>) -> Option<ApiClientConfig> {
+        if let Some(client) = client_id.and_then(|id| self.clients.get(&id.to_string())) {
+            return Some(client);
+        }
+        let mut candidates: Vec<ApiClientConfig> = self
+            .clients
+            .snapshot()
+            .into_values()
+            .filter(|c| c.customer_id == customer_id && c.report_url.is_some())
+            .collect();
+        candidates.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        candidates.into_iter().next()
+    }
+}

@@ -1,0 +1,9 @@
+//! The topic-to-topic stages. Each is a plain function from an input record and read-only
+//! config tables to output records, wrapped as a `Processor` for the shared runner.
+
+pub mod report;
+pub mod route;
+pub mod validate;
+
+#[cfg(test)]
+pub(crate) mod fixtures;

@@ -1,0 +1,216 @@
+//! report: `messages.reports` and `messages.rejected` → exactly one `reports.final` per message.
+//! A receipt with a final status (or a rejection) becomes the message's FinalReport unless one
+//! was already emitted: the stage remembers emitted message ids in a `KeySet` over
+//! `reports.final` itself (durable, survives restarts) plus the ids in flight.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use switchyard_runtime::{KeySet, Origin, Output, Processor, StageError};
+use switchyard_schemas::{DeliveryReport, FinalReport, Rejection, ResultStatus, event_id, now_millis};
+
+/// Output topic.
+pub const FINAL: &str = "reports.final";
+
+/// The stable event id of a message's final report (`X-Switchyard-Event-Id`).
+pub fn final_event_id(message_id: &str) -> String {
+    event_id(&[message_id, "final"])
+}
+
+/// The final report a receipt makes, if its status is final.
+pub fn from_delivery(report: &DeliveryReport, now: i64) -> Option<FinalReport> {
+    report.status.is_final().then(|| FinalReport {
+        event_id: final_event_id(&report.message_id),
+        message_id: report.message_id.clone(),
+        customer_id: report.customer_id.clone(),
+        client_id: report.client_id.clone(),
+        client_message_id: report.client_message_id.clone(),
+        channel: report.channel,
+        to: report.to.clone(),
+        status: report.status,
+        result_code: report.result_code.clone(),
+        result_text: report.result_text.clone(),
+        carrier: Some(report.carrier.clone()).filter(|c| !c.is_empty()),
+        sender: Some(report.sender.clone()).filter(|s| !s.is_empty()),
+        attempt: report.attempt,
+        submitted_at: report.submitted_at,
+        done_at: now,
+    })
+}
+
+/// The final report of a rejected submission.
+pub fn from_rejection(rejection: &Rejection, now: i64) -> FinalReport {
+    let s = &rejection.submission;
+    FinalReport {
+        event_id: final_event_id(&rejection.message_id),
+        message_id: rejection.message_id.clone(),
+        customer_id: rejection.customer_id.clone(),
+        client_id: s.client_id.clone(),
+        client_message_id: s.client_message_id.clone(),
+        channel: s.channel,
+        to: s.to.clone(),
+        status: ResultStatus::Rejected,
+        result_code: rejection.code.clone(),
+        result_text: rejection.detail.clone(),
+        carrier: None,
+        sender: None,
+        attempt: 0,
+        submitted_at: None,
+        done_at: now,
+    }
+}
+
+/// What report remembers: ids in `reports.final` and ids whose report is in flight.
+#[derive(Debug)]
+pub struct Emitted {
+    done: KeySet,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Emitted {
+    pub fn new(done: KeySet) -> Self {
+        Emitted { done, in_flight: Mutex::default() }
+    }
+
+    /// The output for `report`, unless this message already has its final report.
+    fn emit_once(&self, report: FinalReport) -> Vec<Output> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.done.contains(&report.message_id) || !in_flight.insert(report.message_id.clone()) {
+            tracing::debug!(stage = "report", message_id = %report.message_id, "final report already emitted");
+            return Vec::new();
+        }
+        tracing::debug!(stage = "report", message_id = %report.message_id, status = report.status.as_str(), "final");
+        vec![Output::new(FINAL, report.message_id.clone(), report)]
+    }
+
+    fn produced(&self, topic: &str, key: &str) {
+        if topic == FINAL {
+            self.done.insert(key);
+            self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+        }
+    }
+
+    fn batch_failed(&self) {
+        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+}
+
+/// report over `messages.reports`.
+#[derive(Debug, Clone)]
+pub struct ReportDeliveries(pub std::sync::Arc<Emitted>);
+
+/// report over `messages.rejected`.
+#[derive(Debug, Clone)]
+pub struct ReportRejections(pub std::sync::Arc<Emitted>);
+
+impl Processor for ReportDeliveries {
+    type Input = DeliveryReport;
+
+    fn process(&self, input: DeliveryReport, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
+        Ok(from_delivery(&input, now_millis()).map(|r| self.0.emit_once(r)).unwrap_or_default())
+    }
+
+    fn produced(&self, topic: &str, key: &str) {
+        self.0.produced(topic, key);
+    }
+
+    fn batch_failed(&self) {
+        self.0.batch_failed();
+    }
+}
+
+impl Processor for ReportRejections {
+    type Input = Rejection;
+
+    fn process(&self, input: Rejection, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
+        Ok(self.0.emit_once(from_rejection(&input, now_millis())))
+    }
+
+    fn produced(&self, topic: &str, key: &str) {
+        self.0.produced(topic, key);
+    }
+
+    fn batch_failed(&self) {
+        self.0.batch_failed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::fixtures::submission;
+    use switchyard_schemas::Channel;
+
+    fn receipt(id: &str, status: ResultStatus) -> DeliveryReport {
+        DeliveryReport {
+            event_id: format!("e-{id}"),
+            message_id: id.into(),
+            customer_id: "acme".into(),
+            client_id: Some("acme-web".into()),
+            client_message_id: Some("c-1".into()),
+            channel: Channel::Sms,
+            to: "01012345678".into(),
+            carrier: "skt".into(),
+            sender: "skt-a1".into(),
+            carrier_message_id: Some("cm".into()),
+            status,
+            carrier_code: "DELIVRD".into(),
+            result_code: "0000".into(),
+            result_text: "delivered".into(),
+            attempt: 1,
+            submitted_at: Some(10),
+            reported_at: 20,
+        }
+    }
+
+    fn origin() -> Origin<'static> {
+        Origin { topic: "t", partition: 0, offset: 0, timestamp: None, key: None }
+    }
+
+    #[test]
+    fn one_final_report_per_message_even_when_receipts_repeat() {
+        let emitted = Arc::new(Emitted::new(KeySet::in_memory(FINAL)));
+        let stage = ReportDeliveries(emitted.clone());
+        let first = stage.process(receipt("m-1", ResultStatus::Delivered), origin()).expect("ok");
+        assert_eq!(first.len(), 1);
+        let report = first[0].value::<FinalReport>().expect("final");
+        assert_eq!((report.status, report.event_id.clone()), (ResultStatus::Delivered, final_event_id("m-1")));
+        // In flight, then acknowledged: a repeat is dropped either way.
+        assert!(stage.process(receipt("m-1", ResultStatus::Delivered), origin()).expect("ok").is_empty());
+        stage.produced(FINAL, "m-1");
+        assert!(stage.process(receipt("m-1", ResultStatus::Failed), origin()).expect("ok").is_empty());
+    }
+
+    #[test]
+    fn a_failed_batch_forgets_what_was_in_flight() {
+        let emitted = Arc::new(Emitted::new(KeySet::in_memory(FINAL)));
+        let stage = ReportDeliveries(emitted);
+        assert_eq!(stage.process(receipt("m-2", ResultStatus::Delivered), origin()).expect("ok").len(), 1);
+        stage.batch_failed();
+        assert_eq!(stage.process(receipt("m-2", ResultStatus::Delivered), origin()).expect("ok").len(), 1);
+    }
+
+    #[test]
+    fn non_final_receipts_make_no_report() {
+        let stage = ReportDeliveries(Arc::new(Emitted::new(KeySet::in_memory(FINAL))));
+        assert!(stage.process(receipt("m-3", ResultStatus::Unknown), origin()).expect("ok").is_empty());
+    }
+
+    #[test]
+    fn a_rejection_becomes_a_rejected_final_report() {
+        let rejection = Rejection {
+            message_id: "m-4".into(),
+            customer_id: "acme".into(),
+            code: "unknown_customer".into(),
+            detail: "no such customer".into(),
+            submission: submission("m-4"),
+            rejected_at: 1,
+        };
+        let report = from_rejection(&rejection, 5);
+        assert_eq!(report.status, ResultStatus::Rejected);
+        assert_eq!(report.result_code, "unknown_customer");
+        assert_eq!(report.client_message_id.as_deref(), Some("c-1"));
+    }
+}
