@@ -1,0 +1,143 @@
+//! `switchyard config apply|show`: compare the file with what the config topics hold and
+//! write only the differences (idempotent, like `kubectl apply`); `--prune` deletes entities
+//! the file no longer declares.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::producer::FutureRecord;
+use switchyard_runtime::{CancellationToken, ConfigTables, Output, Runtime, Table};
+use switchyard_schemas::Record;
+use switchyard_topics::{ApplyOptions, apply as apply_topics};
+
+use crate::file::{ConfigFile, Desired};
+use crate::ConfigError;
+
+/// What an apply did, per topic.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub deleted: Vec<String>,
+    pub unchanged: usize,
+}
+
+impl std::fmt::Display for ConfigReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (verb, keys) in [("created", &self.created), ("updated", &self.updated), ("deleted", &self.deleted)] {
+            for key in keys {
+                writeln!(f, "{verb:<8} {key}")?;
+            }
+        }
+        write!(
+            f,
+            "{} created, {} updated, {} deleted, {} unchanged",
+            self.created.len(),
+            self.updated.len(),
+            self.deleted.len(),
+            self.unchanged
+        )
+    }
+}
+
+/// Apply a config file's text.
+pub async fn apply(runtime: &Runtime, text: &str, prune: bool, replication_factor: i32) -> Result<ConfigReport, ConfigError> {
+    let desired = ConfigFile::parse(text)?.desired()?;
+    // Every sender needs its topic before anything routes to it.
+    let senders: Vec<String> = desired.senders.keys().cloned().collect();
+    let specs: Vec<_> = runtime
+        .catalog
+        .topics(&senders)
+        .into_iter()
+        .filter(|t| senders.iter().any(|s| t.name.ends_with(&format!("sender.{s}"))))
+        .collect();
+    apply_topics(&specs, &ApplyOptions { brokers: runtime.kafka.brokers.clone(), replication_factor }).await?;
+
+    let shutdown = CancellationToken::new();
+    let current = ConfigTables::start(runtime, shutdown.clone()).await;
+    shutdown.cancel();
+    let current = current?;
+    let mut outputs = Vec::new();
+    let mut report = ConfigReport::default();
+    let Desired { customers, clients, senders, routes, numbering } = desired;
+    diff(&current.customers, customers, prune, &mut outputs, &mut report);
+    diff(&current.clients, clients, prune, &mut outputs, &mut report);
+    diff(&current.senders, senders, prune, &mut outputs, &mut report);
+    diff(&current.routes, routes, prune, &mut outputs, &mut report);
+    diff(&current.numbering, numbering, prune, &mut outputs, &mut report);
+    write(runtime, outputs).await?;
+    Ok(report)
+}
+
+fn diff<V: Record + Clone + PartialEq>(
+    current: &Table<String, V>,
+    desired: BTreeMap<String, V>,
+    prune: bool,
+    outputs: &mut Vec<Output>,
+    report: &mut ConfigReport,
+) {
+    let topic = current.topic().to_string();
+    let existing = current.snapshot();
+    if prune {
+        for key in existing.keys().filter(|k| !desired.contains_key(*k)) {
+            outputs.push(Output::tombstone(&topic, key));
+            report.deleted.push(format!("{topic} {key}"));
+        }
+    }
+    for (key, value) in desired {
+        match existing.get(&key) {
+            Some(old) if *old == value => report.unchanged += 1,
+            Some(_) => {
+                report.updated.push(format!("{topic} {key}"));
+                outputs.push(Output::new(&topic, key, value));
+            }
+            None => {
+                report.created.push(format!("{topic} {key}"));
+                outputs.push(Output::new(&topic, key, value));
+            }
+        }
+    }
+}
+
+async fn write(runtime: &Runtime, outputs: Vec<Output>) -> Result<(), ConfigError> {
+    let producer = runtime.producer()?;
+    for output in outputs {
+        let payload = output.encode(&runtime.codec).await.map_err(switchyard_runtime::RuntimeError::from)?;
+        let mut record = FutureRecord::<str, Vec<u8>>::to(&output.topic).key(&output.key);
+        if let Some(payload) = &payload {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map_err(|(e, _)| ConfigError::Runtime(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Every config record the topics hold, as `topic key json` lines, sorted.
+pub async fn show(runtime: &Runtime) -> Result<Vec<String>, ConfigError> {
+    let shutdown = CancellationToken::new();
+    let tables = ConfigTables::start(runtime, shutdown.clone()).await;
+    shutdown.cancel();
+    let tables = tables?;
+    let mut lines = Vec::new();
+    lines.extend(lines_of(&tables.customers));
+    lines.extend(lines_of(&tables.clients));
+    lines.extend(lines_of(&tables.senders));
+    lines.extend(lines_of(&tables.routes));
+    lines.extend(lines_of(&tables.numbering));
+    Ok(lines)
+}
+
+fn lines_of<V: Record + Clone>(table: &Table<String, V>) -> Vec<String> {
+    let mut entries: Vec<(String, V)> = table.snapshot().into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries
+        .into_iter()
+        .map(|(key, value)| {
+            let json = serde_json::to_string(&value).unwrap_or_else(|e| format!("<{e}>"));
+            format!("{} {key} {json}", table.topic())
+        })
+        .collect()
+}

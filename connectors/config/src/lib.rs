@@ -1,0 +1,22 @@
+//! Declarative config: `switchyard config apply FILE` writes customers, API clients (keys
+//! hashed), senders, routing rules and numbering to the compacted `config.*` topics, only where
+//! they differ; `config show` prints what the topics hold.
+
+mod apply;
+mod file;
+
+pub use apply::{ConfigReport, apply, show};
+pub use file::{ConfigFile, Desired, hash_api_key};
+
+/// What can go wrong applying config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file is wrong; fix it (a retry will not help).
+    #[error("config file: {0}")]
+    File(String),
+    /// The broker or registry failed; a retry may help.
+    #[error(transparent)]
+    Runtime(#[from] switchyard_runtime::RuntimeError),
+    #[error(transparent)]
+    Topics(#[from] switchyard_topics::TopicsError),
+}
