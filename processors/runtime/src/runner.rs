@@ -177,9 +177,11 @@ async fn handle_batch<P: AsyncProcessor>(
     // Outputs are handed to the producer as soon as each record is processed, so producing
     // overlaps processing; the batch is done when every delivery is acknowledged.
     let mut deliveries = Vec::new();
-    let mut results = stream::iter(batch)
+    let pending: Vec<_> = batch
+        .iter()
         .map(|(message, _)| outputs_of(runtime, processor, stage, message, shutdown))
-        .buffered(processor.concurrency().max(1));
+        .collect();
+    let mut results = stream::iter(pending).buffered(processor.concurrency().max(1));
     while let Some(outputs) = results.next().await {
         for record in outputs? {
             let delivery = enqueue(producer, &record)

@@ -1,0 +1,156 @@
+//! The HTTP sender: consumes `sender.<name>`, submits each message to the sender's endpoint,
+//! records the outcome in `messages.dispatched`. A refusal (4xx) fails the message with a
+//! report; an outage (5xx, timeout, refused connection) is retried — the queue waits for the
+//! carrier rather than failing messages it could still deliver.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use switchyard_runtime::{AsyncProcessor, Origin, Output, StageError};
+use switchyard_schemas::{
+    DeliveryReport, DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, ResultStatus, SenderConfig, event_id,
+    now_millis,
+};
+
+use crate::codes::SUBMIT_REFUSED;
+use crate::protocol::{SubmitRequest, SubmitResponse};
+use crate::reference::Reference;
+
+/// Output topics.
+pub const DISPATCHED: &str = "messages.dispatched";
+pub const REPORTS: &str = "messages.reports";
+
+/// One HTTP sender.
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    pub sender: SenderConfig,
+    pub receipt_url: String,
+    pub client: reqwest::Client,
+    /// Requests in flight at once.
+    pub window: usize,
+}
+
+impl HttpSender {
+    pub fn new(sender: SenderConfig, receipt_url: String) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap_or_default();
+        let window = sender.settings.get("window").and_then(|w| w.parse().ok()).unwrap_or(64);
+        HttpSender { sender, receipt_url, client, window }
+    }
+
+    async fn dispatch(&self, request: DispatchRequest) -> Result<Vec<Output>, StageError> {
+        let submitted_at = now_millis();
+        let s = &request.message.submission;
+        let body = SubmitRequest {
+            reference: Reference::of(&request, submitted_at).encode(),
+            channel: s.channel.to_string(),
+            to: s.to.clone(),
+            from: s.from.clone(),
+            text: s.text.clone(),
+            subject: s.subject.clone(),
+            receipt_url: self.receipt_url.clone(),
+        };
+        let answer = self.client.post(&self.sender.endpoint).json(&body).send().await;
+        let response = match answer {
+            Ok(response) => response,
+            Err(e) => return Err(StageError::Unavailable(format!("sender {}: {e}", self.sender.name))),
+        };
+        let status = response.status();
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(StageError::Unavailable(format!("sender {} answered {status}", self.sender.name)));
+        }
+        if !status.is_success() {
+            let detail = response.text().await.unwrap_or_default();
+            tracing::info!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, %status, "carrier refused");
+            return Ok(refused(request, format!("{status}: {detail}"), now_millis()));
+        }
+        let accepted: SubmitResponse = response
+            .json()
+            .await
+            .map_err(|e| StageError::Unavailable(format!("sender {} answered unreadable JSON: {e}", self.sender.name)))?;
+        tracing::debug!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, "submitted");
+        Ok(vec![submitted(request, accepted.carrier_message_id, now_millis())])
+    }
+}
+
+/// The outcome record of an accepted submit.
+pub fn submitted(request: DispatchRequest, carrier_message_id: String, now: i64) -> Output {
+    let key = request.message_id.clone();
+    Output::new(
+        DISPATCHED,
+        key,
+        DispatchOutcome {
+            message_id: request.message_id.clone(),
+            attempt: request.attempt,
+            carrier: request.carrier.clone(),
+            sender_group: request.sender_group.clone(),
+            sender: request.sender.clone(),
+            status: DispatchStatus::Submitted,
+            failure_class: None,
+            carrier_message_id: Some(carrier_message_id),
+            detail: None,
+            request,
+            dispatched_at: now,
+        },
+    )
+}
+
+/// The records of a submit the carrier refused for good: the outcome and a failed report.
+pub fn refused(request: DispatchRequest, detail: String, now: i64) -> Vec<Output> {
+    let s = &request.message.submission;
+    let report = DeliveryReport {
+        event_id: event_id(&[&request.message_id, &request.attempt.to_string(), "refused"]),
+        message_id: request.message_id.clone(),
+        customer_id: request.customer_id.clone(),
+        client_id: s.client_id.clone(),
+        client_message_id: s.client_message_id.clone(),
+        channel: s.channel,
+        to: s.to.clone(),
+        carrier: request.carrier.clone(),
+        sender: request.sender.clone(),
+        carrier_message_id: None,
+        status: ResultStatus::Failed,
+        carrier_code: detail.clone(),
+        result_code: SUBMIT_REFUSED.into(),
+        result_text: "the carrier refused the message".into(),
+        attempt: request.attempt,
+        submitted_at: None,
+        reported_at: now,
+    };
+    let key = request.message_id.clone();
+    vec![
+        Output::new(REPORTS, key.clone(), report),
+        Output::new(
+            DISPATCHED,
+            key,
+            DispatchOutcome {
+                message_id: request.message_id.clone(),
+                attempt: request.attempt,
+                carrier: request.carrier.clone(),
+                sender_group: request.sender_group.clone(),
+                sender: request.sender.clone(),
+                status: DispatchStatus::Failed,
+                failure_class: Some(FailureClass::Permanent),
+                carrier_message_id: None,
+                detail: Some(detail),
+                request,
+                dispatched_at: now,
+            },
+        ),
+    ]
+}
+
+impl AsyncProcessor for HttpSender {
+    type Input = DispatchRequest;
+
+    fn process<'a>(&'a self, input: DispatchRequest, _origin: Origin<'a>) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
+        Box::pin(self.dispatch(input))
+    }
+
+    fn concurrency(&self) -> usize {
+        self.window
+    }
+}
