@@ -1,0 +1,227 @@
+//! The embedded history store: one SQLite file (WAL). Events are inserted once per source
+//! record; the message summary is upserted and only moves forward in the message's life.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::HistoryError;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+PRAGMA busy_timeout = 5000;
+CREATE TABLE IF NOT EXISTS messages (
+    message_id        TEXT PRIMARY KEY,
+    customer_id       TEXT,
+    client_id         TEXT,
+    client_message_id TEXT,
+    channel           TEXT,
+    recipient         TEXT,
+    status            TEXT NOT NULL,
+    stage             INTEGER NOT NULL,
+    result_code       TEXT,
+    result_text       TEXT,
+    carrier           TEXT,
+    sender            TEXT,
+    accepted_at       INTEGER,
+    done_at           INTEGER,
+    updated_at        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_customer ON messages (customer_id, accepted_at);
+CREATE INDEX IF NOT EXISTS messages_by_client_message_id ON messages (customer_id, client_message_id);
+CREATE TABLE IF NOT EXISTS events (
+    event_key  TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    detail     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_message ON events (message_id, at);
+";
+
+/// A message as the history knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    pub message_id: String,
+    pub customer_id: Option<String>,
+    pub client_id: Option<String>,
+    pub client_message_id: Option<String>,
+    pub channel: Option<String>,
+    pub to: Option<String>,
+    pub status: String,
+    pub result_code: Option<String>,
+    pub result_text: Option<String>,
+    pub carrier: Option<String>,
+    pub sender: Option<String>,
+    pub accepted_at: Option<i64>,
+    pub done_at: Option<i64>,
+    pub events: Vec<EventView>,
+}
+
+/// One event of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventView {
+    pub kind: String,
+    pub at: i64,
+    pub detail: serde_json::Value,
+}
+
+/// The SQLite history store. Cheap to clone; one connection behind a mutex.
+#[derive(Debug, Clone)]
+pub struct SqliteHistory {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteHistory {
+    /// Open (and create) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| HistoryError::Unavailable(e.to_string()))?;
+        }
+        let connection = Connection::open(path)?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(SqliteHistory { connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Keep one event (idempotent by event key).
+    pub fn record(&self, event: &Event) -> Result<(), HistoryError> {
+        let mut connection = self.lock();
+        let tx = connection.transaction()?;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO events (event_key, message_id, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![event.event_key, event.message_id, event.kind, event.at, event.detail.to_string()],
+        )?;
+        if inserted == 1 {
+            let s = &event.summary;
+            tx.execute(
+                "INSERT INTO messages (message_id, customer_id, client_id, client_message_id, channel, recipient,
+                     status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 ON CONFLICT (message_id) DO UPDATE SET
+                     customer_id = coalesce(customer_id, excluded.customer_id),
+                     client_id = coalesce(client_id, excluded.client_id),
+                     client_message_id = coalesce(client_message_id, excluded.client_message_id),
+                     channel = coalesce(channel, excluded.channel),
+                     recipient = coalesce(recipient, excluded.recipient),
+                     accepted_at = coalesce(accepted_at, excluded.accepted_at),
+                     status = CASE WHEN ?7 IS NOT NULL AND excluded.stage >= stage THEN ?7 ELSE status END,
+                     result_code = CASE WHEN excluded.stage >= stage THEN coalesce(?9, result_code) ELSE result_code END,
+                     result_text = CASE WHEN excluded.stage >= stage THEN coalesce(?10, result_text) ELSE result_text END,
+                     carrier = CASE WHEN excluded.stage >= stage THEN coalesce(?11, carrier) ELSE carrier END,
+                     sender = CASE WHEN excluded.stage >= stage THEN coalesce(?12, sender) ELSE sender END,
+                     done_at = coalesce(done_at, excluded.done_at),
+                     stage = max(stage, CASE WHEN ?7 IS NOT NULL THEN excluded.stage ELSE stage END),
+                     updated_at = excluded.updated_at",
+                params![
+                    event.message_id,
+                    s.customer_id,
+                    s.client_id,
+                    s.client_message_id,
+                    s.channel,
+                    s.to,
+                    s.status,
+                    event.stage as i64,
+                    s.result_code,
+                    s.result_text,
+                    s.carrier,
+                    s.sender,
+                    s.accepted_at,
+                    s.done_at,
+                    event.at,
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A message and its events, oldest first.
+    pub fn message(&self, message_id: &str) -> Result<Option<MessageView>, HistoryError> {
+        let connection = self.lock();
+        let view = connection
+            .query_row(
+                "SELECT message_id, customer_id, client_id, client_message_id, channel, recipient, status,
+                        result_code, result_text, carrier, sender, accepted_at, done_at
+                 FROM messages WHERE message_id = ?1",
+                params![message_id],
+                |row| {
+                    Ok(MessageView {
+                        message_id: row.get(0)?,
+                        customer_id: row.get(1)?,
+                        client_id: row.get(2)?,
+                        client_message_id: row.get(3)?,
+                        channel: row.get(4)?,
+                        to: row.get(5)?,
+                        status: row.get(6)?,
+                        result_code: row.get(7)?,
+                        result_text: row.get(8)?,
+                        carrier: row.get(9)?,
+                        sender: row.get(10)?,
+                        accepted_at: row.get(11)?,
+                        done_at: row.get(12)?,
+                        events: Vec::new(),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(mut view) = view else { return Ok(None) };
+        let mut statement =
+            connection.prepare("SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, rowid")?;
+        let events = statement.query_map(params![message_id], |row| {
+            let detail: String = row.get(2)?;
+            Ok(EventView {
+                kind: row.get(0)?,
+                at: row.get(1)?,
+                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
+            })
+        })?;
+        view.events = events.collect::<Result<_, _>>()?;
+        Ok(Some(view))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Stage, Summary};
+
+    fn event(key: &str, kind: &'static str, stage: Stage, status: Option<&str>, at: i64) -> Event {
+        Event {
+            event_key: key.into(),
+            message_id: "m-1".into(),
+            kind,
+            at,
+            stage,
+            summary: Summary {
+                customer_id: Some("acme".into()),
+                status: status.map(str::to_string),
+                ..Summary::default()
+            },
+            detail: serde_json::json!({"k": key}),
+        }
+    }
+
+    #[test]
+    fn events_are_kept_once_and_status_only_moves_forward() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteHistory::open(&dir.path().join("h.db")).expect("opens");
+        store.record(&event("t/0/1", "accepted", Stage::Accepted, Some("accepted"), 1)).expect("ok");
+        store.record(&event("t/0/9", "final", Stage::Final, Some("delivered"), 9)).expect("ok");
+        // A late, earlier-stage event and a replayed one.
+        store.record(&event("t/0/5", "routed", Stage::Routed, Some("routed"), 5)).expect("ok");
+        store.record(&event("t/0/1", "accepted", Stage::Accepted, Some("accepted"), 1)).expect("ok");
+        let view = store.message("m-1").expect("query").expect("exists");
+        assert_eq!(view.status, "delivered");
+        let kinds: Vec<&str> = view.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["accepted", "routed", "final"]);
+        assert_eq!(store.message("nope").expect("query"), None);
+    }
+}
