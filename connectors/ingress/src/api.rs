@@ -1,0 +1,111 @@
+//! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, `/healthz`, `/openapi.json`.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rdkafka::producer::FutureRecord;
+use serde_json::json;
+use switchyard_config::hash_api_key;
+use switchyard_history::SqliteHistory;
+use switchyard_runtime::{ConfigTables, Runtime};
+use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
+
+use crate::problem::Problem;
+use crate::request::parse;
+
+/// The intake topic.
+pub const ACCEPTED: &str = "messages.accepted";
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Ingress {
+    pub runtime: Runtime,
+    pub tables: ConfigTables,
+    pub history: SqliteHistory,
+}
+
+/// Every route of the ingress.
+pub fn router(ingress: Ingress) -> Router {
+    Router::new()
+        .route("/v1/messages", post(submit))
+        .route("/v1/messages/{message_id}", get(status))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI) }))
+        .with_state(ingress)
+}
+
+fn authenticate(ingress: &Ingress, headers: &HeaderMap) -> Result<ApiClientConfig, Problem> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Problem::unauthorized("send Authorization: Bearer <api key>"))?;
+    ingress
+        .tables
+        .client_by_key_hash(&hash_api_key(key))
+        .ok_or_else(|| Problem::unauthorized("this API key is not known or is disabled"))
+}
+
+async fn submit(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+    match accept(&ingress, &headers, &body).await {
+        Ok(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Produce every message to the intake topic; answer only once the broker acknowledged all.
+async fn accept(ingress: &Ingress, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Problem> {
+    let client = authenticate(ingress, headers)?;
+    let parsed = parse(body)?;
+    let producer = ingress.runtime.producer().map_err(|e| Problem::unavailable(e.to_string()))?;
+    let now = now_millis();
+    let mut accepted = Vec::with_capacity(parsed.messages.len());
+    let mut deliveries = Vec::with_capacity(parsed.messages.len());
+    for message in parsed.messages {
+        let message_id = new_message_id();
+        let submission = message.into_submission(message_id.clone(), &client.customer_id, &client.client_id, now);
+        let payload = ingress
+            .runtime
+            .codec
+            .encode(ACCEPTED, &submission)
+            .await
+            .map_err(|e| Problem::unavailable(e.to_string()))?;
+        let customer = client.customer_id.clone();
+        let producer = producer.clone();
+        deliveries.push(async move {
+            producer
+                .send(FutureRecord::to(ACCEPTED).key(&customer).payload(&payload), Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| e)
+        });
+        accepted.push(json!({"message_id": message_id, "client_message_id": submission.client_message_id}));
+    }
+    futures::future::try_join_all(deliveries)
+        .await
+        .map_err(|e| Problem::unavailable(format!("the broker did not acknowledge: {e}")))?;
+    tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");
+    Ok(if parsed.batch { json!({"messages": accepted}) } else { accepted.remove(0) })
+}
+
+async fn status(State(ingress): State<Ingress>, headers: HeaderMap, Path(message_id): Path<String>) -> Response {
+    let client = match authenticate(&ingress, &headers) {
+        Ok(client) => client,
+        Err(problem) => return problem.into_response(),
+    };
+    let history = ingress.history.clone();
+    let id = message_id.clone();
+    let found = tokio::task::spawn_blocking(move || history.message(&id)).await;
+    match found {
+        Ok(Ok(Some(view))) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => Json(view).into_response(),
+        Ok(Ok(_)) => Problem::not_found(format!("no message {message_id} for this client")).into_response(),
+        Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
+        Err(e) => Problem::unavailable(e.to_string()).into_response(),
+    }
+}

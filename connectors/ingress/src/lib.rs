@@ -1,0 +1,31 @@
+//! The HTTP ingress for external customers: `POST /v1/messages` (one message or up to 1,000),
+//! Bearer API keys (compared by SHA-256), RFC 7807 errors, 202 only after the broker
+//! acknowledged; `GET /v1/messages/{id}` from the history store.
+
+pub mod api;
+pub mod problem;
+pub mod request;
+
+use std::net::SocketAddr;
+
+use switchyard_runtime::{CancellationToken, metrics_router};
+use tokio::net::TcpListener;
+
+pub use api::{Ingress, router};
+
+/// The OpenAPI document of the ingress.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Serve the ingress (and `/metrics`) on `addr` until `shutdown`; returns the bound address.
+pub async fn serve(addr: SocketAddr, ingress: Ingress, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+    let app = router(ingress.clone()).merge(metrics_router(ingress.runtime.metrics.clone()));
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+            tracing::error!(error = %e, "ingress stopped");
+        }
+    });
+    tracing::info!(%bound, "ingress listening");
+    Ok(bound)
+}

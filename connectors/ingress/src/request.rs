@@ -1,0 +1,186 @@
+//! The request body of `POST /v1/messages` and its checks.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+use switchyard_schemas::{Attachment, Channel, Fallback, Priority, Submission};
+
+use crate::problem::{FieldError, Problem};
+
+/// Most messages in one request.
+pub const MAX_BATCH: usize = 1000;
+
+/// One message as a client sends it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRequest {
+    pub channel: Channel,
+    pub to: String,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub text: String,
+    pub subject: Option<String>,
+    pub client_message_id: Option<String>,
+    pub bill_code: Option<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    pub template_code: Option<String>,
+    pub fallback: Option<FallbackRequest>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRequest>,
+    /// Milliseconds since the Unix epoch.
+    pub expires_at: Option<i64>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FallbackRequest {
+    pub channel: Channel,
+    pub text: String,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentRequest {
+    pub uri: String,
+    pub content_type: String,
+    pub file_name: Option<String>,
+}
+
+/// A parsed body: the messages and whether it was a batch.
+#[derive(Debug)]
+pub struct Parsed {
+    pub messages: Vec<MessageRequest>,
+    pub batch: bool,
+}
+
+/// Parse a body: one message, or `{"messages": [...]}` with 1 to 1,000 messages. Every invalid
+/// message is reported, with its index and field.
+pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}"), Vec::new()))?;
+    let (items, batch) = match value {
+        Value::Object(mut object) if object.contains_key("messages") => match object.remove("messages") {
+            Some(Value::Array(items)) => (items, true),
+            _ => return Err(Problem::invalid("messages must be an array", Vec::new())),
+        },
+        single @ Value::Object(_) => (vec![single], false),
+        _ => return Err(Problem::invalid("the body must be a message object or {\"messages\": [...]}", Vec::new())),
+    };
+    if items.is_empty() {
+        return Err(Problem::invalid("messages is empty", Vec::new()));
+    }
+    if items.len() > MAX_BATCH {
+        return Err(Problem::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "batch-too-large",
+            "Too many messages",
+            format!("{} messages; at most {MAX_BATCH} per request", items.len()),
+        ));
+    }
+    let mut messages = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match serde_json::from_value::<MessageRequest>(item) {
+            Ok(message) => {
+                errors.extend(check(index, &message));
+                messages.push(message);
+            }
+            Err(e) => errors.push(FieldError { index, field: field_of(&e.to_string()), message: e.to_string() }),
+        }
+    }
+    if !errors.is_empty() {
+        let detail = format!("{} problem(s); nothing was accepted", errors.len());
+        return Err(Problem::invalid(detail, errors));
+    }
+    Ok(Parsed { messages, batch })
+}
+
+fn field_of(serde_message: &str) -> String {
+    serde_message
+        .split('`')
+        .nth(1)
+        .map(str::to_string)
+        .unwrap_or_else(|| "body".to_string())
+}
+
+fn check(index: usize, m: &MessageRequest) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut error = |field: &str, message: &str| errors.push(FieldError { index, field: field.into(), message: message.into() });
+    if m.to.trim().is_empty() {
+        error("to", "is required");
+    }
+    if m.text.is_empty() && m.template_code.is_none() {
+        error("text", "is required (or template_code)");
+    }
+    if m.client_message_id.as_ref().is_some_and(|id| id.len() > 128) {
+        error("client_message_id", "is longer than 128 characters");
+    }
+    errors
+}
+
+impl MessageRequest {
+    /// The Submission for the intake topic.
+    pub fn into_submission(self, message_id: String, customer_id: &str, client_id: &str, now: i64) -> Submission {
+        Submission {
+            message_id: Some(message_id),
+            customer_id: customer_id.to_string(),
+            client_id: Some(client_id.to_string()),
+            client_message_id: self.client_message_id,
+            channel: self.channel,
+            to: self.to,
+            from: self.from,
+            text: self.text,
+            subject: self.subject,
+            bill_code: self.bill_code,
+            priority: self.priority,
+            template_code: self.template_code,
+            fallback: self.fallback.map(|f| Fallback { channel: f.channel, text: f.text, subject: f.subject }),
+            attachments: self
+                .attachments
+                .into_iter()
+                .map(|a| Attachment { uri: a.uri, content_type: a.content_type, file_name: a.file_name })
+                .collect(),
+            expires_at: self.expires_at,
+            metadata: self.metadata,
+            accepted_at: now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_and_batch_bodies() {
+        let one = parse(br#"{"channel":"sms","to":"01012345678","text":"hi"}"#).expect("single");
+        assert!(!one.batch);
+        let many = parse(br#"{"messages":[{"channel":"sms","to":"010","text":"a"},{"channel":"lms","to":"010","text":"b"}]}"#)
+            .expect("batch");
+        assert_eq!((many.batch, many.messages.len()), (true, 2));
+    }
+
+    #[test]
+    fn every_bad_message_is_reported_with_its_index() {
+        let problem = parse(br#"{"messages":[{"channel":"sms","to":"010","text":"ok"},{"channel":"fax","to":"1","text":"x"},{"channel":"sms","to":"","text":""}]}"#)
+            .expect_err("invalid");
+        assert_eq!(problem.status, 422);
+        let fields: Vec<(usize, &str)> = problem.errors.iter().map(|e| (e.index, e.field.as_str())).collect();
+        assert_eq!(fields, vec![(1, "fax"), (2, "to"), (2, "text")]);
+    }
+
+    #[test]
+    fn limits_and_shapes() {
+        let too_many = format!(r#"{{"messages":[{}]}}"#, vec![r#"{"channel":"sms","to":"1","text":"x"}"#; 1001].join(","));
+        assert_eq!(parse(too_many.as_bytes()).expect_err("too many").status, 413);
+        assert_eq!(parse(b"[1,2]").expect_err("array").status, 422);
+        assert_eq!(parse(b"{nope").expect_err("not json").status, 422);
+        let unknown = parse(br#"{"channel":"sms","to":"1","text":"x","colour":"red"}"#).expect_err("unknown field");
+        assert_eq!(unknown.errors[0].field, "colour");
+    }
+}
