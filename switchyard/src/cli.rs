@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+
 /// switchyard: a Kafka-native messaging platform.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about)]
@@ -72,6 +73,112 @@ pub enum Command {
         #[arg(long, env = "REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
         listen: SocketAddr,
     },
+    /// Apply or show the declarative config (customers, clients, senders, routes, numbering).
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run one role (scale a role by running more of them: they share its consumer group).
+    Run {
+        role: switchyard::pipeline::Role,
+        #[command(flatten)]
+        roles: RoleArgs,
+    },
+    /// Everything in one process: registry, every role, a carrier simulator and a webhook inbox.
+    Up {
+        #[command(flatten)]
+        roles: RoleArgs,
+        /// Registry address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        registry: SocketAddr,
+        /// Carrier simulator address (the demo config's senders point here).
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        sim: SocketAddr,
+        /// Webhook inbox address (the demo config's report URL points here); logs each report.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        inbox: SocketAddr,
+        /// Signing secret the inbox checks signatures with.
+        #[arg(long, default_value = "whsec-demo")]
+        inbox_secret: String,
+        /// Config file applied after the registry is up.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Simulators for local runs and tests.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write what FILE declares to the config topics; only differences are written.
+    Apply {
+        file: PathBuf,
+        /// Also delete entities FILE does not declare.
+        #[arg(long)]
+        prune: bool,
+        /// Replication factor of sender topics it creates.
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+    },
+    /// Print what the config topics hold.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// A carrier speaking the generic JSON API: accepts submits, sends receipts later.
+    Carrier {
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        listen: SocketAddr,
+        /// Share of messages delivered (the rest fail with UNDELIV).
+        #[arg(long, default_value_t = 1.0)]
+        success_rate: f64,
+        /// Delay before each receipt.
+        #[arg(long, default_value_t = 50)]
+        receipt_delay_ms: u64,
+    },
+    /// A webhook receiver that checks signatures and logs each report.
+    Webhooks {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "whsec-demo")]
+        secret: String,
+    },
+}
+
+/// Where roles listen and keep files.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// Ingress address.
+    #[arg(long, env = "INGRESS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub ingress: SocketAddr,
+    /// Address of dispatch's receipts endpoint.
+    #[arg(long, env = "RECEIPTS_LISTEN", default_value = "127.0.0.1:7002")]
+    pub receipts: SocketAddr,
+    /// URL carriers send receipts to (default http://<receipts>/receipts).
+    #[arg(long, env = "RECEIPTS_URL")]
+    pub receipts_url: Option<String>,
+    /// The embedded history store (history and ingress).
+    #[arg(long, env = "HISTORY_PATH", default_value = ".data/history.db")]
+    pub history: PathBuf,
+    /// Seconds in a "minute" of the callback retry schedule.
+    #[arg(long, default_value_t = 60)]
+    pub callback_minute_seconds: u64,
+}
+
+impl RoleArgs {
+    pub fn settings(&self) -> switchyard::pipeline::Settings {
+        switchyard::pipeline::Settings {
+            history_path: self.history.clone(),
+            ingress_addr: self.ingress,
+            receipts_addr: self.receipts,
+            receipts_url: self.receipts_url.clone(),
+            callback_minute: std::time::Duration::from_secs(self.callback_minute_seconds),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

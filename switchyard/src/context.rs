@@ -1,13 +1,15 @@
 //! What every subcommand gets: connection settings, metrics and the shutdown token.
 
-use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics};
+use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Runtime};
 
 use crate::cli::Global;
 
 #[derive(Debug)]
 pub struct Context {
     pub kafka: KafkaSettings,
+    pub schema_registry_url: String,
     pub metrics: Metrics,
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub shutdown: CancellationToken,
 }
 
@@ -17,8 +19,19 @@ impl Context {
         kafka.overrides = global.kafka_options.clone();
         Context {
             kafka,
+            schema_registry_url: global.schema_registry_url.clone(),
             metrics: Metrics::new(),
+            metrics_addr: global.metrics_addr,
             shutdown: switchyard_runtime::shutdown::on_signal(),
         }
+    }
+}
+
+impl Context {
+    /// A runtime on these settings, sharing this process's metrics.
+    pub fn runtime(&self, registry_url: &str) -> anyhow::Result<Runtime> {
+        let mut runtime = Runtime::new(self.kafka.clone(), registry_url)?;
+        runtime.metrics = self.metrics.clone();
+        Ok(runtime)
     }
 }

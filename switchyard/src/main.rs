@@ -20,6 +20,13 @@ async fn main() -> anyhow::Result<()> {
     let code = match cli.command {
         Command::Topics { command } => commands::topics::run(&app, command).await?,
         Command::Registry { listen } => commands::registry::run(&app, listen).await?,
+        Command::Config { command } => commands::config::run(&app, command).await?,
+        Command::Run { role, roles } => commands::run::run(&app, role, roles).await?,
+        Command::Sim { command } => commands::sim::run(&app, command).await?,
+        Command::Up { roles, registry, sim, inbox, inbox_secret, config } => {
+            let up = commands::up::Up { roles, registry, sim, inbox, inbox_secret, config };
+            commands::up::run(&app, up).await?
+        }
     };
     std::process::exit(code);
 }

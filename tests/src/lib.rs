@@ -11,7 +11,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Runtime};
+use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Reader, Runtime};
 use switchyard_topics::{ApplyOptions, Catalog, Cleanup, TopicSpec};
 
 /// The Tansu binary: `$TANSU_BIN`, else the versioned install of `make setup`, else `tansu`.
@@ -230,7 +230,7 @@ pub async fn read_topic(
     count: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
-    let consumer: StreamConsumer = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
+    let consumer: Reader = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut assignment = TopicPartitionList::new();
     for t in metadata.topics().iter().filter(|t| t.name() == topic) {
@@ -255,7 +255,7 @@ pub async fn read_topic(
 /// Read everything `topic` holds now: every partition to its end (end-of-partition events,
 /// not watermarks, which Tansu reports per batch).
 pub async fn read_all(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
-    let consumer: StreamConsumer = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
+    let consumer: Reader = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut assignment = TopicPartitionList::new();
     let mut not_at_end = std::collections::HashSet::new();

@@ -8,10 +8,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::{CancellationToken, KafkaSettings};
+use switchyard_runtime::{CancellationToken, KafkaSettings, Reader};
 use tokio::sync::watch;
 
 use crate::RegistryError;
@@ -120,7 +120,7 @@ impl SchemaLog {
 }
 
 async fn follow(
-    consumer: StreamConsumer,
+    consumer: Reader,
     state: Arc<RwLock<RegistryState>>,
     applied: watch::Sender<i64>,
     shutdown: CancellationToken,

@@ -1,10 +1,37 @@
 //! Client settings shared by every consumer and producer: one place that says how switchyard
 //! talks to Kafka (at-least-once, idempotent producer, manual commits).
 
+use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::StreamConsumer;
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+
+/// How long a fetch may wait for data. Kafka answers a long poll as soon as data arrives;
+/// some Kafka-protocol brokers (Tansu) hold it for the whole wait, so a short wait keeps every
+/// hop of the pipeline fast. Override with `fetch.wait.max.ms` in the settings' overrides.
+const FETCH_WAIT_MAX_MS: &str = "25";
+
+/// Client context of readers: reaching the end of a partition is how they know they caught up,
+/// not an error to log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReaderContext;
+
+impl ClientContext for ReaderContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF)
+        {
+            return;
+        }
+        tracing::error!(%error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for ReaderContext {}
+
+/// A consumer reading whole topics (see `KafkaSettings::reader`).
+pub type Reader = StreamConsumer<ReaderContext>;
 
 /// Where the brokers are and any extra librdkafka settings (TLS, SASL, ...).
 #[derive(Debug, Clone)]
@@ -58,6 +85,7 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000");
         for (key, value) in &self.overrides {
@@ -70,7 +98,7 @@ impl KafkaSettings {
     /// `KafkaError::PartitionEOF` each time it reaches the end of a partition: that, not the
     /// high watermark, is how readers know they caught up (some Kafka-protocol brokers report
     /// a watermark that ignores all but the first record of the last batch).
-    pub fn reader(&self, name: &str) -> KafkaResult<StreamConsumer> {
+    pub fn reader(&self, name: &str) -> KafkaResult<Reader> {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
@@ -78,10 +106,11 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS)
             .set("auto.offset.reset", "earliest");
         for (key, value) in &self.overrides {
             config.set(key, value);
         }
-        config.create()
+        config.create_with_context(ReaderContext)
     }
 }

@@ -8,12 +8,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka::Reader;
 use crate::{Runtime, RuntimeError};
 
 /// The live set of keys of a topic (a tombstone removes its key).
@@ -94,7 +95,7 @@ impl KeySet {
 }
 
 async fn follow(
-    consumer: StreamConsumer,
+    consumer: Reader,
     keys: Arc<RwLock<HashSet<String>>>,
     mut not_at_end: HashSet<i32>,
     ready: watch::Sender<bool>,

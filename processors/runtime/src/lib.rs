@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
-pub use kafka::KafkaSettings;
+pub use kafka::{KafkaSettings, Reader, ReaderContext};
 pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_metrics};
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use switchyard_schemas::Record;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::TopicLabel;
+use crate::kafka::Reader;
 use crate::{Runtime, RuntimeError};
 
 /// A key type a table can be indexed by.
@@ -167,7 +168,7 @@ struct Follower<K, V> {
 }
 
 impl<K: TableKey, V: Record + Clone> Follower<K, V> {
-    async fn follow(mut self, consumer: StreamConsumer, shutdown: CancellationToken) {
+    async fn follow(mut self, consumer: Reader, shutdown: CancellationToken) {
         loop {
             let received = tokio::select! {
                 _ = shutdown.cancelled() => return,

@@ -1,4 +1,8 @@
 //! One module per subcommand.
 
+pub mod config;
 pub mod registry;
+pub mod run;
+pub mod sim;
 pub mod topics;
+pub mod up;

@@ -1,0 +1,16 @@
+//! `switchyard run <role>`: one role in this process.
+
+use switchyard::pipeline::{Role, start};
+
+use crate::cli::RoleArgs;
+use crate::context::Context;
+
+pub async fn run(app: &Context, role: Role, args: RoleArgs) -> anyhow::Result<i32> {
+    let runtime = app.runtime(&app.schema_registry_url)?;
+    let running = start(&runtime, &[role], &args.settings(), &app.shutdown).await?;
+    if let Some(ingress) = running.ingress {
+        println!("ingress listening on http://{ingress}");
+    }
+    running.wait().await;
+    Ok(0)
+}

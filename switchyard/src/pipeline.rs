@@ -1,0 +1,173 @@
+//! Start the roles: validate, route, dispatch (with its receipts endpoint), report, callback,
+//! history and ingress — each as tasks on the shared runtime.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_callback::Callback;
+use switchyard_history::{SqliteHistory, run_history};
+use switchyard_ingress::Ingress;
+use switchyard_runtime::{CancellationToken, ConfigTables, KeySet, Runtime, RunnerOptions};
+use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
+use switchyard_stages::route::Route;
+use switchyard_stages::validate::Validate;
+use tokio::task::JoinHandle;
+
+/// A role a process can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Validate,
+    Route,
+    Dispatch,
+    Report,
+    Callback,
+    History,
+    Ingress,
+}
+
+impl Role {
+    /// Every role, in pipeline order.
+    pub const ALL: [Role; 7] =
+        [Role::History, Role::Validate, Role::Route, Role::Dispatch, Role::Report, Role::Callback, Role::Ingress];
+}
+
+/// Where the roles listen and keep files.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The embedded history store.
+    pub history_path: PathBuf,
+    /// The ingress's address.
+    pub ingress_addr: SocketAddr,
+    /// Where dispatch listens for carriers' receipts.
+    pub receipts_addr: SocketAddr,
+    /// The receipts URL given to carriers; by default `http://<receipts_addr>/receipts`.
+    pub receipts_url: Option<String>,
+    /// Length of a "minute" in the callback retry schedule (tests shrink it).
+    pub callback_minute: Duration,
+}
+
+/// What could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Runtime(#[from] switchyard_runtime::RuntimeError),
+    #[error(transparent)]
+    History(#[from] switchyard_history::HistoryError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// Running roles: their tasks and the addresses they bound.
+#[derive(Debug, Default)]
+pub struct Running {
+    pub tasks: Vec<JoinHandle<()>>,
+    pub ingress: Option<SocketAddr>,
+    pub receipts: Option<SocketAddr>,
+}
+
+impl Running {
+    /// Wait until every task ended (after shutdown).
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(
+    runtime: &Runtime,
+    processor: P,
+    options: RunnerOptions,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let stage = options.stage.clone();
+        if let Err(e) = switchyard_runtime::run(&runtime, Arc::new(processor), options, shutdown).await {
+            tracing::error!(stage, error = %e, "stage stopped");
+        }
+    })
+}
+
+/// Start `roles` on `runtime`; they run until `shutdown`.
+pub async fn start(
+    runtime: &Runtime,
+    roles: &[Role],
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) -> Result<Running, StartError> {
+    let tables = ConfigTables::start(runtime, shutdown.clone()).await?;
+    let mut running = Running::default();
+    let history = if roles.iter().any(|r| matches!(r, Role::History | Role::Ingress)) {
+        Some(SqliteHistory::open(&settings.history_path)?)
+    } else {
+        None
+    };
+    for role in roles {
+        match role {
+            Role::Validate => running.tasks.push(spawn_runner(
+                runtime,
+                Validate { tables: tables.clone() },
+                RunnerOptions::new("validate", &["messages.accepted"]),
+                shutdown,
+            )),
+            Role::Route => running.tasks.push(spawn_runner(
+                runtime,
+                Route::new(tables.clone()),
+                RunnerOptions::new("route", &["messages.validated"]),
+                shutdown,
+            )),
+            Role::Report => {
+                let emitted = Arc::new(Emitted::new(KeySet::start_ready(runtime, "reports.final", shutdown.clone()).await?));
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    ReportDeliveries(emitted.clone()),
+                    RunnerOptions::new("report", &["messages.reports"]),
+                    shutdown,
+                ));
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    ReportRejections(emitted),
+                    RunnerOptions::new("report.rejected", &["messages.rejected"]),
+                    shutdown,
+                ));
+            }
+            Role::Callback => running.tasks.push(spawn_runner(
+                runtime,
+                Callback::new(tables.clone(), settings.callback_minute),
+                RunnerOptions::new("callback", &["reports.final"]),
+                shutdown,
+            )),
+            Role::History => {
+                let (runtime, store, shutdown) = (runtime.clone(), history.clone().expect("opened above"), shutdown.clone());
+                running.tasks.push(tokio::spawn(run_history(runtime, store, shutdown)));
+            }
+            Role::Dispatch => {
+                let listener = tokio::net::TcpListener::bind(settings.receipts_addr).await?;
+                let bound = listener.local_addr()?;
+                running.receipts = Some(bound);
+                let app = switchyard_carrier_http::receipts::router(runtime.clone());
+                let stop = shutdown.clone();
+                running.tasks.push(tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                        tracing::error!(error = %e, "receipts endpoint stopped");
+                    }
+                }));
+                let url = settings.receipts_url.clone().unwrap_or_else(|| format!("http://{bound}/receipts"));
+                let (runtime, tables, shutdown) = (runtime.clone(), tables.clone(), shutdown.clone());
+                running.tasks.push(tokio::spawn(switchyard_carrier_http::service::run_dispatch(runtime, tables, url, shutdown)));
+            }
+            Role::Ingress => {
+                let ingress = Ingress {
+                    runtime: runtime.clone(),
+                    tables: tables.clone(),
+                    history: history.clone().expect("opened above"),
+                };
+                running.ingress = Some(switchyard_ingress::serve(settings.ingress_addr, ingress, shutdown.clone()).await?);
+            }
+        }
+    }
+    Ok(running)
+}
