@@ -1,6 +1,8 @@
 //! Test harness: a real Tansu broker per test on a free port, an in-process schema registry,
 //! and helpers to produce and read topics. No Kafka stand-ins.
 
+pub mod pipeline;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

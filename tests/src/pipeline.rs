@@ -1,0 +1,115 @@
+//! The whole pipeline in one test process: broker, registry, carrier simulator, webhook
+//! receiver, a config pointing at them, and every role — what `switchyard up` runs.
+
+use std::time::Duration;
+
+use switchyard::pipeline::{Role, Running, Settings, start};
+use switchyard_callback::receiver::Inbox;
+use switchyard_carrier_http::simulator::{self, SimulatorSettings};
+use switchyard_runtime::CancellationToken;
+
+use crate::Stack;
+
+/// The API key of the test client.
+pub const API_KEY: &str = "sk-test-key";
+/// The signing secret of the test client.
+pub const SECRET: &str = "whsec-test";
+
+/// A running pipeline and its surroundings.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub stack: Stack,
+    pub inbox: Inbox,
+    pub settings: Settings,
+    pub running: Running,
+    pub shutdown: CancellationToken,
+    pub ingress_url: String,
+    _history: tempfile::TempDir,
+}
+
+/// The test config: customer `acme` (sms, lms), client `acme-web` reporting to `report_url`,
+/// SKT split 1:1 between two groups, KT one group.
+pub fn config(sim_url: &str, report_url: &str) -> String {
+    format!(
+        r#"
+[[customers]]
+id = "acme"
+channels = ["sms", "lms"]
+
+[[clients]]
+id = "acme-web"
+customer = "acme"
+api_key = "{API_KEY}"
+report_url = "{report_url}"
+signing_secret = "{SECRET}"
+
+[[senders]]
+name = "skt-a"
+group = "skt-direct"
+channel = "sms"
+carriers = ["skt"]
+endpoint = "{sim_url}"
+
+[[senders]]
+name = "skt-b"
+group = "skt-aggregator"
+channel = "sms"
+carriers = ["skt"]
+endpoint = "{sim_url}"
+
+[[senders]]
+name = "kt-a"
+group = "kt-direct"
+channel = "sms"
+carriers = ["kt"]
+endpoint = "{sim_url}"
+
+[[routes]]
+customer = "acme"
+channel = "sms"
+carriers = [
+    {{ carrier = "skt", groups = [{{ group = "skt-direct", ratio = 1 }}, {{ group = "skt-aggregator", ratio = 1 }}] }},
+    {{ carrier = "kt", groups = [{{ group = "kt-direct", ratio = 1 }}] }},
+]
+
+[[numbering]]
+prefix = "0101"
+carrier = "skt"
+
+[[numbering]]
+prefix = "0109"
+carrier = "kt"
+"#
+    )
+}
+
+impl Pipeline {
+    /// Start everything except the roles in `except` (a test may run those itself).
+    pub async fn start(except: &[Role], sim: SimulatorSettings) -> anyhow::Result<Self> {
+        let stack = Stack::start(&[]).await?;
+        let shutdown = CancellationToken::new();
+        let sim_addr = simulator::serve("127.0.0.1:0".parse()?, sim, shutdown.clone()).await?;
+        let (inbox_addr, inbox) =
+            switchyard_callback::receiver::serve("127.0.0.1:0".parse()?, SECRET, false, shutdown.clone()).await?;
+        let text = config(&format!("http://{sim_addr}/submit"), &format!("http://{inbox_addr}/webhooks/switchyard"));
+        switchyard_config::apply(&stack.runtime, &text, false, 1).await?;
+        let history = tempfile::tempdir()?;
+        let settings = Settings {
+            history_path: history.path().join("history.db"),
+            ingress_addr: "127.0.0.1:0".parse()?,
+            receipts_addr: "127.0.0.1:0".parse()?,
+            receipts_url: None,
+            callback_minute: Duration::from_millis(100),
+        };
+        let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| !except.contains(r)).collect();
+        let running = start(&stack.runtime, &roles, &settings, &shutdown).await?;
+        let ingress_url = format!("http://{}", running.ingress.ok_or_else(|| anyhow::anyhow!("no ingress"))?);
+        Ok(Pipeline { stack, inbox, settings, running, shutdown, ingress_url, _history: history })
+    }
+
+    /// Stop every role and wait for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.running.wait().await;
+    }
+}
