@@ -44,3 +44,7 @@ broker-stop:
 clean:
 	$(CARGO) clean
 	rm -rf .data
+
+## bench: end-to-end throughput and latency next to the broker's raw rate (release build)
+bench: setup
+	$(CARGO) run --release -q -p switchyard-tests --bin bench -- $(BENCH_ARGS)

@@ -13,7 +13,11 @@ pub fn new_message_id() -> String {
 /// The id of a message a direct producer left without one: derived from where it was read,
 /// so every replay (and every stage that reads the intake record) gets the same id.
 pub fn derived_message_id(topic: &str, partition: i32, offset: i64) -> String {
-    Uuid::new_v5(&NAMESPACE, format!("{topic}/{partition}/{offset}").as_bytes()).to_string()
+    Uuid::new_v5(
+        &NAMESPACE,
+        format!("{topic}/{partition}/{offset}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// A stable event id: the same inputs give the same id (so duplicates are recognisable).

@@ -3,8 +3,8 @@
 
 mod codec;
 mod error;
-mod ids;
 pub mod files;
+mod ids;
 mod record;
 pub mod records;
 

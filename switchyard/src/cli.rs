@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-
 /// switchyard: a Kafka-native messaging platform.
 #[derive(Debug, Parser)]
 #[command(name = "switchyard", version, about)]

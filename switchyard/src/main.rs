@@ -23,8 +23,22 @@ async fn main() -> anyhow::Result<()> {
         Command::Config { command } => commands::config::run(&app, command).await?,
         Command::Run { role, roles } => commands::run::run(&app, role, roles).await?,
         Command::Sim { command } => commands::sim::run(&app, command).await?,
-        Command::Up { roles, registry, sim, inbox, inbox_secret, config } => {
-            let up = commands::up::Up { roles, registry, sim, inbox, inbox_secret, config };
+        Command::Up {
+            roles,
+            registry,
+            sim,
+            inbox,
+            inbox_secret,
+            config,
+        } => {
+            let up = commands::up::Up {
+                roles,
+                registry,
+                sim,
+                inbox,
+                inbox_secret,
+                config,
+            };
             commands::up::run(&app, up).await?
         }
     };

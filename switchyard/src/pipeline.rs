@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchyard_callback::Callback;
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
-use switchyard_runtime::{CancellationToken, ConfigTables, KeySet, Runtime, RunnerOptions};
+use switchyard_runtime::{CancellationToken, ConfigTables, KeySet, RunnerOptions, Runtime};
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
 use switchyard_stages::validate::Validate;
@@ -29,8 +29,15 @@ pub enum Role {
 
 impl Role {
     /// Every role, in pipeline order.
-    pub const ALL: [Role; 7] =
-        [Role::History, Role::Validate, Role::Route, Role::Dispatch, Role::Report, Role::Callback, Role::Ingress];
+    pub const ALL: [Role; 7] = [
+        Role::History,
+        Role::Validate,
+        Role::Route,
+        Role::Dispatch,
+        Role::Report,
+        Role::Callback,
+        Role::Ingress,
+    ];
 }
 
 /// Where the roles listen and keep files.
@@ -85,7 +92,9 @@ fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(
     let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
     tokio::spawn(async move {
         let stage = options.stage.clone();
-        if let Err(e) = switchyard_runtime::run(&runtime, Arc::new(processor), options, shutdown).await {
+        if let Err(e) =
+            switchyard_runtime::run(&runtime, Arc::new(processor), options, shutdown).await
+        {
             tracing::error!(stage, error = %e, "stage stopped");
         }
     })
@@ -100,7 +109,10 @@ pub async fn start(
 ) -> Result<Running, StartError> {
     let tables = ConfigTables::start(runtime, shutdown.clone()).await?;
     let mut running = Running::default();
-    let history = if roles.iter().any(|r| matches!(r, Role::History | Role::Ingress)) {
+    let history = if roles
+        .iter()
+        .any(|r| matches!(r, Role::History | Role::Ingress))
+    {
         Some(SqliteHistory::open(&settings.history_path)?)
     } else {
         None
@@ -109,7 +121,9 @@ pub async fn start(
         match role {
             Role::Validate => running.tasks.push(spawn_runner(
                 runtime,
-                Validate { tables: tables.clone() },
+                Validate {
+                    tables: tables.clone(),
+                },
                 RunnerOptions::new("validate", &["messages.accepted"]),
                 shutdown,
             )),
@@ -120,7 +134,9 @@ pub async fn start(
                 shutdown,
             )),
             Role::Report => {
-                let emitted = Arc::new(Emitted::new(KeySet::start_ready(runtime, "reports.final", shutdown.clone()).await?));
+                let emitted = Arc::new(Emitted::new(
+                    KeySet::start_ready(runtime, "reports.final", shutdown.clone()).await?,
+                ));
                 running.tasks.push(spawn_runner(
                     runtime,
                     ReportDeliveries(emitted.clone()),
@@ -141,8 +157,14 @@ pub async fn start(
                 shutdown,
             )),
             Role::History => {
-                let (runtime, store, shutdown) = (runtime.clone(), history.clone().expect("opened above"), shutdown.clone());
-                running.tasks.push(tokio::spawn(run_history(runtime, store, shutdown)));
+                let (runtime, store, shutdown) = (
+                    runtime.clone(),
+                    history.clone().expect("opened above"),
+                    shutdown.clone(),
+                );
+                running
+                    .tasks
+                    .push(tokio::spawn(run_history(runtime, store, shutdown)));
             }
             Role::Dispatch => {
                 let listener = tokio::net::TcpListener::bind(settings.receipts_addr).await?;
@@ -151,13 +173,22 @@ pub async fn start(
                 let app = switchyard_carrier_http::receipts::router(runtime.clone());
                 let stop = shutdown.clone();
                 running.tasks.push(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await {
+                    if let Err(e) = axum::serve(listener, app)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                    {
                         tracing::error!(error = %e, "receipts endpoint stopped");
                     }
                 }));
-                let url = settings.receipts_url.clone().unwrap_or_else(|| format!("http://{bound}/receipts"));
-                let (runtime, tables, shutdown) = (runtime.clone(), tables.clone(), shutdown.clone());
-                running.tasks.push(tokio::spawn(switchyard_carrier_http::service::run_dispatch(runtime, tables, url, shutdown)));
+                let url = settings
+                    .receipts_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{bound}/receipts"));
+                let (runtime, tables, shutdown) =
+                    (runtime.clone(), tables.clone(), shutdown.clone());
+                running.tasks.push(tokio::spawn(
+                    switchyard_carrier_http::service::run_dispatch(runtime, tables, url, shutdown),
+                ));
             }
             Role::Ingress => {
                 let ingress = Ingress {
@@ -165,7 +196,10 @@ pub async fn start(
                     tables: tables.clone(),
                     history: history.clone().expect("opened above"),
                 };
-                running.ingress = Some(switchyard_ingress::serve(settings.ingress_addr, ingress, shutdown.clone()).await?);
+                running.ingress = Some(
+                    switchyard_ingress::serve(settings.ingress_addr, ingress, shutdown.clone())
+                        .await?,
+                );
             }
         }
     }

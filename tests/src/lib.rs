@@ -187,15 +187,20 @@ impl Drop for TestRegistry {
 /// Broker + topics + registry + runtime: what most tests need.
 #[derive(Debug)]
 pub struct Stack {
-    pub broker: Broker,
-    pub registry: TestRegistry,
+    // Fields drop in order: clients first, the broker last.
     pub runtime: Runtime,
+    pub registry: TestRegistry,
+    pub broker: Broker,
 }
 
 impl Stack {
     /// Start a memory broker, apply the catalog and `extra` topics, start a registry.
     pub async fn start(extra: &[&str]) -> anyhow::Result<Self> {
-        let broker = Broker::start()?;
+        Self::on(Broker::start()?, extra).await
+    }
+
+    /// The same on a broker already started.
+    pub async fn on(broker: Broker, extra: &[&str]) -> anyhow::Result<Self> {
         apply_topics(&broker, extra).await?;
         let registry = TestRegistry::start(&broker).await?;
         let runtime = Runtime::new(broker.kafka(), &registry.url())?;

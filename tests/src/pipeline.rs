@@ -18,13 +18,14 @@ pub const SECRET: &str = "whsec-test";
 /// A running pipeline and its surroundings.
 #[derive(Debug)]
 pub struct Pipeline {
-    pub stack: Stack,
     pub inbox: Inbox,
     pub settings: Settings,
     pub running: Running,
     pub shutdown: CancellationToken,
     pub ingress_url: String,
     _history: tempfile::TempDir,
+    // Dropped last: the broker outlives every client.
+    pub stack: Stack,
 }
 
 /// The test config: customer `acme` (sms, lms), client `acme-web` reporting to `report_url`,
@@ -86,12 +87,29 @@ carrier = "kt"
 impl Pipeline {
     /// Start everything except the roles in `except` (a test may run those itself).
     pub async fn start(except: &[Role], sim: SimulatorSettings) -> anyhow::Result<Self> {
-        let stack = Stack::start(&[]).await?;
+        Self::start_on(crate::Broker::start()?, except, sim).await
+    }
+
+    /// The same on a broker already started.
+    pub async fn start_on(
+        broker: crate::Broker,
+        except: &[Role],
+        sim: SimulatorSettings,
+    ) -> anyhow::Result<Self> {
+        let stack = Stack::on(broker, &[]).await?;
         let shutdown = CancellationToken::new();
         let sim_addr = simulator::serve("127.0.0.1:0".parse()?, sim, shutdown.clone()).await?;
-        let (inbox_addr, inbox) =
-            switchyard_callback::receiver::serve("127.0.0.1:0".parse()?, SECRET, false, shutdown.clone()).await?;
-        let text = config(&format!("http://{sim_addr}/submit"), &format!("http://{inbox_addr}/webhooks/switchyard"));
+        let (inbox_addr, inbox) = switchyard_callback::receiver::serve(
+            "127.0.0.1:0".parse()?,
+            SECRET,
+            false,
+            shutdown.clone(),
+        )
+        .await?;
+        let text = config(
+            &format!("http://{sim_addr}/submit"),
+            &format!("http://{inbox_addr}/webhooks/switchyard"),
+        );
         switchyard_config::apply(&stack.runtime, &text, false, 1).await?;
         let history = tempfile::tempdir()?;
         let settings = Settings {
@@ -101,15 +119,35 @@ impl Pipeline {
             receipts_url: None,
             callback_minute: Duration::from_millis(100),
         };
-        let roles: Vec<Role> = Role::ALL.into_iter().filter(|r| !except.contains(r)).collect();
+        let roles: Vec<Role> = Role::ALL
+            .into_iter()
+            .filter(|r| !except.contains(r))
+            .collect();
         let running = start(&stack.runtime, &roles, &settings, &shutdown).await?;
-        let ingress_url = format!("http://{}", running.ingress.ok_or_else(|| anyhow::anyhow!("no ingress"))?);
-        Ok(Pipeline { stack, inbox, settings, running, shutdown, ingress_url, _history: history })
+        let ingress_url = format!(
+            "http://{}",
+            running
+                .ingress
+                .ok_or_else(|| anyhow::anyhow!("no ingress"))?
+        );
+        Ok(Pipeline {
+            stack,
+            inbox,
+            settings,
+            running,
+            shutdown,
+            ingress_url,
+            _history: history,
+        })
     }
 
     /// Stop every role and wait for them.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.running.wait().await;
+        let Pipeline { running, stack, .. } = self;
+        running.wait().await;
+        // Let followers and the producer close before the broker goes.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(stack);
     }
 }

@@ -9,12 +9,17 @@ use rdkafka::Message;
 use serde_json::{Value, json};
 use switchyard::pipeline::{Role, start};
 use switchyard_carrier_http::simulator::SimulatorSettings;
-use switchyard_schemas::{Channel, FinalReport, Rejection, ResultStatus, RoutingDecision, Submission};
+use switchyard_schemas::{
+    Channel, FinalReport, Rejection, ResultStatus, RoutingDecision, Submission,
+};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
 use switchyard_tests::{produce_raw, read_all};
 
 fn fast_carrier() -> SimulatorSettings {
-    SimulatorSettings { success_rate: 1.0, receipt_delay: Duration::from_millis(5) }
+    SimulatorSettings {
+        success_rate: 1.0,
+        receipt_delay: Duration::from_millis(5),
+    }
 }
 
 fn direct(i: usize, customer: &str) -> Submission {
@@ -39,7 +44,12 @@ fn direct(i: usize, customer: &str) -> Submission {
     }
 }
 
-async fn post_batch(http: &reqwest::Client, url: &str, from: usize, count: usize) -> anyhow::Result<Vec<String>> {
+async fn post_batch(
+    http: &reqwest::Client,
+    url: &str,
+    from: usize,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
     let messages: Vec<Value> = (from..from + count)
         .map(|i| json!({"channel": "sms", "to": format!("0101{:07}", i), "text": format!("http {i}"), "client_message_id": format!("http-{i}")}))
         .collect();
@@ -49,22 +59,43 @@ async fn post_batch(http: &reqwest::Client, url: &str, from: usize, count: usize
         .json(&json!({"messages": messages}))
         .send()
         .await?;
-    anyhow::ensure!(response.status() == 202, "POST answered {}", response.status());
+    anyhow::ensure!(
+        response.status() == 202,
+        "POST answered {}",
+        response.status()
+    );
     let body: Value = response.json().await?;
-    Ok(body["messages"].as_array().into_iter().flatten().filter_map(|m| m["message_id"].as_str().map(String::from)).collect())
+    Ok(body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["message_id"].as_str().map(String::from))
+        .collect())
 }
 
 /// Final reports per message id, read back from `reports.final`.
 async fn final_reports(pipeline: &Pipeline) -> anyhow::Result<HashMap<String, Vec<FinalReport>>> {
     let mut reports: HashMap<String, Vec<FinalReport>> = HashMap::new();
     for message in read_all(&pipeline.stack.runtime.kafka, "reports.final").await? {
-        let report: FinalReport = pipeline.stack.runtime.codec.decode(message.payload().unwrap_or_default()).await?;
-        reports.entry(report.message_id.clone()).or_default().push(report);
+        let report: FinalReport = pipeline
+            .stack
+            .runtime
+            .codec
+            .decode(message.payload().unwrap_or_default())
+            .await?;
+        reports
+            .entry(report.message_id.clone())
+            .or_default()
+            .push(report);
     }
     Ok(reports)
 }
 
-async fn wait_for_webhooks(pipeline: &Pipeline, count: usize, timeout: Duration) -> anyhow::Result<()> {
+async fn wait_for_webhooks(
+    pipeline: &Pipeline,
+    count: usize,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
     while pipeline.inbox.len() < count {
         anyhow::ensure!(
@@ -80,11 +111,18 @@ async fn wait_for_webhooks(pipeline: &Pipeline, count: usize, timeout: Duration)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook() -> anyhow::Result<()> {
+async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook()
+-> anyhow::Result<()> {
     switchyard_tests::init_logging();
     // Route runs apart so the test can kill it mid-run.
     let pipeline = Pipeline::start(&[Role::Route], fast_carrier()).await?;
-    let mut route = start(&pipeline.stack.runtime, &[Role::Route], &pipeline.settings, &pipeline.shutdown).await?;
+    let mut route = start(
+        &pipeline.stack.runtime,
+        &[Role::Route],
+        &pipeline.settings,
+        &pipeline.shutdown,
+    )
+    .await?;
     let http = reqwest::Client::new();
 
     let mut http_ids = Vec::new();
@@ -92,14 +130,26 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
         http_ids.extend(post_batch(&http, &pipeline.ingress_url, batch * 100, 100).await?);
     }
     for i in 0..500 {
-        let bytes = pipeline.stack.runtime.codec.encode("messages.accepted", &direct(i, "acme")).await?;
+        let bytes = pipeline
+            .stack
+            .runtime
+            .codec
+            .encode("messages.accepted", &direct(i, "acme"))
+            .await?;
         produce_raw(&pipeline.stack.runtime, "messages.accepted", "acme", &bytes).await?;
     }
 
     // Kill route mid-run (no graceful shutdown, no commit), then start a new one.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while read_all(&pipeline.stack.runtime.kafka, "messages.routed").await?.len() < 200 {
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "route made no progress");
+    while read_all(&pipeline.stack.runtime.kafka, "messages.routed")
+        .await?
+        .len()
+        < 200
+    {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "route made no progress"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     for task in &route.tasks {
@@ -112,51 +162,112 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
         http_ids.extend(post_batch(&http, &pipeline.ingress_url, batch * 100, 100).await?);
     }
     for i in 500..1000 {
-        let bytes = pipeline.stack.runtime.codec.encode("messages.accepted", &direct(i, "acme")).await?;
+        let bytes = pipeline
+            .stack
+            .runtime
+            .codec
+            .encode("messages.accepted", &direct(i, "acme"))
+            .await?;
         produce_raw(&pipeline.stack.runtime, "messages.accepted", "acme", &bytes).await?;
     }
-    let restarted = start(&pipeline.stack.runtime, &[Role::Route], &pipeline.settings, &pipeline.shutdown).await?;
+    let restarted = start(
+        &pipeline.stack.runtime,
+        &[Role::Route],
+        &pipeline.settings,
+        &pipeline.shutdown,
+    )
+    .await?;
     assert_eq!(http_ids.len(), 1000);
 
     wait_for_webhooks(&pipeline, 2000, Duration::from_secs(180)).await?;
 
     // Exactly one final report per message, all delivered.
     let reports = final_reports(&pipeline).await?;
-    assert_eq!(reports.len(), 2000, "one final report for each of 2,000 messages");
-    assert!(reports.values().all(|r| r.len() == 1), "no message has two final reports");
-    assert!(reports.values().all(|r| r[0].status == ResultStatus::Delivered));
+    assert_eq!(
+        reports.len(),
+        2000,
+        "one final report for each of 2,000 messages"
+    );
+    assert!(
+        reports.values().all(|r| r.len() == 1),
+        "no message has two final reports"
+    );
+    assert!(
+        reports
+            .values()
+            .all(|r| r[0].status == ResultStatus::Delivered)
+    );
     for id in &http_ids {
-        assert!(reports.contains_key(id), "HTTP message {id} has its final report");
+        assert!(
+            reports.contains_key(id),
+            "HTTP message {id} has its final report"
+        );
     }
-    let direct_ids: Vec<&str> = reports.values().filter_map(|r| r[0].client_message_id.as_deref()).filter(|c| c.starts_with("direct-")).collect();
-    assert_eq!(direct_ids.len(), 1000, "every direct message has its final report");
+    let direct_ids: Vec<&str> = reports
+        .values()
+        .filter_map(|r| r[0].client_message_id.as_deref())
+        .filter(|c| c.starts_with("direct-"))
+        .collect();
+    assert_eq!(
+        direct_ids.len(),
+        1000,
+        "every direct message has its final report"
+    );
 
     // Exactly one webhook per message, each signed correctly, with its event id.
     let webhooks = pipeline.inbox.all();
     assert_eq!(webhooks.len(), 2000);
-    assert!(webhooks.iter().all(|w| w.signature_valid), "every signature verifies");
+    assert!(
+        webhooks.iter().all(|w| w.signature_valid),
+        "every signature verifies"
+    );
     let mut per_message: HashMap<String, usize> = HashMap::new();
     for w in &webhooks {
         let body = w.body.as_ref().expect("readable body");
         *per_message.entry(body.message_id.clone()).or_default() += 1;
         assert_eq!(w.event_id, reports[&body.message_id][0].event_id);
     }
-    assert!(per_message.values().all(|&n| n == 1), "one webhook per message");
+    assert!(
+        per_message.values().all(|&n| n == 1),
+        "one webhook per message"
+    );
 
     // GET shows the path a message took.
     let view: Value = http
-        .get(format!("{}/v1/messages/{}", pipeline.ingress_url, http_ids[0]))
+        .get(format!(
+            "{}/v1/messages/{}",
+            pipeline.ingress_url, http_ids[0]
+        ))
         .bearer_auth(API_KEY)
         .send()
         .await?
         .json()
         .await?;
     assert_eq!(view["status"], json!("delivered"));
-    let kinds: Vec<&str> = view["events"].as_array().into_iter().flatten().filter_map(|e| e["kind"].as_str()).collect();
-    for kind in ["accepted", "validated", "routed", "submitted", "report", "final"] {
+    let kinds: Vec<&str> = view["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    for kind in [
+        "accepted",
+        "validated",
+        "routed",
+        "submitted",
+        "report",
+        "final",
+    ] {
         assert!(kinds.contains(&kind), "{kind} in {kinds:?}");
     }
-    let other = http.get(format!("{}/v1/messages/{}", pipeline.ingress_url, http_ids[0])).bearer_auth("wrong").send().await?;
+    let other = http
+        .get(format!(
+            "{}/v1/messages/{}",
+            pipeline.ingress_url, http_ids[0]
+        ))
+        .bearer_auth("wrong")
+        .send()
+        .await?;
     assert_eq!(other.status(), 401);
 
     restarted.tasks.iter().for_each(|t| t.abort());
@@ -171,7 +282,12 @@ async fn a_one_to_one_rule_splits_ten_messages_five_five() -> anyhow::Result<()>
     wait_for_webhooks(&pipeline, 10, Duration::from_secs(60)).await?;
     let mut groups: HashMap<String, usize> = HashMap::new();
     for message in read_all(&pipeline.stack.runtime.kafka, "messages.routed").await? {
-        let decision: RoutingDecision = pipeline.stack.runtime.codec.decode(message.payload().unwrap_or_default()).await?;
+        let decision: RoutingDecision = pipeline
+            .stack
+            .runtime
+            .codec
+            .decode(message.payload().unwrap_or_default())
+            .await?;
         *groups.entry(decision.sender_group).or_default() += 1;
     }
     assert_eq!(groups.get("skt-direct"), Some(&5), "{groups:?}");
@@ -184,7 +300,10 @@ async fn a_one_to_one_rule_splits_ten_messages_five_five() -> anyhow::Result<()>
 async fn unknown_customers_and_bad_requests_are_refused_with_reasons() -> anyhow::Result<()> {
     let pipeline = Pipeline::start(&[], fast_carrier()).await?;
     let runtime = &pipeline.stack.runtime;
-    let bytes = runtime.codec.encode("messages.accepted", &direct(1, "nobody")).await?;
+    let bytes = runtime
+        .codec
+        .encode("messages.accepted", &direct(1, "nobody"))
+        .await?;
     produce_raw(runtime, "messages.accepted", "nobody", &bytes).await?;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -193,13 +312,22 @@ async fn unknown_customers_and_bad_requests_are_refused_with_reasons() -> anyhow
         if let Some(report) = reports.into_values().flatten().next() {
             break report;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no final report for the unknown customer");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no final report for the unknown customer"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!((report.status, report.result_code.as_str()), (ResultStatus::Rejected, "unknown_customer"));
+    assert_eq!(
+        (report.status, report.result_code.as_str()),
+        (ResultStatus::Rejected, "unknown_customer")
+    );
     let rejections = read_all(&runtime.kafka, "messages.rejected").await?;
     assert_eq!(rejections.len(), 1);
-    let rejection: Rejection = runtime.codec.decode(rejections[0].payload().unwrap_or_default()).await?;
+    let rejection: Rejection = runtime
+        .codec
+        .decode(rejections[0].payload().unwrap_or_default())
+        .await?;
     assert_eq!(rejection.message_id, report.message_id);
 
     // The HTTP API refuses bad requests with RFC 7807 problems and accepts nothing.
@@ -214,7 +342,11 @@ async fn unknown_customers_and_bad_requests_are_refused_with_reasons() -> anyhow
     assert_eq!(bad.headers()["content-type"], "application/problem+json");
     let problem: Value = bad.json().await?;
     assert_eq!(problem["errors"][0]["field"], json!("to"));
-    let anonymous = http.post(format!("{}/v1/messages", pipeline.ingress_url)).json(&json!({})).send().await?;
+    let anonymous = http
+        .post(format!("{}/v1/messages", pipeline.ingress_url))
+        .json(&json!({}))
+        .send()
+        .await?;
     assert_eq!(anonymous.status(), 401);
     pipeline.stop().await;
     Ok(())

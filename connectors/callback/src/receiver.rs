@@ -33,12 +33,18 @@ pub struct Inbox {
 impl Inbox {
     /// Everything received, in arrival order.
     pub fn all(&self) -> Vec<Received> {
-        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// How many webhooks arrived.
     pub fn len(&self) -> usize {
-        self.received.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.received
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// True when none arrived.
@@ -53,13 +59,31 @@ struct Receiver {
     log: bool,
 }
 
-async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-    let signature_valid = verify(&header(SIGNATURE_HEADER), &receiver.secret, &body, now_millis() / 1000, 300);
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let signature_valid = verify(
+        &header(SIGNATURE_HEADER),
+        &receiver.secret,
+        &body,
+        now_millis() / 1000,
+        300,
+    );
     let parsed: Option<WebhookBody> = serde_json::from_slice(&body).ok();
     if receiver.log {
         match &parsed {
-            Some(b) => tracing::info!(message_id = %b.message_id, status = %b.status, result = %b.result_code, signature_valid, "webhook received"),
+            Some(b) => {
+                tracing::info!(message_id = %b.message_id, status = %b.status, result = %b.result_code, signature_valid, "webhook received")
+            }
             None => tracing::warn!("webhook with an unreadable body"),
         }
     }
@@ -68,14 +92,31 @@ async fn receive(State(receiver): State<Arc<Receiver>>, headers: HeaderMap, body
         .received
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(Received { event_id: header(EVENT_ID_HEADER), signature_valid, body: parsed });
-    if signature_valid { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+        .push(Received {
+            event_id: header(EVENT_ID_HEADER),
+            signature_valid,
+            body: parsed,
+        });
+    if signature_valid {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::UNAUTHORIZED
+    }
 }
 
 /// Serve a receiver at `POST /webhooks/switchyard` (and `/`) checking signatures with `secret`.
-pub async fn serve(addr: SocketAddr, secret: &str, log: bool, shutdown: CancellationToken) -> std::io::Result<(SocketAddr, Inbox)> {
+pub async fn serve(
+    addr: SocketAddr,
+    secret: &str,
+    log: bool,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, Inbox)> {
     let inbox = Inbox::default();
-    let state = Arc::new(Receiver { secret: secret.to_string(), inbox: inbox.clone(), log });
+    let state = Arc::new(Receiver {
+        secret: secret.to_string(),
+        inbox: inbox.clone(),
+        log,
+    });
     let app = Router::new()
         .route("/webhooks/switchyard", post(receive))
         .route("/", post(receive))
@@ -83,7 +124,10 @@ pub async fn serve(addr: SocketAddr, secret: &str, log: bool, shutdown: Cancella
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "webhook receiver stopped");
         }
     });

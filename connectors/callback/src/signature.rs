@@ -6,11 +6,15 @@ use sha2::Sha256;
 
 /// The signature header's value for `body` signed at `unix_seconds`.
 pub fn sign(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
-    format!("t={unix_seconds},v1={}", hex::encode(mac(secret, unix_seconds, body)))
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(mac(secret, unix_seconds, body))
+    )
 }
 
 fn mac(secret: &str, unix_seconds: i64, body: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable_key());
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable_key());
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -34,11 +38,14 @@ pub fn verify(header: &str, secret: &str, body: &[u8], now: i64, tolerance_secon
             _ => {}
         }
     }
-    let (Some(t), Some(given)) = (timestamp, given) else { return false };
+    let (Some(t), Some(given)) = (timestamp, given) else {
+        return false;
+    };
     if (now - t).abs() > tolerance_seconds {
         return false;
     }
-    let mut check = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable_key());
+    let mut check =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable_key());
     check.update(t.to_string().as_bytes());
     check.update(b".");
     check.update(body);
@@ -54,9 +61,18 @@ mod tests {
         let header = sign("whsec", 1_700_000_000, b"{\"a\":1}");
         assert!(header.starts_with("t=1700000000,v1="));
         assert!(verify(&header, "whsec", b"{\"a\":1}", 1_700_000_010, 300));
-        assert!(!verify(&header, "whsec", b"{\"a\":2}", 1_700_000_010, 300), "body changed");
-        assert!(!verify(&header, "other", b"{\"a\":1}", 1_700_000_010, 300), "wrong secret");
-        assert!(!verify(&header, "whsec", b"{\"a\":1}", 1_700_009_999, 300), "too old");
+        assert!(
+            !verify(&header, "whsec", b"{\"a\":2}", 1_700_000_010, 300),
+            "body changed"
+        );
+        assert!(
+            !verify(&header, "other", b"{\"a\":1}", 1_700_000_010, 300),
+            "wrong secret"
+        );
+        assert!(
+            !verify(&header, "whsec", b"{\"a\":1}", 1_700_009_999, 300),
+            "too old"
+        );
     }
 
     #[test]

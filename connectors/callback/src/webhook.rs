@@ -66,19 +66,30 @@ pub struct Callback {
 
 impl Callback {
     pub fn new(tables: ConfigTables, minute: Duration) -> Self {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-        Callback { tables, client, minute }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Callback {
+            tables,
+            client,
+            minute,
+        }
     }
 
     async fn deliver(&self, report: FinalReport) -> Result<Vec<Output>, StageError> {
-        let Some(client) = self.tables.report_client(&report.customer_id, report.client_id.as_deref()) else {
+        let Some(client) = self
+            .tables
+            .report_client(&report.customer_id, report.client_id.as_deref())
+        else {
             tracing::debug!(stage = "callback", message_id = %report.message_id, "no report URL; report stays pullable");
             return Ok(Vec::new());
         };
         let Some(url) = client.report_url.clone() else {
             return Ok(Vec::new());
         };
-        let body = serde_json::to_vec(&WebhookBody::from(&report)).map_err(|e| StageError::Invalid(Invalid::new(e.to_string())))?;
+        let body = serde_json::to_vec(&WebhookBody::from(&report))
+            .map_err(|e| StageError::Invalid(Invalid::new(e.to_string())))?;
         let now = now_millis();
         let mut request = self
             .client
@@ -103,7 +114,13 @@ impl Callback {
 }
 
 /// The record that schedules the first retry of a failed callback.
-pub fn first_retry(report: FinalReport, url: String, failure: String, now: i64, minute: Duration) -> Output {
+pub fn first_retry(
+    report: FinalReport,
+    url: String,
+    failure: String,
+    now: i64,
+    minute: Duration,
+) -> Output {
     let delay = minute.as_millis() as i64 * i64::from(callback_retry_delay_minutes(1));
     let key = report.message_id.clone();
     Output::new(
@@ -124,7 +141,11 @@ pub fn first_retry(report: FinalReport, url: String, failure: String, now: i64, 
 impl AsyncProcessor for Callback {
     type Input = FinalReport;
 
-    fn process<'a>(&'a self, input: FinalReport, _origin: Origin<'a>) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
+    fn process<'a>(
+        &'a self,
+        input: FinalReport,
+        _origin: Origin<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
         Box::pin(self.deliver(input))
     }
 

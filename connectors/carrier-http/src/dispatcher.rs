@@ -8,8 +8,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use switchyard_runtime::{AsyncProcessor, Origin, Output, StageError};
 use switchyard_schemas::{
-    DeliveryReport, DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, ResultStatus, SenderConfig, event_id,
-    now_millis,
+    DeliveryReport, DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, ResultStatus,
+    SenderConfig, event_id, now_millis,
 };
 
 use crate::codes::SUBMIT_REFUSED;
@@ -37,8 +37,17 @@ impl HttpSender {
             .pool_max_idle_per_host(64)
             .build()
             .unwrap_or_default();
-        let window = sender.settings.get("window").and_then(|w| w.parse().ok()).unwrap_or(64);
-        HttpSender { sender, receipt_url, client, window }
+        let window = sender
+            .settings
+            .get("window")
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(64);
+        HttpSender {
+            sender,
+            receipt_url,
+            client,
+            window,
+        }
     }
 
     async fn dispatch(&self, request: DispatchRequest) -> Result<Vec<Output>, StageError> {
@@ -53,26 +62,49 @@ impl HttpSender {
             subject: s.subject.clone(),
             receipt_url: self.receipt_url.clone(),
         };
-        let answer = self.client.post(&self.sender.endpoint).json(&body).send().await;
+        let answer = self
+            .client
+            .post(&self.sender.endpoint)
+            .json(&body)
+            .send()
+            .await;
         let response = match answer {
             Ok(response) => response,
-            Err(e) => return Err(StageError::Unavailable(format!("sender {}: {e}", self.sender.name))),
+            Err(e) => {
+                return Err(StageError::Unavailable(format!(
+                    "sender {}: {e}",
+                    self.sender.name
+                )));
+            }
         };
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return Err(StageError::Unavailable(format!("sender {} answered {status}", self.sender.name)));
+            return Err(StageError::Unavailable(format!(
+                "sender {} answered {status}",
+                self.sender.name
+            )));
         }
         if !status.is_success() {
             let detail = response.text().await.unwrap_or_default();
             tracing::info!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, %status, "carrier refused");
-            return Ok(refused(request, format!("{status}: {detail}"), now_millis()));
+            return Ok(refused(
+                request,
+                format!("{status}: {detail}"),
+                now_millis(),
+            ));
         }
-        let accepted: SubmitResponse = response
-            .json()
-            .await
-            .map_err(|e| StageError::Unavailable(format!("sender {} answered unreadable JSON: {e}", self.sender.name)))?;
+        let accepted: SubmitResponse = response.json().await.map_err(|e| {
+            StageError::Unavailable(format!(
+                "sender {} answered unreadable JSON: {e}",
+                self.sender.name
+            ))
+        })?;
         tracing::debug!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, "submitted");
-        Ok(vec![submitted(request, accepted.carrier_message_id, now_millis())])
+        Ok(vec![submitted(
+            request,
+            accepted.carrier_message_id,
+            now_millis(),
+        )])
     }
 }
 
@@ -146,7 +178,11 @@ pub fn refused(request: DispatchRequest, detail: String, now: i64) -> Vec<Output
 impl AsyncProcessor for HttpSender {
     type Input = DispatchRequest;
 
-    fn process<'a>(&'a self, input: DispatchRequest, _origin: Origin<'a>) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
+    fn process<'a>(
+        &'a self,
+        input: DispatchRequest,
+        _origin: Origin<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
         Box::pin(self.dispatch(input))
     }
 

@@ -20,10 +20,15 @@ pub const REPORTS: &str = "messages.reports";
 
 /// The receipts route.
 pub fn router(runtime: Runtime) -> Router {
-    Router::new().route("/receipts", post(receive)).with_state(runtime)
+    Router::new()
+        .route("/receipts", post(receive))
+        .with_state(runtime)
 }
 
-async fn receive(State(runtime): State<Runtime>, Json(receipt): Json<Receipt>) -> (StatusCode, String) {
+async fn receive(
+    State(runtime): State<Runtime>,
+    Json(receipt): Json<Receipt>,
+) -> (StatusCode, String) {
     let reference = match Reference::decode(&receipt.reference) {
         Ok(reference) => reference,
         Err(reason) => {
@@ -38,7 +43,12 @@ async fn receive(State(runtime): State<Runtime>, Json(receipt): Json<Receipt>) -
     };
     let sent = match runtime.producer() {
         Ok(producer) => producer
-            .send(FutureRecord::to(REPORTS).key(&report.message_id).payload(&payload), Duration::from_secs(30))
+            .send(
+                FutureRecord::to(REPORTS)
+                    .key(&report.message_id)
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
             .await
             .map_err(|(e, _)| e.to_string()),
         Err(e) => Err(e.to_string()),

@@ -60,7 +60,11 @@ impl Reference {
     pub fn report(&self, receipt: &Receipt, now: i64) -> DeliveryReport {
         let (status, code, text) = unify(&receipt.status);
         DeliveryReport {
-            event_id: event_id(&[&self.message_id, &receipt.carrier_message_id, &receipt.status]),
+            event_id: event_id(&[
+                &self.message_id,
+                &receipt.carrier_message_id,
+                &receipt.status,
+            ]),
             message_id: self.message_id.clone(),
             customer_id: self.customer_id.clone(),
             client_id: self.client_id.clone(),

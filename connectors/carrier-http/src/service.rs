@@ -5,13 +5,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_runtime::{CancellationToken, ConfigTables, Runtime, RunnerOptions};
+use switchyard_runtime::{CancellationToken, ConfigTables, RunnerOptions, Runtime};
 
 use crate::dispatcher::HttpSender;
 
 /// Run a dispatcher for every HTTP sender until `shutdown`. `receipt_url` is where carriers
 /// send receipts (the receipts route of this process).
-pub async fn run_dispatch(runtime: Runtime, tables: ConfigTables, receipt_url: String, shutdown: CancellationToken) {
+pub async fn run_dispatch(
+    runtime: Runtime,
+    tables: ConfigTables,
+    receipt_url: String,
+    shutdown: CancellationToken,
+) {
     let mut running = HashSet::new();
     let mut tasks = Vec::new();
     loop {
@@ -26,7 +31,9 @@ pub async fn run_dispatch(runtime: Runtime, tables: ConfigTables, receipt_url: S
             let processor = Arc::new(HttpSender::new(sender, receipt_url.clone()));
             let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = switchyard_runtime::run(&runtime, processor, options, shutdown).await {
+                if let Err(e) =
+                    switchyard_runtime::run(&runtime, processor, options, shutdown).await
+                {
                     tracing::error!(error = %e, "dispatcher stopped");
                 }
             }));

@@ -29,7 +29,10 @@ pub struct SimulatorSettings {
 
 impl Default for SimulatorSettings {
     fn default() -> Self {
-        SimulatorSettings { success_rate: 1.0, receipt_delay: Duration::from_millis(50) }
+        SimulatorSettings {
+            success_rate: 1.0,
+            receipt_delay: Duration::from_millis(50),
+        }
     }
 }
 
@@ -40,7 +43,9 @@ struct Simulator {
 
 /// FNV-1a: a stable hash, so outcomes do not change between runs.
 fn stable_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Whether the simulator delivers the message with this reference.
@@ -50,16 +55,31 @@ pub fn delivers(reference: &str, success_rate: f64) -> bool {
 
 /// The simulator's routes.
 pub fn router(settings: SimulatorSettings) -> Router {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default();
-    Router::new().route("/submit", post(submit)).with_state(Arc::new(Simulator { settings, client }))
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    Router::new()
+        .route("/submit", post(submit))
+        .with_state(Arc::new(Simulator { settings, client }))
 }
 
-async fn submit(State(sim): State<Arc<Simulator>>, Json(request): Json<SubmitRequest>) -> Result<Json<SubmitResponse>, (StatusCode, String)> {
+async fn submit(
+    State(sim): State<Arc<Simulator>>,
+    Json(request): Json<SubmitRequest>,
+) -> Result<Json<SubmitResponse>, (StatusCode, String)> {
     if request.to.is_empty() || request.receipt_url.is_empty() {
-        return Err((StatusCode::BAD_REQUEST, "to and receipt_url are required".into()));
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "to and receipt_url are required".into(),
+        ));
     }
     let carrier_message_id = uuid::Uuid::new_v4().to_string();
-    let status = if delivers(&request.reference, sim.settings.success_rate) { "DELIVRD" } else { "UNDELIV" };
+    let status = if delivers(&request.reference, sim.settings.success_rate) {
+        "DELIVRD"
+    } else {
+        "UNDELIV"
+    };
     let receipt = Receipt {
         carrier_message_id: carrier_message_id.clone(),
         reference: request.reference,
@@ -88,11 +108,18 @@ async fn send_receipt(sim: &Simulator, url: &str, mut receipt: Receipt) {
 }
 
 /// Serve the simulator on `addr` until `shutdown`; returns the bound address.
-pub async fn serve(addr: SocketAddr, settings: SimulatorSettings, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    settings: SimulatorSettings,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(settings)).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        if let Err(e) = axum::serve(listener, router(settings))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "carrier simulator stopped");
         }
     });
@@ -106,7 +133,9 @@ mod tests {
 
     #[test]
     fn success_rate_is_honoured_and_stable() {
-        let delivered = (0..10_000).filter(|i| delivers(&format!("ref-{i}"), 0.9)).count();
+        let delivered = (0..10_000)
+            .filter(|i| delivers(&format!("ref-{i}"), 0.9))
+            .count();
         assert!((8_800..=9_200).contains(&delivered), "{delivered}");
         assert!(delivers("x", 1.0));
         assert!(!delivers("x", 0.0));

@@ -10,8 +10,8 @@ use switchyard_runtime::{CancellationToken, ConfigTables, Output, Runtime, Table
 use switchyard_schemas::Record;
 use switchyard_topics::{ApplyOptions, apply as apply_topics};
 
-use crate::file::{ConfigFile, Desired};
 use crate::ConfigError;
+use crate::file::{ConfigFile, Desired};
 
 /// What an apply did, per topic.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,7 +24,11 @@ pub struct ConfigReport {
 
 impl std::fmt::Display for ConfigReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (verb, keys) in [("created", &self.created), ("updated", &self.updated), ("deleted", &self.deleted)] {
+        for (verb, keys) in [
+            ("created", &self.created),
+            ("updated", &self.updated),
+            ("deleted", &self.deleted),
+        ] {
             for key in keys {
                 writeln!(f, "{verb:<8} {key}")?;
             }
@@ -41,7 +45,12 @@ impl std::fmt::Display for ConfigReport {
 }
 
 /// Apply a config file's text.
-pub async fn apply(runtime: &Runtime, text: &str, prune: bool, replication_factor: i32) -> Result<ConfigReport, ConfigError> {
+pub async fn apply(
+    runtime: &Runtime,
+    text: &str,
+    prune: bool,
+    replication_factor: i32,
+) -> Result<ConfigReport, ConfigError> {
     let desired = ConfigFile::parse(text)?.desired()?;
     // Every sender needs its topic before anything routes to it.
     let senders: Vec<String> = desired.senders.keys().cloned().collect();
@@ -49,9 +58,20 @@ pub async fn apply(runtime: &Runtime, text: &str, prune: bool, replication_facto
         .catalog
         .topics(&senders)
         .into_iter()
-        .filter(|t| senders.iter().any(|s| t.name.ends_with(&format!("sender.{s}"))))
+        .filter(|t| {
+            senders
+                .iter()
+                .any(|s| t.name.ends_with(&format!("sender.{s}")))
+        })
         .collect();
-    apply_topics(&specs, &ApplyOptions { brokers: runtime.kafka.brokers.clone(), replication_factor }).await?;
+    apply_topics(
+        &specs,
+        &ApplyOptions {
+            brokers: runtime.kafka.brokers.clone(),
+            replication_factor,
+        },
+    )
+    .await?;
 
     let shutdown = CancellationToken::new();
     let current = ConfigTables::start(runtime, shutdown.clone()).await;
@@ -59,12 +79,30 @@ pub async fn apply(runtime: &Runtime, text: &str, prune: bool, replication_facto
     let current = current?;
     let mut outputs = Vec::new();
     let mut report = ConfigReport::default();
-    let Desired { customers, clients, senders, routes, numbering } = desired;
-    diff(&current.customers, customers, prune, &mut outputs, &mut report);
+    let Desired {
+        customers,
+        clients,
+        senders,
+        routes,
+        numbering,
+    } = desired;
+    diff(
+        &current.customers,
+        customers,
+        prune,
+        &mut outputs,
+        &mut report,
+    );
     diff(&current.clients, clients, prune, &mut outputs, &mut report);
     diff(&current.senders, senders, prune, &mut outputs, &mut report);
     diff(&current.routes, routes, prune, &mut outputs, &mut report);
-    diff(&current.numbering, numbering, prune, &mut outputs, &mut report);
+    diff(
+        &current.numbering,
+        numbering,
+        prune,
+        &mut outputs,
+        &mut report,
+    );
     write(runtime, outputs).await?;
     Ok(report)
 }
@@ -102,7 +140,10 @@ fn diff<V: Record + Clone + PartialEq>(
 async fn write(runtime: &Runtime, outputs: Vec<Output>) -> Result<(), ConfigError> {
     let producer = runtime.producer()?;
     for output in outputs {
-        let payload = output.encode(&runtime.codec).await.map_err(switchyard_runtime::RuntimeError::from)?;
+        let payload = output
+            .encode(&runtime.codec)
+            .await
+            .map_err(switchyard_runtime::RuntimeError::from)?;
         let mut record = FutureRecord::<str, Vec<u8>>::to(&output.topic).key(&output.key);
         if let Some(payload) = &payload {
             record = record.payload(payload);

@@ -6,8 +6,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use switchyard_runtime::{numbering_key, route_key};
 use switchyard_schemas::{
-    ApiClientConfig, CarrierRoute, Channel, CustomerConfig, GroupShare, NumberingEntry, NumberingKind, RouteRule,
-    SenderConfig,
+    ApiClientConfig, CarrierRoute, Channel, CustomerConfig, GroupShare, NumberingEntry,
+    NumberingKind, RouteRule, SenderConfig,
 };
 
 use crate::ConfigError;
@@ -149,16 +149,32 @@ impl ConfigFile {
                 tps_limits: c.tps_limits.clone(),
                 prepaid: c.prepaid,
             };
-            unique(desired.customers.insert(c.id.clone(), record), "customer", &c.id)?;
+            unique(
+                desired.customers.insert(c.id.clone(), record),
+                "customer",
+                &c.id,
+            )?;
         }
         for c in &self.clients {
             if !desired.customers.contains_key(&c.customer) {
-                return Err(ConfigError::File(format!("client {} names unknown customer {}", c.id, c.customer)));
+                return Err(ConfigError::File(format!(
+                    "client {} names unknown customer {}",
+                    c.id, c.customer
+                )));
             }
             let key_hash = match (&c.api_key, &c.api_key_sha256) {
                 (Some(key), None) => hash_api_key(key),
-                (None, Some(hash)) if hash.len() == 64 && hash.chars().all(|h| h.is_ascii_hexdigit()) => hash.to_lowercase(),
-                _ => return Err(ConfigError::File(format!("client {} needs exactly one of api_key or api_key_sha256 (64 hex digits)", c.id))),
+                (None, Some(hash))
+                    if hash.len() == 64 && hash.chars().all(|h| h.is_ascii_hexdigit()) =>
+                {
+                    hash.to_lowercase()
+                }
+                _ => {
+                    return Err(ConfigError::File(format!(
+                        "client {} needs exactly one of api_key or api_key_sha256 (64 hex digits)",
+                        c.id
+                    )));
+                }
             };
             let record = ApiClientConfig {
                 client_id: c.id.clone(),
@@ -169,11 +185,23 @@ impl ConfigFile {
                 enabled: c.enabled,
                 rate_limit_per_second: c.rate_limit_per_second,
             };
-            unique(desired.clients.insert(c.id.clone(), record), "client", &c.id)?;
+            unique(
+                desired.clients.insert(c.id.clone(), record),
+                "client",
+                &c.id,
+            )?;
         }
         for s in &self.senders {
-            if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(ConfigError::File(format!("sender name {:?} must be letters, digits, - or _ (it names a topic)", s.name)));
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(ConfigError::File(format!(
+                    "sender name {:?} must be letters, digits, - or _ (it names a topic)",
+                    s.name
+                )));
             }
             let record = SenderConfig {
                 name: s.name.clone(),
@@ -186,11 +214,18 @@ impl ConfigFile {
                 enabled: s.enabled,
                 settings: s.settings.clone(),
             };
-            unique(desired.senders.insert(s.name.clone(), record), "sender", &s.name)?;
+            unique(
+                desired.senders.insert(s.name.clone(), record),
+                "sender",
+                &s.name,
+            )?;
         }
         for r in &self.routes {
             if r.customer != "*" && !desired.customers.contains_key(&r.customer) {
-                return Err(ConfigError::File(format!("route names unknown customer {}", r.customer)));
+                return Err(ConfigError::File(format!(
+                    "route names unknown customer {}",
+                    r.customer
+                )));
             }
             let record = RouteRule {
                 customer_id: r.customer.clone(),
@@ -200,7 +235,14 @@ impl ConfigFile {
                     .iter()
                     .map(|c| CarrierRoute {
                         carrier: c.carrier.clone(),
-                        groups: c.groups.iter().map(|g| GroupShare { group: g.group.clone(), ratio: g.ratio }).collect(),
+                        groups: c
+                            .groups
+                            .iter()
+                            .map(|g| GroupShare {
+                                group: g.group.clone(),
+                                ratio: g.ratio,
+                            })
+                            .collect(),
                     })
                     .collect(),
             };
@@ -211,11 +253,23 @@ impl ConfigFile {
             let (kind, number) = match (&n.prefix, &n.ported) {
                 (Some(prefix), None) => (NumberingKind::Prefix, prefix.clone()),
                 (None, Some(number)) => (NumberingKind::Ported, number.clone()),
-                _ => return Err(ConfigError::File("a numbering entry needs exactly one of prefix or ported".into())),
+                _ => {
+                    return Err(ConfigError::File(
+                        "a numbering entry needs exactly one of prefix or ported".into(),
+                    ));
+                }
             };
             let key = numbering_key(kind, &number);
-            let record = NumberingEntry { kind, number, carrier: n.carrier.clone() };
-            unique(desired.numbering.insert(key.clone(), record), "numbering entry", &key)?;
+            let record = NumberingEntry {
+                kind,
+                number,
+                carrier: n.carrier.clone(),
+            };
+            unique(
+                desired.numbering.insert(key.clone(), record),
+                "numbering entry",
+                &key,
+            )?;
         }
         Ok(desired)
     }
@@ -236,7 +290,10 @@ mod tests {
 
     #[test]
     fn the_demo_config_is_valid() {
-        let desired = ConfigFile::parse(DEMO).expect("parses").desired().expect("consistent");
+        let desired = ConfigFile::parse(DEMO)
+            .expect("parses")
+            .desired()
+            .expect("consistent");
         assert!(!desired.customers.is_empty());
         assert!(desired.clients.values().all(|c| c.key_hash.len() == 64));
         assert!(desired.routes.contains_key("demo/sms"));
@@ -244,7 +301,10 @@ mod tests {
 
     #[test]
     fn keys_are_stored_hashed() {
-        assert_eq!(hash_api_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
@@ -255,7 +315,10 @@ mod tests {
             customer = "ghost"
             api_key = "k"
         "#;
-        let err = ConfigFile::parse(text).expect("parses").desired().expect_err("ghost");
+        let err = ConfigFile::parse(text)
+            .expect("parses")
+            .desired()
+            .expect_err("ghost");
         assert!(err.to_string().contains("unknown customer ghost"));
     }
 }

@@ -4,8 +4,8 @@
 use serde::Serialize;
 use switchyard_runtime::Origin;
 use switchyard_schemas::{
-    CallbackAttempt, DeliveryReport, DispatchOutcome, DispatchStatus, FinalReport, Rejection, RoutingDecision,
-    Submission, ValidatedMessage, derived_message_id,
+    CallbackAttempt, DeliveryReport, DispatchOutcome, DispatchStatus, FinalReport, Rejection,
+    RoutingDecision, Submission, ValidatedMessage, derived_message_id,
 };
 
 /// Where a message is in its life; a later stage never moves it back.
@@ -157,11 +157,22 @@ impl HistoryRecord for DispatchOutcome {
         Event {
             event_key: key(origin),
             message_id: self.message_id.clone(),
-            kind: if submitted { "submitted" } else { "dispatch_failed" },
+            kind: if submitted {
+                "submitted"
+            } else {
+                "dispatch_failed"
+            },
             at: self.dispatched_at,
             stage: Stage::Submitted,
             summary: Summary {
-                status: Some(if submitted { "submitted" } else { "dispatch_failed" }.into()),
+                status: Some(
+                    if submitted {
+                        "submitted"
+                    } else {
+                        "dispatch_failed"
+                    }
+                    .into(),
+                ),
                 carrier: Some(self.carrier.clone()),
                 sender: Some(self.sender.clone()),
                 ..Summary::default()
@@ -213,7 +224,9 @@ impl HistoryRecord for FinalReport {
                 done_at: Some(self.done_at),
                 accepted_at: None,
             },
-            detail: detail(&serde_json::json!({"event_id": self.event_id, "attempt": self.attempt})),
+            detail: detail(
+                &serde_json::json!({"event_id": self.event_id, "attempt": self.attempt}),
+            ),
         }
     }
 }

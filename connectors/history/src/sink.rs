@@ -3,10 +3,12 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use switchyard_runtime::{CancellationToken, Origin, Output, Processor, Runtime, RunnerOptions, StageError};
+use switchyard_runtime::{
+    CancellationToken, Origin, Output, Processor, RunnerOptions, Runtime, StageError,
+};
 use switchyard_schemas::{
-    CallbackAttempt, DeliveryReport, DispatchOutcome, FinalReport, Rejection, RoutingDecision, Submission,
-    ValidatedMessage,
+    CallbackAttempt, DeliveryReport, DispatchOutcome, FinalReport, Rejection, RoutingDecision,
+    Submission, ValidatedMessage,
 };
 
 use crate::SqliteHistory;
@@ -37,7 +39,10 @@ fn spawn<T: HistoryRecord>(
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
-    let sink = Arc::new(HistorySink::<T> { store: store.clone(), _record: PhantomData });
+    let sink = Arc::new(HistorySink::<T> {
+        store: store.clone(),
+        _record: PhantomData,
+    });
     let options = RunnerOptions::new(&format!("history.{topic}"), &[topic]);
     tokio::spawn(async move {
         if let Err(e) = switchyard_runtime::run(&runtime, sink, options, shutdown).await {

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::event::Event;
 use crate::HistoryError;
+use crate::event::Event;
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -84,11 +84,15 @@ impl SqliteHistory {
         }
         let connection = Connection::open(path)?;
         connection.execute_batch(SCHEMA)?;
-        Ok(SqliteHistory { connection: Arc::new(Mutex::new(connection)) })
+        Ok(SqliteHistory {
+            connection: Arc::new(Mutex::new(connection)),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Keep one event (idempotent by event key).
@@ -172,9 +176,12 @@ impl SqliteHistory {
                 },
             )
             .optional()?;
-        let Some(mut view) = view else { return Ok(None) };
-        let mut statement =
-            connection.prepare("SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, rowid")?;
+        let Some(mut view) = view else {
+            return Ok(None);
+        };
+        let mut statement = connection.prepare(
+            "SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, rowid",
+        )?;
         let events = statement.query_map(params![message_id], |row| {
             let detail: String = row.get(2)?;
             Ok(EventView {
@@ -213,11 +220,31 @@ mod tests {
     fn events_are_kept_once_and_status_only_moves_forward() {
         let dir = tempfile::tempdir().expect("dir");
         let store = SqliteHistory::open(&dir.path().join("h.db")).expect("opens");
-        store.record(&event("t/0/1", "accepted", Stage::Accepted, Some("accepted"), 1)).expect("ok");
-        store.record(&event("t/0/9", "final", Stage::Final, Some("delivered"), 9)).expect("ok");
+        store
+            .record(&event(
+                "t/0/1",
+                "accepted",
+                Stage::Accepted,
+                Some("accepted"),
+                1,
+            ))
+            .expect("ok");
+        store
+            .record(&event("t/0/9", "final", Stage::Final, Some("delivered"), 9))
+            .expect("ok");
         // A late, earlier-stage event and a replayed one.
-        store.record(&event("t/0/5", "routed", Stage::Routed, Some("routed"), 5)).expect("ok");
-        store.record(&event("t/0/1", "accepted", Stage::Accepted, Some("accepted"), 1)).expect("ok");
+        store
+            .record(&event("t/0/5", "routed", Stage::Routed, Some("routed"), 5))
+            .expect("ok");
+        store
+            .record(&event(
+                "t/0/1",
+                "accepted",
+                Stage::Accepted,
+                Some("accepted"),
+                1,
+            ))
+            .expect("ok");
         let view = store.message("m-1").expect("query").expect("exists");
         assert_eq!(view.status, "delivered");
         let kinds: Vec<&str> = view.events.iter().map(|e| e.kind.as_str()).collect();

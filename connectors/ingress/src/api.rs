@@ -35,7 +35,10 @@ pub fn router(ingress: Ingress) -> Router {
         .route("/v1/messages", post(submit))
         .route("/v1/messages/{message_id}", get(status))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI) }))
+        .route(
+            "/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI) }),
+        )
         .with_state(ingress)
 }
 
@@ -61,16 +64,28 @@ async fn submit(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes)
 }
 
 /// Produce every message to the intake topic; answer only once the broker acknowledged all.
-async fn accept(ingress: &Ingress, headers: &HeaderMap, body: &[u8]) -> Result<serde_json::Value, Problem> {
+async fn accept(
+    ingress: &Ingress,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, Problem> {
     let client = authenticate(ingress, headers)?;
     let parsed = parse(body)?;
-    let producer = ingress.runtime.producer().map_err(|e| Problem::unavailable(e.to_string()))?;
+    let producer = ingress
+        .runtime
+        .producer()
+        .map_err(|e| Problem::unavailable(e.to_string()))?;
     let now = now_millis();
     let mut accepted = Vec::with_capacity(parsed.messages.len());
     let mut deliveries = Vec::with_capacity(parsed.messages.len());
     for message in parsed.messages {
         let message_id = new_message_id();
-        let submission = message.into_submission(message_id.clone(), &client.customer_id, &client.client_id, now);
+        let submission = message.into_submission(
+            message_id.clone(),
+            &client.customer_id,
+            &client.client_id,
+            now,
+        );
         let payload = ingress
             .runtime
             .codec
@@ -81,20 +96,33 @@ async fn accept(ingress: &Ingress, headers: &HeaderMap, body: &[u8]) -> Result<s
         let producer = producer.clone();
         deliveries.push(async move {
             producer
-                .send(FutureRecord::to(ACCEPTED).key(&customer).payload(&payload), Duration::from_secs(30))
+                .send(
+                    FutureRecord::to(ACCEPTED).key(&customer).payload(&payload),
+                    Duration::from_secs(30),
+                )
                 .await
                 .map_err(|(e, _)| e)
         });
-        accepted.push(json!({"message_id": message_id, "client_message_id": submission.client_message_id}));
+        accepted.push(
+            json!({"message_id": message_id, "client_message_id": submission.client_message_id}),
+        );
     }
     futures::future::try_join_all(deliveries)
         .await
         .map_err(|e| Problem::unavailable(format!("the broker did not acknowledge: {e}")))?;
     tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");
-    Ok(if parsed.batch { json!({"messages": accepted}) } else { accepted.remove(0) })
+    Ok(if parsed.batch {
+        json!({"messages": accepted})
+    } else {
+        accepted.remove(0)
+    })
 }
 
-async fn status(State(ingress): State<Ingress>, headers: HeaderMap, Path(message_id): Path<String>) -> Response {
+async fn status(
+    State(ingress): State<Ingress>,
+    headers: HeaderMap,
+    Path(message_id): Path<String>,
+) -> Response {
     let client = match authenticate(&ingress, &headers) {
         Ok(client) => client,
         Err(problem) => return problem.into_response(),
@@ -103,8 +131,12 @@ async fn status(State(ingress): State<Ingress>, headers: HeaderMap, Path(message
     let id = message_id.clone();
     let found = tokio::task::spawn_blocking(move || history.message(&id)).await;
     match found {
-        Ok(Ok(Some(view))) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => Json(view).into_response(),
-        Ok(Ok(_)) => Problem::not_found(format!("no message {message_id} for this client")).into_response(),
+        Ok(Ok(Some(view))) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => {
+            Json(view).into_response()
+        }
+        Ok(Ok(_)) => {
+            Problem::not_found(format!("no message {message_id} for this client")).into_response()
+        }
         Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }

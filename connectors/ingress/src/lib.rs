@@ -17,12 +17,19 @@ pub use api::{Ingress, router};
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// Serve the ingress (and `/metrics`) on `addr` until `shutdown`; returns the bound address.
-pub async fn serve(addr: SocketAddr, ingress: Ingress, shutdown: CancellationToken) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    addr: SocketAddr,
+    ingress: Ingress,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
     let app = router(ingress.clone()).merge(metrics_router(ingress.runtime.metrics.clone()));
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
             tracing::error!(error = %e, "ingress stopped");
         }
     });

@@ -40,7 +40,12 @@ impl Problem {
     }
 
     pub fn unauthorized(detail: &str) -> Self {
-        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or unknown API key", detail)
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing or unknown API key",
+            detail,
+        )
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -48,13 +53,23 @@ impl Problem {
     }
 
     pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
-        let mut problem = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-message", "Invalid message", detail);
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-message",
+            "Invalid message",
+            detail,
+        );
         problem.errors = errors;
         problem
     }
 
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Temporarily unavailable; retry", detail)
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Temporarily unavailable; retry",
+            detail,
+        )
     }
 }
 

@@ -64,12 +64,19 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}"), Vec::new()))?;
     let (items, batch) = match value {
-        Value::Object(mut object) if object.contains_key("messages") => match object.remove("messages") {
-            Some(Value::Array(items)) => (items, true),
-            _ => return Err(Problem::invalid("messages must be an array", Vec::new())),
-        },
+        Value::Object(mut object) if object.contains_key("messages") => {
+            match object.remove("messages") {
+                Some(Value::Array(items)) => (items, true),
+                _ => return Err(Problem::invalid("messages must be an array", Vec::new())),
+            }
+        }
         single @ Value::Object(_) => (vec![single], false),
-        _ => return Err(Problem::invalid("the body must be a message object or {\"messages\": [...]}", Vec::new())),
+        _ => {
+            return Err(Problem::invalid(
+                "the body must be a message object or {\"messages\": [...]}",
+                Vec::new(),
+            ));
+        }
     };
     if items.is_empty() {
         return Err(Problem::invalid("messages is empty", Vec::new()));
@@ -90,7 +97,11 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
                 errors.extend(check(index, &message));
                 messages.push(message);
             }
-            Err(e) => errors.push(FieldError { index, field: field_of(&e.to_string()), message: e.to_string() }),
+            Err(e) => errors.push(FieldError {
+                index,
+                field: field_of(&e.to_string()),
+                message: e.to_string(),
+            }),
         }
     }
     if !errors.is_empty() {
@@ -110,14 +121,23 @@ fn field_of(serde_message: &str) -> String {
 
 fn check(index: usize, m: &MessageRequest) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let mut error = |field: &str, message: &str| errors.push(FieldError { index, field: field.into(), message: message.into() });
+    let mut error = |field: &str, message: &str| {
+        errors.push(FieldError {
+            index,
+            field: field.into(),
+            message: message.into(),
+        })
+    };
     if m.to.trim().is_empty() {
         error("to", "is required");
     }
     if m.text.is_empty() && m.template_code.is_none() {
         error("text", "is required (or template_code)");
     }
-    if m.client_message_id.as_ref().is_some_and(|id| id.len() > 128) {
+    if m.client_message_id
+        .as_ref()
+        .is_some_and(|id| id.len() > 128)
+    {
         error("client_message_id", "is longer than 128 characters");
     }
     errors
@@ -125,7 +145,13 @@ fn check(index: usize, m: &MessageRequest) -> Vec<FieldError> {
 
 impl MessageRequest {
     /// The Submission for the intake topic.
-    pub fn into_submission(self, message_id: String, customer_id: &str, client_id: &str, now: i64) -> Submission {
+    pub fn into_submission(
+        self,
+        message_id: String,
+        customer_id: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Submission {
         Submission {
             message_id: Some(message_id),
             customer_id: customer_id.to_string(),
@@ -139,11 +165,19 @@ impl MessageRequest {
             bill_code: self.bill_code,
             priority: self.priority,
             template_code: self.template_code,
-            fallback: self.fallback.map(|f| Fallback { channel: f.channel, text: f.text, subject: f.subject }),
+            fallback: self.fallback.map(|f| Fallback {
+                channel: f.channel,
+                text: f.text,
+                subject: f.subject,
+            }),
             attachments: self
                 .attachments
                 .into_iter()
-                .map(|a| Attachment { uri: a.uri, content_type: a.content_type, file_name: a.file_name })
+                .map(|a| Attachment {
+                    uri: a.uri,
+                    content_type: a.content_type,
+                    file_name: a.file_name,
+                })
                 .collect(),
             expires_at: self.expires_at,
             metadata: self.metadata,
@@ -170,17 +204,28 @@ mod tests {
         let problem = parse(br#"{"messages":[{"channel":"sms","to":"010","text":"ok"},{"channel":"fax","to":"1","text":"x"},{"channel":"sms","to":"","text":""}]}"#)
             .expect_err("invalid");
         assert_eq!(problem.status, 422);
-        let fields: Vec<(usize, &str)> = problem.errors.iter().map(|e| (e.index, e.field.as_str())).collect();
+        let fields: Vec<(usize, &str)> = problem
+            .errors
+            .iter()
+            .map(|e| (e.index, e.field.as_str()))
+            .collect();
         assert_eq!(fields, vec![(1, "fax"), (2, "to"), (2, "text")]);
     }
 
     #[test]
     fn limits_and_shapes() {
-        let too_many = format!(r#"{{"messages":[{}]}}"#, vec![r#"{"channel":"sms","to":"1","text":"x"}"#; 1001].join(","));
-        assert_eq!(parse(too_many.as_bytes()).expect_err("too many").status, 413);
+        let too_many = format!(
+            r#"{{"messages":[{}]}}"#,
+            vec![r#"{"channel":"sms","to":"1","text":"x"}"#; 1001].join(",")
+        );
+        assert_eq!(
+            parse(too_many.as_bytes()).expect_err("too many").status,
+            413
+        );
         assert_eq!(parse(b"[1,2]").expect_err("array").status, 422);
         assert_eq!(parse(b"{nope").expect_err("not json").status, 422);
-        let unknown = parse(br#"{"channel":"sms","to":"1","text":"x","colour":"red"}"#).expect_err("unknown field");
+        let unknown = parse(br#"{"channel":"sms","to":"1","text":"x","colour":"red"}"#)
+            .expect_err("unknown field");
         assert_eq!(unknown.errors[0].field, "colour");
     }
 }

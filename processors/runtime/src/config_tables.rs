@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use switchyard_schemas::{
-    ApiClientConfig, Channel, CustomerConfig, NumberingEntry, NumberingKind, RouteRule, SenderConfig,
+    ApiClientConfig, Channel, CustomerConfig, NumberingEntry, NumberingKind, RouteRule,
+    SenderConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +36,10 @@ pub struct ConfigTables {
 
 impl ConfigTables {
     /// Follow every config topic; returns once each was read to its end.
-    pub async fn start(runtime: &Runtime, shutdown: CancellationToken) -> Result<Self, RuntimeError> {
+    pub async fn start(
+        runtime: &Runtime,
+        shutdown: CancellationToken,
+    ) -> Result<Self, RuntimeError> {
         let tables = ConfigTables {
             customers: Table::start(runtime, "config.customers", shutdown.clone()).await?,
             clients: Table::start(runtime, "config.clients", shutdown.clone()).await?,
@@ -65,15 +69,25 @@ impl ConfigTables {
                 "config.customers",
                 customers.into_iter().map(|c| (c.customer_id.clone(), c)),
             ),
-            clients: Table::from_entries("config.clients", clients.into_iter().map(|c| (c.client_id.clone(), c))),
-            senders: Table::from_entries("config.senders", senders.into_iter().map(|s| (s.name.clone(), s))),
+            clients: Table::from_entries(
+                "config.clients",
+                clients.into_iter().map(|c| (c.client_id.clone(), c)),
+            ),
+            senders: Table::from_entries(
+                "config.senders",
+                senders.into_iter().map(|s| (s.name.clone(), s)),
+            ),
             routes: Table::from_entries(
                 "config.routes",
-                routes.into_iter().map(|r| (route_key(&r.customer_id, r.channel), r)),
+                routes
+                    .into_iter()
+                    .map(|r| (route_key(&r.customer_id, r.channel), r)),
             ),
             numbering: Table::from_entries(
                 "config.numbering",
-                numbering.into_iter().map(|n| (numbering_key(n.kind, &n.number), n)),
+                numbering
+                    .into_iter()
+                    .map(|n| (numbering_key(n.kind, &n.number), n)),
             ),
         }
     }
@@ -87,13 +101,19 @@ impl ConfigTables {
 
     /// The carrier serving a number: a ported-number entry first, else the longest prefix.
     pub fn carrier_of(&self, number: &str) -> Option<String> {
-        if let Some(ported) = self.numbering.get(&numbering_key(NumberingKind::Ported, number)) {
+        if let Some(ported) = self
+            .numbering
+            .get(&numbering_key(NumberingKind::Ported, number))
+        {
             return Some(ported.carrier);
         }
         (1..=number.len())
             .rev()
             .filter_map(|len| number.get(..len))
-            .find_map(|prefix| self.numbering.get(&numbering_key(NumberingKind::Prefix, prefix)))
+            .find_map(|prefix| {
+                self.numbering
+                    .get(&numbering_key(NumberingKind::Prefix, prefix))
+            })
             .map(|entry| entry.carrier)
     }
 
@@ -107,7 +127,11 @@ impl ConfigTables {
 
     /// Where a customer's reports go when the message names no client: the customer's first
     /// client (by id) that has a report URL.
-    pub fn report_client(&self, customer_id: &str, client_id: Option<&str>) -> Option<ApiClientConfig> {
+    pub fn report_client(
+        &self,
+        customer_id: &str,
+        client_id: Option<&str>,
+    ) -> Option<ApiClientConfig> {
         if let Some(client) = client_id.and_then(|id| self.clients.get(&id.to_string())) {
             return Some(client);
         }

@@ -50,24 +50,44 @@ impl KeySet {
         consumer.assign(&assignment)?;
         let keys = Arc::new(RwLock::new(HashSet::new()));
         let (ready_tx, ready) = watch::channel(false);
-        tokio::spawn(follow(consumer, keys.clone(), partitions, ready_tx, shutdown));
-        let set = KeySet { topic: topic.to_string(), keys, ready };
+        tokio::spawn(follow(
+            consumer,
+            keys.clone(),
+            partitions,
+            ready_tx,
+            shutdown,
+        ));
+        let set = KeySet {
+            topic: topic.to_string(),
+            keys,
+            ready,
+        };
         let mut waiting = set.ready.clone();
         match tokio::time::timeout(Duration::from_secs(120), waiting.wait_for(|r| *r)).await {
             Ok(Ok(_)) => Ok(set),
-            _ => Err(RuntimeError::TableNotReady { topic: topic.to_string(), seconds: 120 }),
+            _ => Err(RuntimeError::TableNotReady {
+                topic: topic.to_string(),
+                seconds: 120,
+            }),
         }
     }
 
     /// An unfollowed set, for unit tests of stage logic.
     pub fn in_memory(topic: &str) -> Self {
         let (_tx, ready) = watch::channel(true);
-        KeySet { topic: topic.to_string(), keys: Default::default(), ready }
+        KeySet {
+            topic: topic.to_string(),
+            keys: Default::default(),
+            ready,
+        }
     }
 
     /// Whether `key` is in the topic (or was inserted here).
     pub fn contains(&self, key: &str) -> bool {
-        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).contains(key)
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(key)
     }
 
     /// Record `key` now; true if it was not there yet.
@@ -80,7 +100,10 @@ impl KeySet {
 
     /// Number of keys.
     pub fn len(&self) -> usize {
-        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
     }
 
     /// True when no key is present.
@@ -111,7 +134,9 @@ async fn follow(
                 let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                     continue;
                 };
-                let mut keys = keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut keys = keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if message.payload().is_some() {
                     keys.insert(key.to_string());
                 } else {

@@ -6,12 +6,12 @@ mod config_tables;
 pub mod dead_letter;
 mod error;
 mod kafka;
+mod key_set;
 pub mod metrics;
 mod metrics_server;
 mod processor;
 mod runner;
 pub mod shutdown;
-mod key_set;
 mod table;
 
 use std::sync::Arc;
@@ -19,13 +19,13 @@ use std::sync::Arc;
 pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
 pub use kafka::{KafkaSettings, Reader, ReaderContext};
+pub use key_set::KeySet;
 pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_metrics};
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
 pub use runner::{RunnerOptions, run};
 pub use switchyard_schemas::Codec;
 use switchyard_topics::Catalog;
-pub use key_set::KeySet;
 pub use table::{Table, TableKey};
 pub use tokio_util::sync::CancellationToken;
 

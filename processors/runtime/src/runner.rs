@@ -259,19 +259,30 @@ async fn outputs_of<P: AsyncProcessor>(
     };
     let mut tries = 0;
     let outputs = loop {
-        let input = match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload))
-            .await?
-        {
-            Ok(input) => input,
-            Err(e) => {
-                let reason = e.to_string();
-                return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Undecodable, &reason)]);
-            }
-        };
+        let input =
+            match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload)).await? {
+                Ok(input) => input,
+                Err(e) => {
+                    let reason = e.to_string();
+                    return Ok(vec![dead_letter(
+                        runtime,
+                        stage,
+                        message,
+                        DeadLetterKind::Undecodable,
+                        &reason,
+                    )]);
+                }
+            };
         match processor.process(input, origin).await {
             Ok(outputs) => break outputs,
             Err(StageError::Invalid(invalid)) => {
-                return Ok(vec![dead_letter(runtime, stage, message, DeadLetterKind::Invalid, &invalid.reason)]);
+                return Ok(vec![dead_letter(
+                    runtime,
+                    stage,
+                    message,
+                    DeadLetterKind::Invalid,
+                    &invalid.reason,
+                )]);
             }
             Err(StageError::Unavailable(reason)) => {
                 tries += 1;

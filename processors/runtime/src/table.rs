@@ -16,8 +16,8 @@ use switchyard_schemas::Record;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::TopicLabel;
 use crate::kafka::Reader;
+use crate::metrics::TopicLabel;
 use crate::{Runtime, RuntimeError};
 
 /// A key type a table can be indexed by.

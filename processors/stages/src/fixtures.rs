@@ -105,20 +105,47 @@ pub fn tables() -> ConfigTables {
                 CarrierRoute {
                     carrier: "skt".into(),
                     groups: vec![
-                        GroupShare { group: "skt-direct".into(), ratio: 1 },
-                        GroupShare { group: "aggregator".into(), ratio: 1 },
+                        GroupShare {
+                            group: "skt-direct".into(),
+                            ratio: 1,
+                        },
+                        GroupShare {
+                            group: "aggregator".into(),
+                            ratio: 1,
+                        },
                     ],
                 },
                 CarrierRoute {
                     carrier: "kt".into(),
-                    groups: vec![GroupShare { group: "kt-direct".into(), ratio: 3 }, GroupShare { group: "never".into(), ratio: 0 }],
+                    groups: vec![
+                        GroupShare {
+                            group: "kt-direct".into(),
+                            ratio: 3,
+                        },
+                        GroupShare {
+                            group: "never".into(),
+                            ratio: 0,
+                        },
+                    ],
                 },
             ],
         }],
         vec![
-            NumberingEntry { kind: NumberingKind::Prefix, number: "010".into(), carrier: "skt".into() },
-            NumberingEntry { kind: NumberingKind::Prefix, number: "0109".into(), carrier: "kt".into() },
-            NumberingEntry { kind: NumberingKind::Ported, number: "01099990000".into(), carrier: "skt".into() },
+            NumberingEntry {
+                kind: NumberingKind::Prefix,
+                number: "010".into(),
+                carrier: "skt".into(),
+            },
+            NumberingEntry {
+                kind: NumberingKind::Prefix,
+                number: "0109".into(),
+                carrier: "kt".into(),
+            },
+            NumberingEntry {
+                kind: NumberingKind::Ported,
+                number: "01099990000".into(),
+                carrier: "skt".into(),
+            },
         ],
     )
 }

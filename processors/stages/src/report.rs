@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use switchyard_runtime::{KeySet, Origin, Output, Processor, StageError};
-use switchyard_schemas::{DeliveryReport, FinalReport, Rejection, ResultStatus, event_id, now_millis};
+use switchyard_schemas::{
+    DeliveryReport, FinalReport, Rejection, ResultStatus, event_id, now_millis,
+};
 
 /// Output topic.
 pub const FINAL: &str = "reports.final";
@@ -69,12 +71,18 @@ pub struct Emitted {
 
 impl Emitted {
     pub fn new(done: KeySet) -> Self {
-        Emitted { done, in_flight: Mutex::default() }
+        Emitted {
+            done,
+            in_flight: Mutex::default(),
+        }
     }
 
     /// The output for `report`, unless this message already has its final report.
     fn emit_once(&self, report: FinalReport) -> Vec<Output> {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.done.contains(&report.message_id) || !in_flight.insert(report.message_id.clone()) {
             tracing::debug!(stage = "report", message_id = %report.message_id, "final report already emitted");
             return Vec::new();
@@ -86,12 +94,18 @@ impl Emitted {
     fn produced(&self, topic: &str, key: &str) {
         if topic == FINAL {
             self.done.insert(key);
-            self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(key);
+            self.in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(key);
         }
     }
 
     fn batch_failed(&self) {
-        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 
@@ -106,8 +120,14 @@ pub struct ReportRejections(pub std::sync::Arc<Emitted>);
 impl Processor for ReportDeliveries {
     type Input = DeliveryReport;
 
-    fn process(&self, input: DeliveryReport, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
-        Ok(from_delivery(&input, now_millis()).map(|r| self.0.emit_once(r)).unwrap_or_default())
+    fn process(
+        &self,
+        input: DeliveryReport,
+        _origin: Origin<'_>,
+    ) -> Result<Vec<Output>, StageError> {
+        Ok(from_delivery(&input, now_millis())
+            .map(|r| self.0.emit_once(r))
+            .unwrap_or_default())
     }
 
     fn produced(&self, topic: &str, key: &str) {
@@ -166,36 +186,74 @@ mod tests {
     }
 
     fn origin() -> Origin<'static> {
-        Origin { topic: "t", partition: 0, offset: 0, timestamp: None, key: None }
+        Origin {
+            topic: "t",
+            partition: 0,
+            offset: 0,
+            timestamp: None,
+            key: None,
+        }
     }
 
     #[test]
     fn one_final_report_per_message_even_when_receipts_repeat() {
         let emitted = Arc::new(Emitted::new(KeySet::in_memory(FINAL)));
         let stage = ReportDeliveries(emitted.clone());
-        let first = stage.process(receipt("m-1", ResultStatus::Delivered), origin()).expect("ok");
+        let first = stage
+            .process(receipt("m-1", ResultStatus::Delivered), origin())
+            .expect("ok");
         assert_eq!(first.len(), 1);
         let report = first[0].value::<FinalReport>().expect("final");
-        assert_eq!((report.status, report.event_id.clone()), (ResultStatus::Delivered, final_event_id("m-1")));
+        assert_eq!(
+            (report.status, report.event_id.clone()),
+            (ResultStatus::Delivered, final_event_id("m-1"))
+        );
         // In flight, then acknowledged: a repeat is dropped either way.
-        assert!(stage.process(receipt("m-1", ResultStatus::Delivered), origin()).expect("ok").is_empty());
+        assert!(
+            stage
+                .process(receipt("m-1", ResultStatus::Delivered), origin())
+                .expect("ok")
+                .is_empty()
+        );
         stage.produced(FINAL, "m-1");
-        assert!(stage.process(receipt("m-1", ResultStatus::Failed), origin()).expect("ok").is_empty());
+        assert!(
+            stage
+                .process(receipt("m-1", ResultStatus::Failed), origin())
+                .expect("ok")
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_failed_batch_forgets_what_was_in_flight() {
         let emitted = Arc::new(Emitted::new(KeySet::in_memory(FINAL)));
         let stage = ReportDeliveries(emitted);
-        assert_eq!(stage.process(receipt("m-2", ResultStatus::Delivered), origin()).expect("ok").len(), 1);
+        assert_eq!(
+            stage
+                .process(receipt("m-2", ResultStatus::Delivered), origin())
+                .expect("ok")
+                .len(),
+            1
+        );
         stage.batch_failed();
-        assert_eq!(stage.process(receipt("m-2", ResultStatus::Delivered), origin()).expect("ok").len(), 1);
+        assert_eq!(
+            stage
+                .process(receipt("m-2", ResultStatus::Delivered), origin())
+                .expect("ok")
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn non_final_receipts_make_no_report() {
         let stage = ReportDeliveries(Arc::new(Emitted::new(KeySet::in_memory(FINAL))));
-        assert!(stage.process(receipt("m-3", ResultStatus::Unknown), origin()).expect("ok").is_empty());
+        assert!(
+            stage
+                .process(receipt("m-3", ResultStatus::Unknown), origin())
+                .expect("ok")
+                .is_empty()
+        );
     }
 
     #[test]

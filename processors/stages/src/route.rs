@@ -73,11 +73,17 @@ pub struct Destination {
 
 impl Route {
     pub fn new(tables: ConfigTables) -> Self {
-        Route { tables, positions: Mutex::default() }
+        Route {
+            tables,
+            positions: Mutex::default(),
+        }
     }
 
     fn pick(&self, key: String, weights: &[i64]) -> Option<usize> {
-        let mut positions = self.positions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut positions = self
+            .positions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         positions.entry(key).or_default().pick(weights)
     }
 
@@ -94,13 +100,23 @@ impl Route {
         let rule = self
             .tables
             .route_rule(&message.customer_id, s.channel)
-            .ok_or_else(|| format!("no routing rule for {} on {}", message.customer_id, s.channel))?;
+            .ok_or_else(|| {
+                format!(
+                    "no routing rule for {} on {}",
+                    message.customer_id, s.channel
+                )
+            })?;
         let route = rule
             .carriers
             .iter()
             .find(|c| c.carrier == carrier)
             .or_else(|| rule.carriers.iter().find(|c| c.carrier == "*"))
-            .ok_or_else(|| format!("the rule for {}/{} has no route to {carrier}", rule.customer_id, s.channel))?;
+            .ok_or_else(|| {
+                format!(
+                    "the rule for {}/{} has no route to {carrier}",
+                    rule.customer_id, s.channel
+                )
+            })?;
         // Groups that have at least one usable sender, with their ratios.
         let usable: Vec<(&GroupShare, Vec<SenderConfig>)> = route
             .groups
@@ -110,13 +126,25 @@ impl Route {
             .collect();
         let weights: Vec<i64> = usable.iter().map(|(g, _)| i64::from(g.ratio)).collect();
         let rule_key = format!("{}/{}/{carrier}", rule.customer_id, s.channel);
-        let chosen = self
-            .pick(rule_key, &weights)
-            .ok_or_else(|| format!("no enabled sender in any group for {carrier} on {}", s.channel))?;
+        let chosen = self.pick(rule_key, &weights).ok_or_else(|| {
+            format!(
+                "no enabled sender in any group for {carrier} on {}",
+                s.channel
+            )
+        })?;
         let (group, senders) = &usable[chosen];
         let equal = vec![1; senders.len()];
-        let index = self.pick(format!("group/{}/{}/{carrier}", group.group, s.channel), &equal).unwrap_or(0);
-        Ok(Destination { carrier, group: group.group.clone(), sender: senders[index].clone() })
+        let index = self
+            .pick(
+                format!("group/{}/{}/{carrier}", group.group, s.channel),
+                &equal,
+            )
+            .unwrap_or(0);
+        Ok(Destination {
+            carrier,
+            group: group.group.clone(),
+            sender: senders[index].clone(),
+        })
     }
 
     fn senders_of(&self, group: &str, channel: Channel, carrier: &str) -> Vec<SenderConfig> {
@@ -139,7 +167,11 @@ pub fn sender_topic(sender: &str) -> String {
 }
 
 /// The records one routed message becomes.
-pub fn route_outputs(message: ValidatedMessage, destination: Result<Destination, String>, now: i64) -> Vec<Output> {
+pub fn route_outputs(
+    message: ValidatedMessage,
+    destination: Result<Destination, String>,
+    now: i64,
+) -> Vec<Output> {
     let s = &message.submission;
     match destination {
         Ok(d) => {
@@ -177,7 +209,11 @@ pub fn route_outputs(message: ValidatedMessage, destination: Result<Destination,
                 routed_at: now,
             };
             vec![
-                Output::new(sender_topic(&d.sender.name), message.message_id.clone(), request),
+                Output::new(
+                    sender_topic(&d.sender.name),
+                    message.message_id.clone(),
+                    request,
+                ),
                 Output::new(ROUTED, message.message_id.clone(), decision),
             ]
         }
@@ -210,7 +246,11 @@ pub fn route_outputs(message: ValidatedMessage, destination: Result<Destination,
 impl Processor for Route {
     type Input = ValidatedMessage;
 
-    fn process(&self, input: ValidatedMessage, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
+    fn process(
+        &self,
+        input: ValidatedMessage,
+        _origin: Origin<'_>,
+    ) -> Result<Vec<Output>, StageError> {
         let destination = self.destination(&input);
         Ok(route_outputs(input, destination, now_millis()))
     }
@@ -239,7 +279,9 @@ mod tests {
         let mut per_group: HashMap<String, usize> = HashMap::new();
         let mut per_sender: HashMap<String, usize> = HashMap::new();
         for i in 0..10 {
-            let d = route.destination(&validated(&format!("m-{i}"))).expect("routes");
+            let d = route
+                .destination(&validated(&format!("m-{i}")))
+                .expect("routes");
             assert_eq!(d.carrier, "skt");
             *per_group.entry(d.group).or_default() += 1;
             *per_sender.entry(d.sender.name).or_default() += 1;
@@ -256,9 +298,17 @@ mod tests {
         let mut m = validated("m");
         m.submission.to = "01091234567".into();
         let d = route.destination(&m).expect("routes");
-        assert_eq!((d.carrier.as_str(), d.group.as_str()), ("kt", "kt-direct"), "0109 beats 010; ratio 0 never");
+        assert_eq!(
+            (d.carrier.as_str(), d.group.as_str()),
+            ("kt", "kt-direct"),
+            "0109 beats 010; ratio 0 never"
+        );
         m.submission.to = "01099990000".into();
-        assert_eq!(route.destination(&m).expect("routes").carrier, "skt", "ported number wins");
+        assert_eq!(
+            route.destination(&m).expect("routes").carrier,
+            "skt",
+            "ported number wins"
+        );
     }
 
     #[test]
@@ -270,8 +320,15 @@ mod tests {
         assert_eq!(outputs.len(), 1);
         assert_eq!(outputs[0].topic, REPORTS);
         let report = outputs[0].value::<DeliveryReport>().expect("report");
-        assert_eq!((report.status, report.result_code.as_str()), (ResultStatus::Failed, NO_ROUTE));
-        assert!(report.result_text.contains("no routing rule"), "{}", report.result_text);
+        assert_eq!(
+            (report.status, report.result_code.as_str()),
+            (ResultStatus::Failed, NO_ROUTE)
+        );
+        assert!(
+            report.result_text.contains("no routing rule"),
+            "{}",
+            report.result_text
+        );
     }
 
     #[test]
@@ -282,6 +339,9 @@ mod tests {
         let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
         assert_eq!(topics, vec!["sender.skt-a1", ROUTED]);
         let request = outputs[0].value::<DispatchRequest>().expect("request");
-        assert_eq!((request.attempt, request.message.message_id.as_str()), (1, "m-1"));
+        assert_eq!(
+            (request.attempt, request.message.message_id.as_str()),
+            (1, "m-1")
+        );
     }
 }

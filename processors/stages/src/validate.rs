@@ -33,7 +33,12 @@ pub enum Verdict {
 }
 
 /// Validate one submission read at (topic, partition, offset) at time `now`.
-pub fn validate(mut submission: Submission, origin: (&str, i32, i64), tables: &ConfigTables, now: i64) -> Verdict {
+pub fn validate(
+    mut submission: Submission,
+    origin: (&str, i32, i64),
+    tables: &ConfigTables,
+    now: i64,
+) -> Verdict {
     let message_id = submission
         .message_id
         .clone()
@@ -63,21 +68,41 @@ pub fn validate(mut submission: Submission, origin: (&str, i32, i64), tables: &C
 type Refusal = (&'static str, String);
 
 fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static str, i32), Refusal> {
-    let customer = tables
-        .customers
-        .get(&s.customer_id)
-        .ok_or_else(|| (codes::UNKNOWN_CUSTOMER, format!("customer {:?} is not configured", s.customer_id)))?;
+    let customer = tables.customers.get(&s.customer_id).ok_or_else(|| {
+        (
+            codes::UNKNOWN_CUSTOMER,
+            format!("customer {:?} is not configured", s.customer_id),
+        )
+    })?;
     if !customer.enabled {
-        return Err((codes::CUSTOMER_DISABLED, format!("customer {:?} is disabled", s.customer_id)));
+        return Err((
+            codes::CUSTOMER_DISABLED,
+            format!("customer {:?} is disabled", s.customer_id),
+        ));
     }
     if let Some(client_id) = &s.client_id {
         let client = tables.clients.get(client_id);
-        if client.as_ref().is_none_or(|c| c.customer_id != s.customer_id || !c.enabled) {
-            return Err((codes::UNKNOWN_CLIENT, format!("client {client_id:?} is not an enabled client of {:?}", s.customer_id)));
+        if client
+            .as_ref()
+            .is_none_or(|c| c.customer_id != s.customer_id || !c.enabled)
+        {
+            return Err((
+                codes::UNKNOWN_CLIENT,
+                format!(
+                    "client {client_id:?} is not an enabled client of {:?}",
+                    s.customer_id
+                ),
+            ));
         }
     }
     if !customer.channels.contains(&s.channel) {
-        return Err((codes::CHANNEL_NOT_ENABLED, format!("channel {} is not enabled for {:?}", s.channel, s.customer_id)));
+        return Err((
+            codes::CHANNEL_NOT_ENABLED,
+            format!(
+                "channel {} is not enabled for {:?}",
+                s.channel, s.customer_id
+            ),
+        ));
     }
     if s.to.trim().is_empty() {
         return Err((codes::MISSING_FIELD, "to is empty".into()));
@@ -96,19 +121,28 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static st
         && !customer.bill_codes.is_empty()
         && !customer.bill_codes.contains(bill_code)
     {
-        return Err((codes::UNKNOWN_BILL_CODE, format!("bill code {bill_code:?} is not one of {:?}", s.customer_id)));
+        return Err((
+            codes::UNKNOWN_BILL_CODE,
+            format!("bill code {bill_code:?} is not one of {:?}", s.customer_id),
+        ));
     }
     if let Some(expires_at) = s.expires_at
         && expires_at <= now
     {
-        return Err((codes::EXPIRED, format!("expired at {expires_at} before validation at {now}")));
+        return Err((
+            codes::EXPIRED,
+            format!("expired at {expires_at} before validation at {now}"),
+        ));
     }
     length(s)
 }
 
 /// Phone channels need a Korean mobile number (01X, 10–11 digits) or an international +number.
 fn check_recipient(s: &Submission) -> Result<(), Refusal> {
-    let phone = matches!(s.channel, Channel::Sms | Channel::Lms | Channel::Mms | Channel::Kakao | Channel::Rcs);
+    let phone = matches!(
+        s.channel,
+        Channel::Sms | Channel::Lms | Channel::Mms | Channel::Kakao | Channel::Rcs
+    );
     if phone {
         let digits = s.to.strip_prefix('+').unwrap_or(&s.to);
         let valid = digits.chars().all(|c| c.is_ascii_digit())
@@ -118,11 +152,17 @@ fn check_recipient(s: &Submission) -> Result<(), Refusal> {
                 digits.starts_with("01") && (10..=11).contains(&digits.len())
             };
         if !valid {
-            return Err((codes::INVALID_RECIPIENT, format!("{:?} is not a mobile number", s.to)));
+            return Err((
+                codes::INVALID_RECIPIENT,
+                format!("{:?} is not a mobile number", s.to),
+            ));
         }
     }
     if matches!(s.channel, Channel::Email) && !s.to.contains('@') {
-        return Err((codes::INVALID_RECIPIENT, format!("{:?} is not an e-mail address", s.to)));
+        return Err((
+            codes::INVALID_RECIPIENT,
+            format!("{:?} is not an e-mail address", s.to),
+        ));
     }
     Ok(())
 }
@@ -137,10 +177,23 @@ fn length(s: &Submission) -> Result<(&'static str, i32), Refusal> {
     if let Some(limit) = euc_kr_limit {
         let (bytes, _, unmappable) = encoding_rs::EUC_KR.encode(&s.text);
         if unmappable {
-            return Err((codes::UNENCODABLE_TEXT, format!("text has characters EUC-KR cannot encode ({} channel)", s.channel)));
+            return Err((
+                codes::UNENCODABLE_TEXT,
+                format!(
+                    "text has characters EUC-KR cannot encode ({} channel)",
+                    s.channel
+                ),
+            ));
         }
         if bytes.len() > limit {
-            return Err((codes::TEXT_TOO_LONG, format!("{} bytes in EUC-KR, {} allows {limit}", bytes.len(), s.channel)));
+            return Err((
+                codes::TEXT_TOO_LONG,
+                format!(
+                    "{} bytes in EUC-KR, {} allows {limit}",
+                    bytes.len(),
+                    s.channel
+                ),
+            ));
         }
         return Ok(("euc-kr", 1));
     }
@@ -152,7 +205,10 @@ fn length(s: &Submission) -> Result<(&'static str, i32), Refusal> {
     };
     let chars = s.text.chars().count();
     if chars > char_limit {
-        return Err((codes::TEXT_TOO_LONG, format!("{chars} characters, {} allows {char_limit}", s.channel)));
+        return Err((
+            codes::TEXT_TOO_LONG,
+            format!("{chars} characters, {} allows {char_limit}", s.channel),
+        ));
     }
     Ok(("utf-8", 1))
 }
@@ -167,7 +223,12 @@ impl Processor for Validate {
     type Input = Submission;
 
     fn process(&self, input: Submission, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
-        let verdict = validate(input, (origin.topic, origin.partition, origin.offset), &self.tables, now_millis());
+        let verdict = validate(
+            input,
+            (origin.topic, origin.partition, origin.offset),
+            &self.tables,
+            now_millis(),
+        );
         Ok(vec![match verdict {
             Verdict::Valid(message) => {
                 tracing::debug!(stage = "validate", message_id = %message.message_id, "valid");
@@ -195,7 +256,12 @@ mod tests {
 
     #[test]
     fn a_good_sms_is_valid_and_keeps_its_id() {
-        match validate(submission("m-1"), ("messages.accepted", 0, 7), &tables(), 1_000) {
+        match validate(
+            submission("m-1"),
+            ("messages.accepted", 0, 7),
+            &tables(),
+            1_000,
+        ) {
             Verdict::Valid(v) => {
                 assert_eq!(v.message_id, "m-1");
                 assert_eq!(v.encoding, "euc-kr");
@@ -209,29 +275,49 @@ mod tests {
     fn a_missing_id_is_derived_from_the_intake_position() {
         let mut s = submission("");
         s.message_id = None;
-        let Verdict::Valid(first) = validate(s.clone(), ("messages.accepted", 2, 9), &tables(), 1) else { panic!() };
-        let Verdict::Valid(again) = validate(s, ("messages.accepted", 2, 9), &tables(), 2) else { panic!() };
+        let Verdict::Valid(first) = validate(s.clone(), ("messages.accepted", 2, 9), &tables(), 1)
+        else {
+            panic!()
+        };
+        let Verdict::Valid(again) = validate(s, ("messages.accepted", 2, 9), &tables(), 2) else {
+            panic!()
+        };
         assert_eq!(first.message_id, again.message_id);
-        assert_eq!(first.message_id, derived_message_id("messages.accepted", 2, 9));
+        assert_eq!(
+            first.message_id,
+            derived_message_id("messages.accepted", 2, 9)
+        );
     }
 
     #[test]
     fn refusals_carry_their_code() {
         let mut unknown = submission("m");
         unknown.customer_id = "nobody".into();
-        assert_eq!(verdict_code(unknown).as_deref(), Some(codes::UNKNOWN_CUSTOMER));
+        assert_eq!(
+            verdict_code(unknown).as_deref(),
+            Some(codes::UNKNOWN_CUSTOMER)
+        );
 
         let mut email = submission("m");
         email.channel = Channel::Email;
-        assert_eq!(verdict_code(email).as_deref(), Some(codes::CHANNEL_NOT_ENABLED));
+        assert_eq!(
+            verdict_code(email).as_deref(),
+            Some(codes::CHANNEL_NOT_ENABLED)
+        );
 
         let mut foreign_client = submission("m");
         foreign_client.client_id = Some("other-client".into());
-        assert_eq!(verdict_code(foreign_client).as_deref(), Some(codes::UNKNOWN_CLIENT));
+        assert_eq!(
+            verdict_code(foreign_client).as_deref(),
+            Some(codes::UNKNOWN_CLIENT)
+        );
 
         let mut bad_number = submission("m");
         bad_number.to = "12345".into();
-        assert_eq!(verdict_code(bad_number).as_deref(), Some(codes::INVALID_RECIPIENT));
+        assert_eq!(
+            verdict_code(bad_number).as_deref(),
+            Some(codes::INVALID_RECIPIENT)
+        );
 
         let mut expired = submission("m");
         expired.expires_at = Some(999);
@@ -239,7 +325,10 @@ mod tests {
 
         let mut bill = submission("m");
         bill.bill_code = Some("NOPE".into());
-        assert_eq!(verdict_code(bill).as_deref(), Some(codes::UNKNOWN_BILL_CODE));
+        assert_eq!(
+            verdict_code(bill).as_deref(),
+            Some(codes::UNKNOWN_BILL_CODE)
+        );
 
         let mut empty = submission("m");
         empty.text = String::new();
@@ -260,6 +349,9 @@ mod tests {
         assert_eq!(verdict_code(lms), None);
         let mut emoji = submission("m");
         emoji.text = "hi 😀".into();
-        assert_eq!(verdict_code(emoji).as_deref(), Some(codes::UNENCODABLE_TEXT));
+        assert_eq!(
+            verdict_code(emoji).as_deref(),
+            Some(codes::UNENCODABLE_TEXT)
+        );
     }
 }

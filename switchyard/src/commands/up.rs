@@ -22,22 +22,48 @@ pub struct Up {
 }
 
 pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
-    let (registry, registry_task) = switchyard_schema_registry::serve(&app.kafka, up.registry, app.metrics.clone(), app.shutdown.clone())
-        .await
-        .context("starting the schema registry (did `switchyard topics apply` run?)")?;
+    let (registry, registry_task) = switchyard_schema_registry::serve(
+        &app.kafka,
+        up.registry,
+        app.metrics.clone(),
+        app.shutdown.clone(),
+    )
+    .await
+    .context("starting the schema registry (did `switchyard topics apply` run?)")?;
     let runtime = app.runtime(&format!("http://{registry}"))?;
     if let Some(file) = &up.config {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let report = switchyard_config::apply(&runtime, &text, false, 1).await?;
-        println!("config {}: {}", file.display(), report.to_string().lines().last().unwrap_or_default());
+        println!(
+            "config {}: {}",
+            file.display(),
+            report.to_string().lines().last().unwrap_or_default()
+        );
     }
-    let sim = simulator::serve(up.sim, SimulatorSettings { success_rate: 0.95, receipt_delay: Duration::from_millis(100) }, app.shutdown.clone()).await?;
-    let (inbox, _) = switchyard_callback::receiver::serve(up.inbox, &up.inbox_secret, true, app.shutdown.clone()).await?;
+    let sim = simulator::serve(
+        up.sim,
+        SimulatorSettings {
+            success_rate: 0.95,
+            receipt_delay: Duration::from_millis(100),
+        },
+        app.shutdown.clone(),
+    )
+    .await?;
+    let (inbox, _) = switchyard_callback::receiver::serve(
+        up.inbox,
+        &up.inbox_secret,
+        true,
+        app.shutdown.clone(),
+    )
+    .await?;
     let running = start(&runtime, &Role::ALL, &up.roles.settings(), &app.shutdown).await?;
     let ingress = running.ingress.map(|a| a.to_string()).unwrap_or_default();
     println!();
     println!("switchyard is up");
-    println!("  ingress          http://{ingress}        (POST /v1/messages, GET /v1/messages/{{id}}, /openapi.json)");
+    println!(
+        "  ingress          http://{ingress}        (POST /v1/messages, GET /v1/messages/{{id}}, /openapi.json)"
+    );
     println!("  schema registry  http://{registry}");
     println!("  carrier sim      http://{sim}/submit      (95% delivered, receipts after 100 ms)");
     println!("  webhook inbox    http://{inbox}/webhooks/switchyard   (logs every report)");
@@ -46,9 +72,15 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
     }
     println!();
     println!("Try:");
-    println!("  curl -s -X POST http://{ingress}/v1/messages -H 'Authorization: Bearer sk-demo-0123456789' \\");
-    println!("       -H 'Content-Type: application/json' -d '{{\"channel\":\"sms\",\"to\":\"01012345678\",\"text\":\"hello\"}}'");
-    println!("  curl -s http://{ingress}/v1/messages/<message_id> -H 'Authorization: Bearer sk-demo-0123456789'");
+    println!(
+        "  curl -s -X POST http://{ingress}/v1/messages -H 'Authorization: Bearer sk-demo-0123456789' \\"
+    );
+    println!(
+        "       -H 'Content-Type: application/json' -d '{{\"channel\":\"sms\",\"to\":\"01012345678\",\"text\":\"hello\"}}'"
+    );
+    println!(
+        "  curl -s http://{ingress}/v1/messages/<message_id> -H 'Authorization: Bearer sk-demo-0123456789'"
+    );
     println!("Ctrl-C stops everything.");
     running.wait().await;
     let _ = registry_task.await;

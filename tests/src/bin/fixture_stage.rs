@@ -6,8 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_runtime::{
-    StageError,
-    Invalid, KafkaSettings, Origin, Output, Processor, RunnerOptions, Runtime,
+    Invalid, KafkaSettings, Origin, Output, Processor, RunnerOptions, Runtime, StageError,
 };
 use switchyard_schemas::Submission;
 

@@ -1,0 +1,276 @@
+//! `make bench`: the pipeline's end-to-end throughput and latency next to the broker's raw rate,
+//! measured in the same run on the same broker.
+//!
+//! 1. Raw: produce R records of 300 bytes (idempotent producer, acks=all) to a 3-partition topic,
+//!    then consume them in a group committing every 500 — the ceiling every hop shares.
+//! 2. Pipeline: every role (as `switchyard up`), the carrier simulator answering at once; N
+//!    messages, half over HTTP (batches of 100, 4 requests in flight), half produced directly to
+//!    `messages.accepted`; wait for every final report.
+//!
+//! usage: bench [--messages N] [--raw R] [--storage sqlite|memory]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use serde_json::json;
+use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_schemas::{Channel, FinalReport, Submission, now_millis};
+use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::{Broker, apply_topics};
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+struct Raw {
+    produce_per_s: f64,
+    consume_per_s: f64,
+}
+
+async fn raw_rate(broker: &Broker, records: usize) -> anyhow::Result<Raw> {
+    apply_topics(broker, &["bench.raw"]).await?;
+    let kafka = broker.kafka();
+    let producer = kafka.producer()?;
+    let payload = vec![b'x'; 300];
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(records);
+    for i in 0..records {
+        let key = format!("k{i}");
+        loop {
+            match producer.send_result(FutureRecord::to("bench.raw").key(&key).payload(&payload)) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                Err((_, _)) => tokio::time::sleep(Duration::from_millis(1)).await,
+            }
+        }
+    }
+    for delivery in pending {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
+    let produce_per_s = records as f64 / started.elapsed().as_secs_f64();
+
+    let consumer = kafka.group_consumer("bench.raw")?;
+    consumer.subscribe(&["bench.raw"])?;
+    let started = Instant::now();
+    let mut offsets: HashMap<i32, i64> = HashMap::new();
+    for n in 1..=records {
+        let message = consumer.recv().await?;
+        offsets.insert(message.partition(), message.offset() + 1);
+        if n % 500 == 0 || n == records {
+            let mut list = TopicPartitionList::new();
+            for (partition, offset) in &offsets {
+                list.add_partition_offset("bench.raw", *partition, Offset::Offset(*offset))?;
+            }
+            consumer.commit(&list, CommitMode::Async)?;
+        }
+    }
+    let consume_per_s = records as f64 / started.elapsed().as_secs_f64();
+    Ok(Raw {
+        produce_per_s,
+        consume_per_s,
+    })
+}
+
+fn submission(i: usize) -> Submission {
+    Submission {
+        message_id: None,
+        customer_id: "acme".into(),
+        client_id: None,
+        client_message_id: Some(format!("direct-{i}")),
+        channel: Channel::Sms,
+        to: format!("0101{i:07}"),
+        from: None,
+        text: format!("bench {i}"),
+        subject: None,
+        bill_code: None,
+        priority: Default::default(),
+        template_code: None,
+        fallback: None,
+        attachments: vec![],
+        expires_at: None,
+        metadata: Default::default(),
+        accepted_at: now_millis(),
+    }
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let messages: usize = arg(&args, "--messages")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(4000);
+    let raw_records: usize = arg(&args, "--raw")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let storage = arg(&args, "--storage").unwrap_or_else(|| "sqlite".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,rdkafka=error"))
+        .init();
+
+    let broker = if storage == "memory" {
+        Broker::start()?
+    } else {
+        Broker::start_sqlite()?
+    };
+    println!(
+        "switchyard bench: broker Tansu ({storage} storage), {messages} messages, {raw_records} raw records"
+    );
+    let raw = raw_rate(&broker, raw_records).await?;
+    println!(
+        "raw broker    produce {:>9.0} rec/s   consume {:>9.0} rec/s   (300 B, 3 partitions)",
+        raw.produce_per_s, raw.consume_per_s
+    );
+
+    let sim = SimulatorSettings {
+        success_rate: 1.0,
+        receipt_delay: Duration::ZERO,
+    };
+    let pipeline = Pipeline::start_on(broker, &[], sim).await?;
+    let runtime = pipeline.stack.runtime.clone();
+    let half = messages / 2;
+    let mut sent_at: HashMap<String, i64> = HashMap::new();
+
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let mut requests = Vec::new();
+    for batch in 0..half.div_ceil(100) {
+        let from = batch * 100;
+        let count = 100.min(half - from);
+        let body: Vec<_> = (from..from + count)
+            .map(|i| json!({"channel": "sms", "to": format!("0101{i:07}"), "text": format!("bench {i}"), "client_message_id": format!("http-{i}")}))
+            .collect();
+        for i in from..from + count {
+            sent_at.insert(format!("http-{i}"), now_millis());
+        }
+        let (http, url) = (
+            http.clone(),
+            format!("{}/v1/messages", pipeline.ingress_url),
+        );
+        requests.push(tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(API_KEY)
+                .json(&json!({"messages": body}))
+                .send()
+                .await
+                .map(|r| r.status())
+        }));
+        if requests.len() >= 4 {
+            let status = requests.remove(0).await??;
+            anyhow::ensure!(status == 202, "ingress answered {status}");
+        }
+    }
+    let producer = runtime.producer()?;
+    let mut deliveries = Vec::new();
+    for i in 0..messages - half {
+        let submission = submission(i);
+        sent_at.insert(format!("direct-{i}"), submission.accepted_at);
+        let payload = runtime
+            .codec
+            .encode("messages.accepted", &submission)
+            .await?;
+        let producer = producer.clone();
+        deliveries.push(async move {
+            producer
+                .send(
+                    FutureRecord::to("messages.accepted")
+                        .key("acme")
+                        .payload(&payload),
+                    Duration::from_secs(60),
+                )
+                .await
+                .map_err(|(e, _)| e)
+        });
+    }
+    futures::future::try_join_all(deliveries).await?;
+    for request in requests {
+        let status = request.await??;
+        anyhow::ensure!(status == 202, "ingress answered {status}");
+    }
+    let submitted_in = started.elapsed();
+
+    let reader = runtime.kafka.reader("bench.final")?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment.add_partition_offset("reports.final", partition, Offset::Beginning)?;
+    }
+    reader.assign(&assignment)?;
+    let mut latencies = Vec::with_capacity(messages);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while latencies.len() < messages {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {messages} final reports",
+            latencies.len()
+        );
+        match tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
+            Ok(Ok(message)) => {
+                let report: FinalReport = runtime
+                    .codec
+                    .decode(message.payload().unwrap_or_default())
+                    .await?;
+                if let Some(t0) = report
+                    .client_message_id
+                    .as_ref()
+                    .and_then(|c| sent_at.get(c))
+                {
+                    latencies.push(report.done_at - t0);
+                }
+            }
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | Err(_) => {}
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let rate = messages as f64 / elapsed;
+    // Each message is produced to 7 topics (accepted, validated, routed, sender, dispatched,
+    // reports, final) and consumed 13 times (5 stages + 8 history readers).
+    let ceiling = (raw.produce_per_s / 7.0).min(raw.consume_per_s / 13.0);
+    println!(
+        "pipeline      {rate:>9.0} msg/s end to end   ({messages} messages in {elapsed:.1} s; submitting took {:.1} s)",
+        submitted_in.as_secs_f64()
+    );
+    println!(
+        "latency       accept → final report   p50 {} ms   p99 {} ms   max {} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0)
+    );
+    println!(
+        "ratio         pipeline / raw produce = {:.3}   pipeline / raw consume = {:.3}",
+        rate / raw.produce_per_s,
+        rate / raw.consume_per_s
+    );
+    println!(
+        "              pipeline / fair ceiling (raw produce ÷ 7 topics, raw consume ÷ 13 reads) = {:.2}  ({ceiling:.0} msg/s)",
+        rate / ceiling
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pipeline.inbox.len() < messages && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!(
+        "webhooks      {} of {messages} signed webhooks received {:.1} s after the first submit",
+        pipeline.inbox.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop((reader, producer, runtime));
+    pipeline.stop().await;
+    Ok(())
+}
