@@ -327,3 +327,30 @@ pub fn repo_root() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_default()
 }
+
+/// A valid SMS submission for tests: `customer`'s message to an SKT number.
+pub fn sample_submission(
+    message_id: Option<&str>,
+    customer: &str,
+    text: &str,
+) -> switchyard_schemas::Submission {
+    switchyard_schemas::Submission {
+        message_id: message_id.map(str::to_string),
+        customer_id: customer.into(),
+        client_id: None,
+        client_message_id: None,
+        channel: switchyard_schemas::Channel::Sms,
+        to: "01012345678".into(),
+        from: None,
+        text: text.into(),
+        subject: None,
+        bill_code: None,
+        priority: Default::default(),
+        template_code: None,
+        fallback: None,
+        attachments: vec![],
+        expires_at: None,
+        metadata: Default::default(),
+        accepted_at: switchyard_schemas::now_millis(),
+    }
+}

@@ -9,11 +9,9 @@ use rdkafka::Message;
 use serde_json::{Value, json};
 use switchyard::pipeline::{Role, start};
 use switchyard_carrier_http::simulator::SimulatorSettings;
-use switchyard_schemas::{
-    Channel, FinalReport, Rejection, ResultStatus, RoutingDecision, Submission,
-};
+use switchyard_schemas::{FinalReport, Rejection, ResultStatus, RoutingDecision, Submission};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
-use switchyard_tests::{produce_raw, read_all};
+use switchyard_tests::{produce_raw, read_all, sample_submission};
 
 fn fast_carrier() -> SimulatorSettings {
     SimulatorSettings {
@@ -23,25 +21,10 @@ fn fast_carrier() -> SimulatorSettings {
 }
 
 fn direct(i: usize, customer: &str) -> Submission {
-    Submission {
-        message_id: None,
-        customer_id: customer.into(),
-        client_id: None,
-        client_message_id: Some(format!("direct-{i}")),
-        channel: Channel::Sms,
-        to: format!("0101{:07}", i),
-        from: None,
-        text: format!("direct {i}"),
-        subject: None,
-        bill_code: None,
-        priority: Default::default(),
-        template_code: None,
-        fallback: None,
-        attachments: vec![],
-        expires_at: None,
-        metadata: Default::default(),
-        accepted_at: switchyard_schemas::now_millis(),
-    }
+    let mut s = sample_submission(None, customer, &format!("direct {i}"));
+    s.client_message_id = Some(format!("direct-{i}"));
+    s.to = format!("0101{i:07}");
+    s
 }
 
 async fn post_batch(

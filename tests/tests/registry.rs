@@ -5,28 +5,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_schemas::{Channel, Codec, FinalReport, Record, ResultStatus, Submission};
-use switchyard_tests::{Broker, TestRegistry, apply_topics};
+use switchyard_tests::{Broker, TestRegistry, apply_topics, sample_submission};
 
 fn submission(id: &str) -> Submission {
-    Submission {
-        message_id: Some(id.into()),
-        customer_id: "acme".into(),
-        client_id: None,
-        client_message_id: Some("c-1".into()),
-        channel: Channel::Sms,
-        to: "01012345678".into(),
-        from: Some("0212345678".into()),
-        text: "인증번호 123456".into(),
-        subject: None,
-        bill_code: None,
-        priority: Default::default(),
-        template_code: None,
-        fallback: None,
-        attachments: vec![],
-        expires_at: None,
-        metadata: Default::default(),
-        accepted_at: 1_700_000_000_000,
-    }
+    let mut s = sample_submission(Some(id), "acme", "인증번호 123456");
+    s.client_message_id = Some("c-1".into());
+    s.from = Some("0212345678".into());
+    s.accepted_at = 1_700_000_000_000;
+    s
 }
 
 fn report() -> FinalReport {

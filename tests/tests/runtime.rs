@@ -12,30 +12,15 @@ use switchyard_runtime::dead_letter::{
 };
 use switchyard_runtime::{CancellationToken, Output, Table};
 use switchyard_schemas::{Channel, CustomerConfig, Submission};
+use switchyard_tests::sample_submission;
 use switchyard_tests::{Stack, committed_total, free_port, produce_raw, read_all, read_topic};
 
 const OUTPUTS: [&str; 2] = ["fixture.out.a", "fixture.out.b"];
 
 fn submission(id: &str, text: &str) -> Submission {
-    Submission {
-        message_id: Some(id.into()),
-        customer_id: "acme".into(),
-        client_id: None,
-        client_message_id: None,
-        channel: Channel::Sms,
-        to: "01012345678".into(),
-        from: None,
-        text: text.into(),
-        subject: None,
-        bill_code: None,
-        priority: Default::default(),
-        template_code: None,
-        fallback: None,
-        attachments: vec![],
-        expires_at: None,
-        metadata: Default::default(),
-        accepted_at: 0,
-    }
+    let mut s = sample_submission(Some(id), "acme", text);
+    s.accepted_at = 0;
+    s
 }
 
 async fn produce_submissions(

@@ -114,3 +114,29 @@ impl KafkaSettings {
         config.create_with_context(ReaderContext)
     }
 }
+
+/// Assign every partition of `topic` to `reader` from the beginning; returns the partitions.
+pub fn read_from_beginning(
+    reader: &Reader,
+    topic: &str,
+) -> Result<std::collections::HashSet<i32>, crate::RuntimeError> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let metadata = reader.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
+    let partitions: std::collections::HashSet<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(crate::RuntimeError::MissingTopic(topic.to_string()));
+    }
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &partitions {
+        assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+    }
+    reader.assign(&assignment)?;
+    Ok(partitions)
+}

@@ -8,13 +8,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::Reader;
+use crate::kafka::{Reader, read_from_beginning};
 use crate::{Runtime, RuntimeError};
 
 /// The live set of keys of a topic (a tombstone removes its key).
@@ -33,21 +31,7 @@ impl KeySet {
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
         let consumer = runtime.kafka.reader(&format!("keys.{topic}"))?;
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let partitions: HashSet<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(RuntimeError::MissingTopic(topic.to_string()));
-        }
-        let mut assignment = TopicPartitionList::new();
-        for &partition in &partitions {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        }
-        consumer.assign(&assignment)?;
+        let partitions = read_from_beginning(&consumer, topic)?;
         let keys = Arc::new(RwLock::new(HashSet::new()));
         let (ready_tx, ready) = watch::channel(false);
         tokio::spawn(follow(

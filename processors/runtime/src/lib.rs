@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
-pub use kafka::{KafkaSettings, Reader, ReaderContext};
+pub use kafka::{KafkaSettings, Reader, ReaderContext, read_from_beginning};
 pub use key_set::KeySet;
 pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_metrics};

@@ -9,14 +9,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use switchyard_schemas::Record;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::Reader;
+use crate::kafka::{Reader, read_from_beginning};
 use crate::metrics::TopicLabel;
 use crate::{Runtime, RuntimeError};
 
@@ -58,21 +56,7 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
         let consumer = runtime.kafka.reader(&format!("table.{topic}"))?;
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let partitions: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.name() == topic && t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
-        if partitions.is_empty() {
-            return Err(RuntimeError::MissingTopic(topic.to_string()));
-        }
-        let mut assignment = TopicPartitionList::new();
-        for &partition in &partitions {
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        }
-        consumer.assign(&assignment)?;
+        let partitions = read_from_beginning(&consumer, topic)?;
 
         let entries = Arc::new(RwLock::new(HashMap::new()));
         let (ready_tx, ready) = watch::channel(false);
@@ -80,7 +64,7 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
             runtime: runtime.clone(),
             topic: topic.to_string(),
             entries: entries.clone(),
-            not_yet_at_end: partitions.into_iter().collect(),
+            not_yet_at_end: partitions,
             ready: ready_tx,
         };
         tokio::spawn(follower.follow(consumer, shutdown));

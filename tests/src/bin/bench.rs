@@ -18,9 +18,9 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
 use switchyard_carrier_http::simulator::SimulatorSettings;
-use switchyard_schemas::{Channel, FinalReport, Submission, now_millis};
+use switchyard_schemas::{FinalReport, Submission, now_millis};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
-use switchyard_tests::{Broker, apply_topics};
+use switchyard_tests::{Broker, apply_topics, sample_submission};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -81,25 +81,10 @@ async fn raw_rate(broker: &Broker, records: usize) -> anyhow::Result<Raw> {
 }
 
 fn submission(i: usize) -> Submission {
-    Submission {
-        message_id: None,
-        customer_id: "acme".into(),
-        client_id: None,
-        client_message_id: Some(format!("direct-{i}")),
-        channel: Channel::Sms,
-        to: format!("0101{i:07}"),
-        from: None,
-        text: format!("bench {i}"),
-        subject: None,
-        bill_code: None,
-        priority: Default::default(),
-        template_code: None,
-        fallback: None,
-        attachments: vec![],
-        expires_at: None,
-        metadata: Default::default(),
-        accepted_at: now_millis(),
-    }
+    let mut s = sample_submission(None, "acme", &format!("bench {i}"));
+    s.client_message_id = Some(format!("direct-{i}"));
+    s.to = format!("0101{i:07}");
+    s
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
