@@ -13,15 +13,16 @@ running() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$BROKER_PORT") 2>/dev/null; }
 
 start() {
-    local engine="sqlite://$DATA_DIR/broker.db"
+    # Tansu resolves the sqlite path against its working directory: run it in $DATA_DIR.
+    local engine="sqlite://broker.db"
     [ "${1:-}" = "--memory" ] && engine="memory://tansu/"
     mkdir -p "$DATA_DIR"
     if running; then echo "broker already running (pid $(cat "$PID_FILE")) on 127.0.0.1:$BROKER_PORT"; return; fi
     if answers; then echo "port $BROKER_PORT is taken by another process" >&2; exit 1; fi
     [ -x "$TANSU_BIN" ] || { echo "no broker at $TANSU_BIN: run make setup" >&2; exit 1; }
     local url="tcp://127.0.0.1:$BROKER_PORT"
-    nohup "$TANSU_BIN" broker --listener-url "$url" --advertised-listener-url "$url" \
-        --storage-engine "$engine" >>"$LOG_FILE" 2>&1 &
+    (cd "$DATA_DIR" && exec nohup "$TANSU_BIN" broker --listener-url "$url" --advertised-listener-url "$url" \
+        --storage-engine "$engine" >>"$LOG_FILE" 2>&1) &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 100); do
         if answers; then echo "broker up on 127.0.0.1:$BROKER_PORT ($engine, pid $(cat "$PID_FILE"))"; return; fi

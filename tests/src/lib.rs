@@ -49,20 +49,24 @@ pub struct Broker {
 impl Broker {
     /// A broker with memory storage (fast; lost on exit).
     pub fn start() -> anyhow::Result<Self> {
-        Self::launch("memory://tansu/".to_string(), None)
+        Self::launch("memory://tansu/", None)
     }
 
     /// A broker with durable sqlite storage in a temporary directory.
     pub fn start_sqlite() -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let engine = format!("sqlite://{}/broker.db", dir.path().display());
-        Self::launch(engine, Some(dir))
+        // Tansu resolves the sqlite path against its working directory (even an absolute one),
+        // so it runs in the data directory with a relative path.
+        Self::launch("sqlite://broker.db", Some(tempfile::tempdir()?))
     }
 
-    fn launch(engine: String, data: Option<tempfile::TempDir>) -> anyhow::Result<Self> {
+    fn launch(engine: &str, data: Option<tempfile::TempDir>) -> anyhow::Result<Self> {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_bin())
+        let mut command = Command::new(tansu_bin());
+        if let Some(dir) = &data {
+            command.current_dir(dir.path());
+        }
+        let child = command
             .args([
                 "broker",
                 "--listener-url",
@@ -70,7 +74,7 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                &engine,
+                engine,
             ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -1,7 +1,7 @@
 //! The history role: one runner per event topic, each writing its records to the store.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use switchyard_runtime::{
     CancellationToken, Origin, Output, Processor, RunnerOptions, Runtime, StageError,
@@ -12,23 +12,50 @@ use switchyard_schemas::{
 };
 
 use crate::SqliteHistory;
-use crate::event::HistoryRecord;
+use crate::event::{Event, HistoryRecord};
 
-/// Writes records of one type to the history.
+/// Writes records of one type to the history: events of a batch are buffered and written in
+/// one transaction when the runner flushes, before it commits the batch's offsets.
 #[derive(Debug)]
 pub struct HistorySink<T> {
     store: SqliteHistory,
+    pending: Mutex<Vec<Event>>,
     _record: PhantomData<fn() -> T>,
+}
+
+impl<T> HistorySink<T> {
+    pub fn new(store: SqliteHistory) -> Self {
+        HistorySink {
+            store,
+            pending: Mutex::default(),
+            _record: PhantomData,
+        }
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<Event>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl<T: HistoryRecord> Processor for HistorySink<T> {
     type Input = T;
 
     fn process(&self, input: T, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
-        self.store
-            .record(&input.event(origin))
-            .map_err(|e| StageError::Unavailable(e.to_string()))?;
+        self.pending().push(input.event(origin));
         Ok(Vec::new())
+    }
+
+    fn batch_failed(&self) {
+        self.pending().clear();
+    }
+
+    fn flush(&self) -> Result<(), StageError> {
+        let events = std::mem::take(&mut *self.pending());
+        self.store
+            .record_all(&events)
+            .map_err(|e| StageError::Unavailable(e.to_string()))
     }
 }
 
@@ -39,10 +66,7 @@ fn spawn<T: HistoryRecord>(
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
-    let sink = Arc::new(HistorySink::<T> {
-        store: store.clone(),
-        _record: PhantomData,
-    });
+    let sink = Arc::new(HistorySink::<T>::new(store.clone()));
     let options = RunnerOptions::new(&format!("history.{topic}"), &[topic]);
     tokio::spawn(async move {
         if let Err(e) = switchyard_runtime::run(&runtime, sink, options, shutdown).await {

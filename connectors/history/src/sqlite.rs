@@ -97,51 +97,18 @@ impl SqliteHistory {
 
     /// Keep one event (idempotent by event key).
     pub fn record(&self, event: &Event) -> Result<(), HistoryError> {
+        self.record_all(std::slice::from_ref(event))
+    }
+
+    /// Keep events in one transaction (each idempotent by its event key).
+    pub fn record_all(&self, events: &[Event]) -> Result<(), HistoryError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let mut connection = self.lock();
         let tx = connection.transaction()?;
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO events (event_key, message_id, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![event.event_key, event.message_id, event.kind, event.at, event.detail.to_string()],
-        )?;
-        if inserted == 1 {
-            let s = &event.summary;
-            tx.execute(
-                "INSERT INTO messages (message_id, customer_id, client_id, client_message_id, channel, recipient,
-                     status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                 ON CONFLICT (message_id) DO UPDATE SET
-                     customer_id = coalesce(customer_id, excluded.customer_id),
-                     client_id = coalesce(client_id, excluded.client_id),
-                     client_message_id = coalesce(client_message_id, excluded.client_message_id),
-                     channel = coalesce(channel, excluded.channel),
-                     recipient = coalesce(recipient, excluded.recipient),
-                     accepted_at = coalesce(accepted_at, excluded.accepted_at),
-                     status = CASE WHEN ?7 IS NOT NULL AND excluded.stage >= stage THEN ?7 ELSE status END,
-                     result_code = CASE WHEN excluded.stage >= stage THEN coalesce(?9, result_code) ELSE result_code END,
-                     result_text = CASE WHEN excluded.stage >= stage THEN coalesce(?10, result_text) ELSE result_text END,
-                     carrier = CASE WHEN excluded.stage >= stage THEN coalesce(?11, carrier) ELSE carrier END,
-                     sender = CASE WHEN excluded.stage >= stage THEN coalesce(?12, sender) ELSE sender END,
-                     done_at = coalesce(done_at, excluded.done_at),
-                     stage = max(stage, CASE WHEN ?7 IS NOT NULL THEN excluded.stage ELSE stage END),
-                     updated_at = excluded.updated_at",
-                params![
-                    event.message_id,
-                    s.customer_id,
-                    s.client_id,
-                    s.client_message_id,
-                    s.channel,
-                    s.to,
-                    s.status,
-                    event.stage as i64,
-                    s.result_code,
-                    s.result_text,
-                    s.carrier,
-                    s.sender,
-                    s.accepted_at,
-                    s.done_at,
-                    event.at,
-                ],
-            )?;
+        for event in events {
+            record_in(&tx, event)?;
         }
         tx.commit()?;
         Ok(())
@@ -194,6 +161,57 @@ impl SqliteHistory {
         Ok(Some(view))
     }
 }
+
+/// Insert an event once and move the message summary forward.
+fn record_in(tx: &rusqlite::Transaction<'_>, event: &Event) -> Result<(), HistoryError> {
+    let inserted = tx
+        .prepare_cached("INSERT OR IGNORE INTO events (event_key, message_id, kind, at, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![event.event_key, event.message_id, event.kind, event.at, event.detail.to_string()])?;
+    if inserted == 0 {
+        return Ok(());
+    }
+    let s = &event.summary;
+    tx.prepare_cached(UPSERT_MESSAGE)?.execute(params![
+        event.message_id,
+        s.customer_id,
+        s.client_id,
+        s.client_message_id,
+        s.channel,
+        s.to,
+        s.status,
+        event.stage as i64,
+        s.result_code,
+        s.result_text,
+        s.carrier,
+        s.sender,
+        s.accepted_at,
+        s.done_at,
+        event.at,
+    ])?;
+    Ok(())
+}
+
+/// The message summary upsert: identity fields are set once; status and result only move
+/// forward in the message's life.
+const UPSERT_MESSAGE: &str = "
+INSERT INTO messages (message_id, customer_id, client_id, client_message_id, channel, recipient,
+    status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+ON CONFLICT (message_id) DO UPDATE SET
+    customer_id = coalesce(customer_id, excluded.customer_id),
+    client_id = coalesce(client_id, excluded.client_id),
+    client_message_id = coalesce(client_message_id, excluded.client_message_id),
+    channel = coalesce(channel, excluded.channel),
+    recipient = coalesce(recipient, excluded.recipient),
+    accepted_at = coalesce(accepted_at, excluded.accepted_at),
+    status = CASE WHEN ?7 IS NOT NULL AND excluded.stage >= stage THEN ?7 ELSE status END,
+    result_code = CASE WHEN excluded.stage >= stage THEN coalesce(?9, result_code) ELSE result_code END,
+    result_text = CASE WHEN excluded.stage >= stage THEN coalesce(?10, result_text) ELSE result_text END,
+    carrier = CASE WHEN excluded.stage >= stage THEN coalesce(?11, carrier) ELSE carrier END,
+    sender = CASE WHEN excluded.stage >= stage THEN coalesce(?12, sender) ELSE sender END,
+    done_at = coalesce(done_at, excluded.done_at),
+    stage = max(stage, CASE WHEN ?7 IS NOT NULL THEN excluded.stage ELSE stage END),
+    updated_at = excluded.updated_at";
 
 #[cfg(test)]
 mod tests {

@@ -66,6 +66,12 @@ pub trait Processor: Send + Sync + 'static {
 
     /// Called before a batch is processed again after a failed produce.
     fn batch_failed(&self) {}
+
+    /// Called once every output of a batch is acknowledged, before its offsets are committed:
+    /// a sink writes what it buffered. An error makes the runner process the batch again.
+    fn flush(&self) -> Result<(), StageError> {
+        Ok(())
+    }
 }
 
 /// A stage whose work waits on the outside world (a connector: HTTP, a store). The runner
@@ -93,6 +99,11 @@ pub trait AsyncProcessor: Send + Sync + 'static {
     /// Called when a batch's outputs could not all be produced and the batch is processed
     /// again: forget anything remembered as in flight.
     fn batch_failed(&self) {}
+
+    /// Called once every output of a batch is acknowledged, before its offsets are committed.
+    fn flush(&self) -> BoxFuture<'_, Result<(), StageError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 impl<P: Processor> AsyncProcessor for P {
@@ -104,6 +115,10 @@ impl<P: Processor> AsyncProcessor for P {
 
     fn batch_failed(&self) {
         Processor::batch_failed(self);
+    }
+
+    fn flush(&self) -> BoxFuture<'_, Result<(), StageError>> {
+        Box::pin(std::future::ready(Processor::flush(self)))
     }
 
     fn process<'a>(

@@ -213,6 +213,10 @@ async fn handle_batch<P: AsyncProcessor>(
             })
             .inc();
     }
+    processor
+        .flush()
+        .await
+        .map_err(|e| BatchFailure::Produce(format!("flush: {e}")))?;
     let latency = runtime
         .metrics
         .processing_latency

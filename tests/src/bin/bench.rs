@@ -87,6 +87,36 @@ fn submission(i: usize) -> Submission {
     s
 }
 
+/// Per stage: records consumed and mean seconds from receipt to acknowledged outputs.
+fn print_stage_latencies(metrics: &str) {
+    let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
+    for line in metrics.lines() {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let stage = name
+            .split("stage=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_default()
+            .to_string();
+        if name.starts_with("switchyard_processing_latency_seconds_sum") {
+            sums.entry(stage).or_default().0 = value;
+        } else if name.starts_with("switchyard_processing_latency_seconds_count") {
+            sums.entry(stage).or_default().1 = value;
+        }
+    }
+    let mut stages: Vec<_> = sums.into_iter().filter(|(_, (_, n))| *n > 0.0).collect();
+    stages.sort_by(|a, b| a.0.cmp(&b.0));
+    println!("stages        records  mean ms (receipt → outputs acknowledged)");
+    for (stage, (sum, count)) in stages {
+        println!("  {stage:<34} {count:>7.0}  {:>7.1}", sum / count * 1000.0);
+    }
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -255,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
         pipeline.inbox.len(),
         started.elapsed().as_secs_f64()
     );
+    print_stage_latencies(&runtime.metrics.encode());
     drop((reader, producer, runtime));
     pipeline.stop().await;
     Ok(())
