@@ -7,7 +7,11 @@
 //!    messages, half over HTTP (batches of 100, 4 requests in flight), half produced directly to
 //!    `messages.accepted`; wait for every final report.
 //!
-//! usage: bench [--messages N] [--raw R] [--storage sqlite|memory]
+//! usage: bench [--messages N] [--raw R] [--storage sqlite|memory] [--rate MSG_PER_S]
+//!
+//! Without `--rate` every message is submitted at once: the end-to-end rate is how fast the
+//! pipeline drains a backlog, and latency includes the queue. With `--rate` below that, the
+//! latency is what a message sees at that steady load.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -134,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
     let storage = arg(&args, "--storage").unwrap_or_else(|| "sqlite".into());
+    let rate: Option<f64> = arg(&args, "--rate").and_then(|r| r.parse().ok());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn,rdkafka=error"))
         .init();
@@ -143,8 +148,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         Broker::start_sqlite()?
     };
+    let pace = rate.map_or("all at once".to_string(), |r| format!("paced at {r} msg/s"));
     println!(
-        "switchyard bench: broker Tansu ({storage} storage), {messages} messages, {raw_records} raw records"
+        "switchyard bench: broker Tansu ({storage} storage), {messages} messages {pace}, {raw_records} raw records"
     );
     let raw = raw_rate(&broker, raw_records).await?;
     println!(
@@ -158,61 +164,62 @@ async fn main() -> anyhow::Result<()> {
     };
     let pipeline = Pipeline::start_on(broker, &[], sim).await?;
     let runtime = pipeline.stack.runtime.clone();
-    let half = messages / 2;
     let mut sent_at: HashMap<String, i64> = HashMap::new();
 
+    // Chunks of 100 messages alternate between the HTTP ingress (one batch request, up to 4
+    // in flight) and direct produce; with --rate, chunks are paced to that many messages/s.
     let started = Instant::now();
     let http = reqwest::Client::new();
-    let mut requests = Vec::new();
-    for batch in 0..half.div_ceil(100) {
-        let from = batch * 100;
-        let count = 100.min(half - from);
-        let body: Vec<_> = (from..from + count)
-            .map(|i| json!({"channel": "sms", "to": format!("0101{i:07}"), "text": format!("bench {i}"), "client_message_id": format!("http-{i}")}))
-            .collect();
-        for i in from..from + count {
-            sent_at.insert(format!("http-{i}"), now_millis());
-        }
-        let (http, url) = (
-            http.clone(),
-            format!("{}/v1/messages", pipeline.ingress_url),
-        );
-        requests.push(tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(API_KEY)
-                .json(&json!({"messages": body}))
-                .send()
-                .await
-                .map(|r| r.status())
-        }));
-        if requests.len() >= 4 {
-            let status = requests.remove(0).await??;
-            anyhow::ensure!(status == 202, "ingress answered {status}");
-        }
-    }
     let producer = runtime.producer()?;
+    let url = format!("{}/v1/messages", pipeline.ingress_url);
+    let mut requests = Vec::new();
     let mut deliveries = Vec::new();
-    for i in 0..messages - half {
-        let submission = submission(i);
-        sent_at.insert(format!("direct-{i}"), submission.accepted_at);
-        let payload = runtime
-            .codec
-            .encode("messages.accepted", &submission)
-            .await?;
-        let producer = producer.clone();
-        deliveries.push(async move {
-            producer
-                .send(
-                    FutureRecord::to("messages.accepted")
-                        .key("acme")
-                        .payload(&payload),
-                    Duration::from_secs(60),
-                )
-                .await
-                .map_err(|(e, _)| e)
-        });
+    for chunk in 0..messages.div_ceil(100) {
+        if let Some(rate) = rate {
+            let due = started + Duration::from_secs_f64(chunk as f64 * 100.0 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let range = chunk * 100..messages.min(chunk * 100 + 100);
+        if chunk % 2 == 0 {
+            let body: Vec<_> = range
+                .clone()
+                .map(|i| json!({"channel": "sms", "to": format!("0101{i:07}"), "text": format!("bench {i}"), "client_message_id": format!("http-{i}")}))
+                .collect();
+            for i in range {
+                sent_at.insert(format!("http-{i}"), now_millis());
+            }
+            let (http, url) = (http.clone(), url.clone());
+            requests.push(tokio::spawn(async move {
+                http.post(url)
+                    .bearer_auth(API_KEY)
+                    .json(&json!({"messages": body}))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            }));
+            if requests.len() >= 4 {
+                let status = requests.remove(0).await??;
+                anyhow::ensure!(status == 202, "ingress answered {status}");
+            }
+        } else {
+            for i in range {
+                let mut submission = submission(i);
+                submission.accepted_at = now_millis();
+                sent_at.insert(format!("direct-{i}"), submission.accepted_at);
+                let payload = runtime
+                    .codec
+                    .encode("messages.accepted", &submission)
+                    .await?;
+                let record = FutureRecord::to("messages.accepted")
+                    .key("acme")
+                    .payload(&payload);
+                deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+            }
+        }
     }
-    futures::future::try_join_all(deliveries).await?;
+    for delivery in deliveries {
+        delivery.await?.map_err(|(e, _)| e)?;
+    }
     for request in requests {
         let status = request.await??;
         anyhow::ensure!(status == 202, "ingress answered {status}");
@@ -253,10 +260,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort_unstable();
-    let rate = messages as f64 / elapsed;
+    let achieved = messages as f64 / elapsed;
     // Each message is produced to 7 topics (accepted, validated, routed, sender, dispatched,
     // reports, final) and consumed 13 times (5 stages + 8 history readers).
     let ceiling = (raw.produce_per_s / 7.0).min(raw.consume_per_s / 13.0);
+    let rate = achieved;
     println!(
         "pipeline      {rate:>9.0} msg/s end to end   ({messages} messages in {elapsed:.1} s; submitting took {:.1} s)",
         submitted_in.as_secs_f64()
