@@ -21,7 +21,9 @@ start() {
     if answers; then echo "port $BROKER_PORT is taken by another process" >&2; exit 1; fi
     [ -x "$TANSU_BIN" ] || { echo "no broker at $TANSU_BIN: run make setup" >&2; exit 1; }
     local url="tcp://127.0.0.1:$BROKER_PORT"
-    (cd "$DATA_DIR" && exec nohup "$TANSU_BIN" broker --listener-url "$url" --advertised-listener-url "$url" \
+    # setsid: its own session, so a Ctrl-C meant for switchyard does not stop the broker
+    # before switchyard has committed; `stop` (or make up's exit) stops it afterwards.
+    (cd "$DATA_DIR" && exec setsid "$TANSU_BIN" broker --listener-url "$url" --advertised-listener-url "$url" \
         --storage-engine "$engine" >>"$LOG_FILE" 2>&1) &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 100); do

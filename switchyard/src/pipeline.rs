@@ -81,6 +81,20 @@ impl Running {
             let _ = task.await;
         }
     }
+
+    /// Run until `shutdown`, then give the roles `grace` to finish their batches and commit;
+    /// whatever is still running then is abandoned (its input is consumed again next time).
+    pub async fn run_until(self, shutdown: &CancellationToken, grace: Duration) {
+        shutdown.cancelled().await;
+        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        if tokio::time::timeout(grace, self.wait()).await.is_err() {
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "roles did not stop in time; leaving anyway"
+            );
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+    }
 }
 
 fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(

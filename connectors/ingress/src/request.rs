@@ -92,15 +92,15 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
     let mut messages = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        match serde_json::from_value::<MessageRequest>(item) {
+        match serde_path_to_error::deserialize::<_, MessageRequest>(item) {
             Ok(message) => {
                 errors.extend(check(index, &message));
                 messages.push(message);
             }
             Err(e) => errors.push(FieldError {
                 index,
-                field: field_of(&e.to_string()),
-                message: e.to_string(),
+                field: field_of(&e),
+                message: e.inner().to_string(),
             }),
         }
     }
@@ -111,8 +111,14 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
     Ok(Parsed { messages, batch })
 }
 
-fn field_of(serde_message: &str) -> String {
-    serde_message
+/// The field an error is about: its path, or for an unknown or missing field, its name.
+fn field_of(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = error.path().to_string();
+    if path != "." {
+        return path;
+    }
+    let message = error.inner().to_string();
+    message
         .split('`')
         .nth(1)
         .map(str::to_string)
@@ -209,7 +215,7 @@ mod tests {
             .iter()
             .map(|e| (e.index, e.field.as_str()))
             .collect();
-        assert_eq!(fields, vec![(1, "fax"), (2, "to"), (2, "text")]);
+        assert_eq!(fields, vec![(1, "channel"), (2, "to"), (2, "text")]);
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub async fn run(app: &Context, role: Role, args: RoleArgs) -> anyhow::Result<i3
     if let Some(ingress) = running.ingress {
         println!("ingress listening on http://{ingress}");
     }
-    running.wait().await;
+    running
+        .run_until(&app.shutdown, std::time::Duration::from_secs(15))
+        .await;
     Ok(0)
 }
