@@ -81,7 +81,7 @@ pub async fn run<P: AsyncProcessor>(
     tracing::info!(stage = %options.stage, topics = ?options.topics, group = %options.group_id, "stage started");
 
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    while let Some(batch) = next_batch(&consumer, &options, &shutdown).await {
+    'batches: while let Some(batch) = next_batch(&consumer, &options, &shutdown).await {
         if batch.is_empty() {
             continue;
         }
@@ -100,7 +100,7 @@ pub async fn run<P: AsyncProcessor>(
                 Ok(()) => break,
                 Err(BatchFailure::Interrupted) => {
                     tracing::warn!(stage = %options.stage, "stopped with a batch unfinished; it will be consumed again");
-                    return Ok(());
+                    break 'batches;
                 }
                 Err(BatchFailure::Produce(reason)) => {
                     attempt += 1;
@@ -114,7 +114,7 @@ pub async fn run<P: AsyncProcessor>(
                         .inc();
                     tracing::error!(stage = %options.stage, %reason, attempt, "produce failed; processing the batch again");
                     if sleep_or_stop(backoff(attempt), &shutdown).await {
-                        return Ok(());
+                        break 'batches;
                     }
                 }
             }
@@ -123,7 +123,11 @@ pub async fn run<P: AsyncProcessor>(
         commit(&consumer, &offsets, CommitMode::Async, &options.stage);
         committed.extend(offsets);
     }
-    // Make sure the last commit landed before leaving the group.
+    // Make sure the last commits landed before leaving the group — only for partitions still
+    // ours: the broker checks the generation, not the assignment, so committing a partition a
+    // rebalance gave away could move its new owner's offset back.
+    let owned = consumer.assignment().unwrap_or_default();
+    committed.retain(|(topic, partition), _| owned.find_partition(topic, *partition).is_some());
     commit(&consumer, &committed, CommitMode::Sync, &options.stage);
     consumer.unsubscribe();
     tracing::info!(stage = %options.stage, "stage stopped");
