@@ -1,0 +1,152 @@
+//! The callback stage against real local receivers: a signed POST that verifies, and a failure
+//! that is queued for retry 1 instead of being lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use switchyard_callback::signature::verify;
+use switchyard_callback::{Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody};
+use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin};
+use switchyard_schemas::{
+    ApiClientConfig, CallbackAttempt, Channel, FinalReport, ResultStatus, now_millis,
+};
+
+type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+/// A receiver on port 0 answering `status`; returns its URL and what it saw.
+async fn receiver(status: StatusCode) -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |headers: HeaderMap, body: Bytes| {
+            let record = record.clone();
+            async move {
+                record.lock().expect("lock").push((headers, body));
+                status
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn tables(url: &str) -> ConfigTables {
+    let client = ApiClientConfig {
+        client_id: "acme-web".into(),
+        customer_id: "acme".into(),
+        key_hash: "00".into(),
+        report_url: Some(url.into()),
+        signing_secret: Some("whsec".into()),
+        enabled: true,
+        rate_limit_per_second: None,
+    };
+    ConfigTables::fixed(vec![], vec![client], vec![], vec![], vec![])
+}
+
+fn report() -> FinalReport {
+    FinalReport {
+        event_id: "evt-1".into(),
+        message_id: "m-1".into(),
+        customer_id: "acme".into(),
+        client_id: None,
+        client_message_id: Some("order-7".into()),
+        channel: Channel::Sms,
+        to: "01012345678".into(),
+        status: ResultStatus::Delivered,
+        result_code: "0000".into(),
+        result_text: "delivered".into(),
+        carrier: Some("skt".into()),
+        sender: Some("skt-a".into()),
+        attempt: 1,
+        submitted_at: Some(1),
+        done_at: 2,
+    }
+}
+
+fn origin() -> Origin<'static> {
+    Origin {
+        topic: "reports.final",
+        partition: 0,
+        offset: 0,
+        timestamp: None,
+        key: None,
+    }
+}
+
+#[tokio::test]
+async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
+    let (url, seen) = receiver(StatusCode::NO_CONTENT).await;
+    let callback = Callback::new(tables(&url), Duration::from_secs(60));
+    let outputs = callback
+        .process(report(), origin())
+        .await
+        .expect("processed");
+    assert!(outputs.is_empty(), "a 2xx needs no retry");
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1);
+    let (headers, body) = &seen[0];
+    let signature = headers[SIGNATURE_HEADER].to_str().expect("text");
+    assert!(
+        verify(signature, "whsec", body, now_millis() / 1000, 60),
+        "signature verifies"
+    );
+    assert_eq!(headers[EVENT_ID_HEADER], "evt-1");
+    let parsed: WebhookBody = serde_json::from_slice(body).expect("json");
+    assert_eq!(
+        (parsed.status.as_str(), parsed.client_message_id.as_deref()),
+        ("delivered", Some("order-7"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_webhook_is_queued_for_retry_one() {
+    let (url, seen) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
+    let minute = Duration::from_millis(250);
+    let callback = Callback::new(tables(&url), minute);
+    let before = now_millis();
+    let outputs = callback
+        .process(report(), origin())
+        .await
+        .expect("processed");
+    assert_eq!(seen.lock().expect("lock").len(), 1, "one attempt was made");
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].topic, switchyard_topics::callback_retry_topic(1));
+    assert_eq!(outputs[0].key, "m-1");
+    let attempt = outputs[0].value::<CallbackAttempt>().expect("attempt");
+    assert_eq!(attempt.retry, 1);
+    assert!(
+        attempt.last_failure.contains("500"),
+        "{}",
+        attempt.last_failure
+    );
+    assert_eq!(attempt.report, report());
+    // Tier 1 waits 1² − 1 + 1 = 1 minute (here a 250 ms minute).
+    assert!(attempt.due_at >= before + 250 && attempt.due_at <= now_millis() + 250);
+}
+
+#[tokio::test]
+async fn an_unreachable_receiver_is_a_failure_too() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    drop(listener);
+    let callback = Callback::new(tables(&url), Duration::from_secs(60));
+    let outputs = callback
+        .process(report(), origin())
+        .await
+        .expect("processed");
+    let attempt = outputs[0].value::<CallbackAttempt>().expect("attempt");
+    assert!(
+        attempt.last_failure.starts_with("transport"),
+        "{}",
+        attempt.last_failure
+    );
+}
