@@ -181,19 +181,16 @@ pub async fn start(
                     .push(tokio::spawn(run_history(runtime, store, shutdown)));
             }
             Role::Dispatch => {
-                let listener = tokio::net::TcpListener::bind(settings.receipts_addr).await?;
-                let bound = listener.local_addr()?;
-                running.receipts = Some(bound);
                 let app = switchyard_carrier_http::receipts::router(runtime.clone());
-                let stop = shutdown.clone();
-                running.tasks.push(tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await
-                    {
-                        tracing::error!(error = %e, "receipts endpoint stopped");
-                    }
-                }));
+                let (bound, task) = switchyard_runtime::serve_http(
+                    settings.receipts_addr,
+                    app,
+                    shutdown.clone(),
+                    "receipts",
+                )
+                .await?;
+                running.receipts = Some(bound);
+                running.tasks.push(task);
                 let url = settings
                     .receipts_url
                     .clone()

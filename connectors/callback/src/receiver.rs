@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use switchyard_runtime::CancellationToken;
 use switchyard_schemas::now_millis;
-use tokio::net::TcpListener;
 
 use crate::signature::verify;
 use crate::{EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody};
@@ -121,15 +120,7 @@ pub async fn serve(
         .route("/webhooks/switchyard", post(receive))
         .route("/", post(receive))
         .with_state(state);
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "webhook receiver stopped");
-        }
-    });
+    let (bound, _) =
+        switchyard_runtime::serve_http(addr, app, shutdown, "webhook receiver").await?;
     Ok((bound, inbox))
 }

@@ -14,7 +14,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use switchyard_runtime::CancellationToken;
 use switchyard_schemas::now_millis;
-use tokio::net::TcpListener;
 
 use crate::protocol::{Receipt, SubmitRequest, SubmitResponse};
 
@@ -113,18 +112,11 @@ pub async fn serve(
     settings: SimulatorSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(settings))
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "carrier simulator stopped");
-        }
-    });
-    tracing::info!(%bound, "carrier simulator listening");
-    Ok(bound)
+    Ok(
+        switchyard_runtime::serve_http(addr, router(settings), shutdown, "carrier simulator")
+            .await?
+            .0,
+    )
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ pub mod request;
 use std::net::SocketAddr;
 
 use switchyard_runtime::{CancellationToken, metrics_router};
-use tokio::net::TcpListener;
 
 pub use api::{Ingress, router};
 
@@ -23,16 +22,9 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
     let app = router(ingress.clone()).merge(metrics_router(ingress.runtime.metrics.clone()));
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "ingress stopped");
-        }
-    });
-    tracing::info!(%bound, "ingress listening");
-    Ok(bound)
+    Ok(
+        switchyard_runtime::serve_http(addr, app, shutdown, "ingress")
+            .await?
+            .0,
+    )
 }

@@ -11,7 +11,6 @@ mod state;
 use std::net::SocketAddr;
 
 use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, metrics_router};
-use tokio::net::TcpListener;
 
 pub use compatibility::{Compatibility, incompatibilities};
 pub use error::RegistryError;
@@ -32,18 +31,8 @@ pub async fn serve(
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RegistryError> {
     let log = SchemaLog::open(kafka, SCHEMAS_TOPIC, shutdown.clone()).await?;
     let app = api::router(Registry::new(log)).merge(metrics_router(metrics));
-    let listener = TcpListener::bind(addr)
+    let (bound, task) = switchyard_runtime::serve_http(addr, app, shutdown, "schema registry")
         .await
         .map_err(RegistryError::store)?;
-    let bound = listener.local_addr().map_err(RegistryError::store)?;
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "registry server stopped");
-        }
-    });
-    tracing::info!(%bound, "schema registry listening");
     Ok((bound, task))
 }

@@ -21,7 +21,7 @@ pub use error::RuntimeError;
 pub use kafka::{KafkaSettings, Reader, ReaderContext, read_from_beginning};
 pub use key_set::KeySet;
 pub use metrics::Metrics;
-pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_metrics};
+pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_http, serve_metrics};
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
 pub use runner::{RunnerOptions, run};
 pub use switchyard_schemas::Codec;

@@ -1,4 +1,5 @@
-//! `/metrics` over HTTP for every role.
+//! HTTP serving shared by every role: `/metrics`, and `serve_http`, which binds, serves a router
+//! until shutdown and logs where.
 
 use std::net::SocketAddr;
 
@@ -32,23 +33,37 @@ pub fn metrics_router(metrics: Metrics) -> Router {
     )
 }
 
+/// Bind `addr` (port 0 picks one) and serve `app` until `shutdown`; `what` names it in logs.
+/// Returns the bound address and the serving task.
+pub async fn serve_http(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+    what: &'static str,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, what, "HTTP server stopped");
+        }
+    });
+    tracing::info!(%bound, what, "listening");
+    Ok((bound, task))
+}
+
 /// Serve `/metrics` on `addr` until `shutdown`; returns the bound address (port 0 picks one).
 pub async fn serve_metrics(
     addr: SocketAddr,
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, RuntimeError> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let app = metrics_router(metrics);
-    tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "metrics endpoint stopped");
-        }
-    });
-    tracing::info!(%bound, "metrics at /metrics");
-    Ok(bound)
+    Ok(
+        serve_http(addr, metrics_router(metrics), shutdown, "metrics")
+            .await?
+            .0,
+    )
 }
