@@ -43,7 +43,8 @@ pub fn free_port() -> u16 {
 pub struct Broker {
     child: Child,
     pub port: u16,
-    _data: Option<tempfile::TempDir>,
+    engine: String,
+    data: Option<tempfile::TempDir>,
 }
 
 impl Broker {
@@ -61,12 +62,32 @@ impl Broker {
 
     fn launch(engine: &str, data: Option<tempfile::TempDir>) -> anyhow::Result<Self> {
         let port = free_port();
+        let child = Self::spawn(engine, data.as_ref(), port)?;
+        let broker = Broker {
+            child,
+            port,
+            engine: engine.to_string(),
+            data,
+        };
+        wait_for_port(port, Duration::from_secs(20))?;
+        Ok(broker)
+    }
+
+    /// Stop the broker process and start it again on the same port and storage.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(&self.engine, self.data.as_ref(), self.port)?;
+        wait_for_port(self.port, Duration::from_secs(20))
+    }
+
+    fn spawn(engine: &str, data: Option<&tempfile::TempDir>, port: u16) -> anyhow::Result<Child> {
         let url = format!("tcp://127.0.0.1:{port}");
         let mut command = Command::new(tansu_bin());
-        if let Some(dir) = &data {
+        if let Some(dir) = data {
             command.current_dir(dir.path());
         }
-        let child = command
+        command
             .args([
                 "broker",
                 "--listener-url",
@@ -80,14 +101,7 @@ impl Broker {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .with_context(|| format!("starting {} (run `make setup`)", tansu_bin().display()))?;
-        let broker = Broker {
-            child,
-            port,
-            _data: data,
-        };
-        wait_for_port(port, Duration::from_secs(20))?;
-        Ok(broker)
+            .with_context(|| format!("starting {} (run `make setup`)", tansu_bin().display()))
     }
 
     /// Bootstrap servers.
