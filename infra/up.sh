@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/broker.env
 
-cargo build --release -q -p switchyard
+echo "building switchyard (release; the first build takes a few minutes)"
+cargo build --release -p switchyard
 SWITCHYARD=target/release/switchyard
 export KAFKA_BROKERS=127.0.0.1:$BROKER_PORT
 
