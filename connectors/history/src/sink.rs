@@ -67,7 +67,9 @@ fn spawn<T: HistoryRecord>(
 ) -> tokio::task::JoinHandle<()> {
     let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
     let sink = Arc::new(HistorySink::<T>::new(store.clone()));
-    let options = RunnerOptions::new(&format!("history.{topic}"), &[topic]);
+    let mut options = RunnerOptions::new(&format!("history.{topic}"), &[topic]);
+    // History is off the delivery path: fewer, larger fetches.
+    options.fetch_wait_max_ms = Some(250);
     tokio::spawn(async move {
         if let Err(e) = switchyard_runtime::run(&runtime, sink, options, shutdown).await {
             tracing::error!(error = %e, "history runner stopped");

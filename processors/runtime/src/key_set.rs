@@ -30,7 +30,11 @@ impl KeySet {
         topic: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
-        let consumer = runtime.kafka.reader(&format!("keys.{topic}"))?;
+        // Keys this process writes are inserted at once; others may arrive a little later.
+        let consumer = runtime
+            .kafka
+            .with_fetch_wait(crate::kafka::PATIENT_FETCH_WAIT_MAX_MS)
+            .reader(&format!("keys.{topic}"))?;
         let partitions = read_from_beginning(&consumer, topic)?;
         let keys = Arc::new(RwLock::new(HashSet::new()));
         let (ready_tx, ready) = watch::channel(false);

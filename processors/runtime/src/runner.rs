@@ -35,6 +35,9 @@ pub struct RunnerOptions {
     pub max_batch: usize,
     /// How long to wait for a batch to fill once its first record arrived.
     pub linger: Duration,
+    /// `fetch.wait.max.ms` for this stage, if not the settings' default (stages off the
+    /// latency path, like history, wait longer and cost the broker less).
+    pub fetch_wait_max_ms: Option<u32>,
 }
 
 impl RunnerOptions {
@@ -46,6 +49,7 @@ impl RunnerOptions {
             topics: topics.iter().map(|t| t.to_string()).collect(),
             max_batch: 500,
             linger: Duration::from_millis(5),
+            fetch_wait_max_ms: None,
         }
     }
 }
@@ -74,7 +78,11 @@ pub async fn run<P: AsyncProcessor>(
     options: RunnerOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    let consumer = runtime.kafka.group_consumer(&options.group_id)?;
+    let kafka = match options.fetch_wait_max_ms {
+        Some(ms) => runtime.kafka.with_fetch_wait(ms),
+        None => runtime.kafka.clone(),
+    };
+    let consumer = kafka.group_consumer(&options.group_id)?;
     let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     let producer = runtime.producer()?;

@@ -55,7 +55,11 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
         topic: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
-        let consumer = runtime.kafka.reader(&format!("table.{topic}"))?;
+        // Config changes are rare and may take half a second to arrive: a patient reader.
+        let consumer = runtime
+            .kafka
+            .with_fetch_wait(crate::kafka::PATIENT_FETCH_WAIT_MAX_MS)
+            .reader(&format!("table.{topic}"))?;
         let partitions = read_from_beginning(&consumer, topic)?;
 
         let entries = Arc::new(RwLock::new(HashMap::new()));
