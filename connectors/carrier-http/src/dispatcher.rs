@@ -108,9 +108,23 @@ impl HttpSender {
     }
 }
 
-/// The outcome record of an accepted submit.
-pub fn submitted(request: DispatchRequest, carrier_message_id: String, now: i64) -> Output {
+/// The `messages.dispatched` record of what a sender did with `request`.
+fn outcome(request: DispatchRequest, result: Result<String, String>, now: i64) -> Output {
     let key = request.message_id.clone();
+    let (status, failure_class, carrier_message_id, detail) = match result {
+        Ok(carrier_message_id) => (
+            DispatchStatus::Submitted,
+            None,
+            Some(carrier_message_id),
+            None,
+        ),
+        Err(detail) => (
+            DispatchStatus::Failed,
+            Some(FailureClass::Permanent),
+            None,
+            Some(detail),
+        ),
+    };
     Output::new(
         DISPATCHED,
         key,
@@ -120,14 +134,19 @@ pub fn submitted(request: DispatchRequest, carrier_message_id: String, now: i64)
             carrier: request.carrier.clone(),
             sender_group: request.sender_group.clone(),
             sender: request.sender.clone(),
-            status: DispatchStatus::Submitted,
-            failure_class: None,
-            carrier_message_id: Some(carrier_message_id),
-            detail: None,
+            status,
+            failure_class,
+            carrier_message_id,
+            detail,
             request,
             dispatched_at: now,
         },
     )
+}
+
+/// The outcome record of an accepted submit.
+pub fn submitted(request: DispatchRequest, carrier_message_id: String, now: i64) -> Output {
+    outcome(request, Ok(carrier_message_id), now)
 }
 
 /// The records of a submit the carrier refused for good: the outcome and a failed report.
@@ -154,24 +173,8 @@ pub fn refused(request: DispatchRequest, detail: String, now: i64) -> Vec<Output
     };
     let key = request.message_id.clone();
     vec![
-        Output::new(REPORTS, key.clone(), report),
-        Output::new(
-            DISPATCHED,
-            key,
-            DispatchOutcome {
-                message_id: request.message_id.clone(),
-                attempt: request.attempt,
-                carrier: request.carrier.clone(),
-                sender_group: request.sender_group.clone(),
-                sender: request.sender.clone(),
-                status: DispatchStatus::Failed,
-                failure_class: Some(FailureClass::Permanent),
-                carrier_message_id: None,
-                detail: Some(detail),
-                request,
-                dispatched_at: now,
-            },
-        ),
+        Output::new(REPORTS, key, report),
+        outcome(request, Err(detail), now),
     ]
 }
 

@@ -8,10 +8,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::Consumer;
+use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::{CancellationToken, KafkaSettings, Reader};
+use switchyard_runtime::{
+    CancellationToken, KafkaSettings, RuntimeError, follow, read_from_beginning,
+};
 use tokio::sync::watch;
 
 use crate::RegistryError;
@@ -47,27 +48,27 @@ impl SchemaLog {
         let follower = kafka
             .reader(&format!("registry.{topic}"))
             .map_err(RegistryError::store)?;
-        let metadata = follower
-            .fetch_metadata(Some(topic), TIMEOUT)
-            .map_err(RegistryError::store)?;
-        let exists = metadata
-            .topics()
-            .iter()
-            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
-        if !exists {
-            return Err(RegistryError::Store(format!(
+        let partitions = read_from_beginning(&follower, topic).map_err(|e| match e {
+            RuntimeError::MissingTopic(_) => RegistryError::Store(format!(
                 "topic {topic} does not exist: run `switchyard topics apply`"
-            )));
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, 0, Offset::Beginning)
-            .map_err(RegistryError::store)?;
-        follower.assign(&assignment).map_err(RegistryError::store)?;
+            )),
+            other => RegistryError::store(other),
+        })?;
 
         let state = Arc::new(RwLock::new(RegistryState::default()));
         let (applied_tx, applied) = watch::channel(0);
-        tokio::spawn(follow(follower, state.clone(), applied_tx, shutdown));
+        let followed = state.clone();
+        tokio::spawn(follow(
+            follower,
+            topic.to_string(),
+            partitions,
+            None,
+            shutdown,
+            move |message| {
+                apply(&followed, &applied_tx, &message);
+                std::future::ready(true)
+            },
+        ));
         let log = SchemaLog {
             topic: topic.to_string(),
             producer: kafka.producer().map_err(RegistryError::store)?,
@@ -119,34 +120,14 @@ impl SchemaLog {
     }
 }
 
-async fn follow(
-    consumer: Reader,
-    state: Arc<RwLock<RegistryState>>,
-    applied: watch::Sender<i64>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = consumer.recv() => received,
-        };
-        match received {
-            Ok(message) => {
-                let key = message.key().unwrap_or_default();
-                let result = state
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .apply(key, message.payload());
-                if let Err(reason) = result {
-                    tracing::warn!(offset = message.offset(), %reason, "registry record not applied");
-                }
-                let _ = applied.send(message.offset() + 1);
-            }
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "registry log read error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+/// Apply one log record to the state and tell writers waiting for it.
+fn apply(state: &RwLock<RegistryState>, applied: &watch::Sender<i64>, message: &OwnedMessage) {
+    let result = state
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .apply(message.key().unwrap_or_default(), message.payload());
+    if let Err(reason) = result {
+        tracing::warn!(offset = message.offset(), %reason, "registry record not applied");
     }
+    let _ = applied.send(message.offset() + 1);
 }

@@ -120,9 +120,9 @@ impl ConfigTables {
     /// The API client with this key hash, if enabled.
     pub fn client_by_key_hash(&self, key_hash: &str) -> Option<ApiClientConfig> {
         self.clients
-            .snapshot()
-            .into_values()
-            .find(|c| c.enabled && c.key_hash.eq_ignore_ascii_case(key_hash))
+            .values_where(|c| c.enabled && c.key_hash.eq_ignore_ascii_case(key_hash))
+            .into_iter()
+            .next()
     }
 
     /// Where a customer's reports go when the message names no client: the customer's first
@@ -135,13 +135,9 @@ impl ConfigTables {
         if let Some(client) = client_id.and_then(|id| self.clients.get(&id.to_string())) {
             return Some(client);
         }
-        let mut candidates: Vec<ApiClientConfig> = self
-            .clients
-            .snapshot()
-            .into_values()
-            .filter(|c| c.customer_id == customer_id && c.report_url.is_some())
-            .collect();
-        candidates.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-        candidates.into_iter().next()
+        self.clients
+            .values_where(|c| c.customer_id == customer_id && c.report_url.is_some())
+            .into_iter()
+            .min_by(|a, b| a.client_id.cmp(&b.client_id))
     }
 }

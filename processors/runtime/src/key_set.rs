@@ -8,11 +8,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::{Reader, read_from_beginning};
+use crate::follow::follow;
+use crate::kafka::read_from_beginning;
 use crate::{Runtime, RuntimeError};
 
 /// The live set of keys of a topic (a tombstone removes its key).
@@ -38,12 +39,17 @@ impl KeySet {
         let partitions = read_from_beginning(&consumer, topic)?;
         let keys = Arc::new(RwLock::new(HashSet::new()));
         let (ready_tx, ready) = watch::channel(false);
+        let followed = keys.clone();
         tokio::spawn(follow(
             consumer,
-            keys.clone(),
+            topic.to_string(),
             partitions,
-            ready_tx,
+            Some(ready_tx),
             shutdown,
+            move |message| {
+                apply(&followed, &message);
+                std::future::ready(true)
+            },
         ));
         let set = KeySet {
             topic: topic.to_string(),
@@ -105,41 +111,17 @@ impl KeySet {
     }
 }
 
-async fn follow(
-    consumer: Reader,
-    keys: Arc<RwLock<HashSet<String>>>,
-    mut not_at_end: HashSet<i32>,
-    ready: watch::Sender<bool>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let received = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            received = consumer.recv() => received,
-        };
-        match received {
-            Ok(message) => {
-                let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                    continue;
-                };
-                let mut keys = keys
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if message.payload().is_some() {
-                    keys.insert(key.to_string());
-                } else {
-                    keys.remove(key);
-                }
-            }
-            Err(KafkaError::PartitionEOF(partition)) => {
-                if not_at_end.remove(&partition) && not_at_end.is_empty() {
-                    let _ = ready.send(true);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "key set consume error");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+/// Apply one record to the key set: a value adds its key, a tombstone removes it.
+fn apply(keys: &RwLock<HashSet<String>>, message: &OwnedMessage) {
+    let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+        return;
+    };
+    let mut keys = keys
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if message.payload().is_some() {
+        keys.insert(key.to_string());
+    } else {
+        keys.remove(key);
     }
 }

@@ -5,6 +5,7 @@
 mod config_tables;
 pub mod dead_letter;
 mod error;
+mod follow;
 mod kafka;
 mod key_set;
 pub mod metrics;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
+pub use follow::follow;
 pub use kafka::{KafkaSettings, Reader, ReaderContext, read_from_beginning};
 pub use key_set::KeySet;
 pub use metrics::Metrics;

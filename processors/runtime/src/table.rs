@@ -9,12 +9,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
 use switchyard_schemas::Record;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::{Reader, read_from_beginning};
+use crate::follow::follow;
+use crate::kafka::read_from_beginning;
 use crate::metrics::TopicLabel;
 use crate::{Runtime, RuntimeError};
 
@@ -64,14 +65,23 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
 
         let entries = Arc::new(RwLock::new(HashMap::new()));
         let (ready_tx, ready) = watch::channel(false);
-        let follower = Follower {
+        let follower = Arc::new(Follower {
             runtime: runtime.clone(),
             topic: topic.to_string(),
             entries: entries.clone(),
-            not_yet_at_end: partitions,
-            ready: ready_tx,
-        };
-        tokio::spawn(follower.follow(consumer, shutdown));
+            shutdown: shutdown.clone(),
+        });
+        tokio::spawn(follow(
+            consumer,
+            topic.to_string(),
+            partitions,
+            Some(ready_tx),
+            shutdown,
+            move |message| {
+                let follower = follower.clone();
+                async move { follower.apply(message).await }
+            },
+        ));
         Ok(Table {
             topic: topic.to_string(),
             entries,
@@ -105,6 +115,11 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
     /// The current value of `key`.
     pub fn get(&self, key: &K) -> Option<V> {
         self.read().get(key).cloned()
+    }
+
+    /// The values matching `keep`, cloning only those (no copy of the whole table).
+    pub fn values_where(&self, mut keep: impl FnMut(&V) -> bool) -> Vec<V> {
+        self.read().values().filter(|v| keep(v)).cloned().collect()
     }
 
     /// Every entry, as of now.
@@ -150,51 +165,33 @@ struct Follower<K, V> {
     runtime: Runtime,
     topic: String,
     entries: Arc<RwLock<HashMap<K, V>>>,
-    /// Partitions whose end was not reached yet; ready once empty.
-    not_yet_at_end: std::collections::HashSet<i32>,
-    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
 }
 
 impl<K: TableKey, V: Record + Clone> Follower<K, V> {
-    async fn follow(mut self, consumer: Reader, shutdown: CancellationToken) {
-        loop {
-            let received = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                received = consumer.recv() => received,
-            };
-            let message = match received {
-                Ok(message) => message,
-                Err(KafkaError::PartitionEOF(partition)) => {
-                    self.reached_end(partition);
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(topic = %self.topic, error = %e, "table consume error");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            let Some(key) = message.key().and_then(K::from_key_bytes) else {
-                self.skip(
-                    message.partition(),
-                    message.offset(),
-                    "record without a usable key",
-                );
-                continue;
-            };
-            match message.payload() {
-                None => {
-                    self.write().remove(&key);
-                }
-                Some(payload) => match self.decode(payload, &shutdown).await {
-                    Some(Ok(value)) => {
-                        self.write().insert(key, value);
-                    }
-                    Some(Err(reason)) => self.skip(message.partition(), message.offset(), &reason),
-                    None => return,
-                },
+    /// Apply one record: a value sets its key, a tombstone deletes it. False when stopped.
+    async fn apply(&self, message: OwnedMessage) -> bool {
+        let Some(key) = message.key().and_then(K::from_key_bytes) else {
+            self.skip(
+                message.partition(),
+                message.offset(),
+                "record without a usable key",
+            );
+            return true;
+        };
+        match message.payload() {
+            None => {
+                self.write().remove(&key);
             }
+            Some(payload) => match self.decode(payload, &self.shutdown).await {
+                Some(Ok(value)) => {
+                    self.write().insert(key, value);
+                }
+                Some(Err(reason)) => self.skip(message.partition(), message.offset(), &reason),
+                None => return false,
+            },
         }
+        true
     }
 
     /// Decode, waiting while the registry is unavailable; `None` when stopped meanwhile.
@@ -227,13 +224,6 @@ impl<K: TableKey, V: Record + Clone> Follower<K, V> {
             })
             .inc();
         tracing::error!(topic = %self.topic, partition, offset, reason, "table record skipped");
-    }
-
-    fn reached_end(&mut self, partition: i32) {
-        if self.not_yet_at_end.remove(&partition) && self.not_yet_at_end.is_empty() {
-            tracing::debug!(topic = %self.topic, "table caught up");
-            let _ = self.ready.send(true);
-        }
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<K, V>> {

@@ -148,14 +148,12 @@ impl Route {
     }
 
     fn senders_of(&self, group: &str, channel: Channel, carrier: &str) -> Vec<SenderConfig> {
-        let mut senders: Vec<SenderConfig> = self
-            .tables
-            .senders
-            .snapshot()
-            .into_values()
-            .filter(|s| s.enabled && s.group == group && s.channel == channel)
-            .filter(|s| s.carriers.iter().any(|c| c == carrier || c == "*"))
-            .collect();
+        let mut senders: Vec<SenderConfig> = self.tables.senders.values_where(|s| {
+            s.enabled
+                && s.group == group
+                && s.channel == channel
+                && s.carriers.iter().any(|c| c == carrier || c == "*")
+        });
         senders.sort_by(|a, b| a.name.cmp(&b.name));
         senders
     }

@@ -1,0 +1,54 @@
+//! Following a topic from its beginning: the loop tables, key sets and the schema registry
+//! share. Each record goes to the caller's `apply`; `ready` turns true once every partition
+//! reported its end (fetch-based, exact even where watermarks are not — decision 0001).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedMessage;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::kafka::Reader;
+
+/// Read with `consumer` (already assigned to `partitions` of `topic`) until `shutdown` or until
+/// `apply` returns false.
+pub async fn follow<F, Fut>(
+    consumer: Reader,
+    topic: String,
+    mut not_at_end: HashSet<i32>,
+    ready: Option<watch::Sender<bool>>,
+    shutdown: CancellationToken,
+    mut apply: F,
+) where
+    F: FnMut(OwnedMessage) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    loop {
+        let received = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            received = consumer.recv() => received,
+        };
+        match received {
+            Ok(message) => {
+                if !apply(message.detach()).await {
+                    return;
+                }
+            }
+            Err(KafkaError::PartitionEOF(partition)) => {
+                if not_at_end.remove(&partition) && not_at_end.is_empty() {
+                    tracing::debug!(%topic, "caught up");
+                    if let Some(ready) = &ready {
+                        let _ = ready.send(true);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%topic, error = %e, "consume error while following");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
