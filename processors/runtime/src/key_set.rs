@@ -12,8 +12,7 @@ use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::follow::follow;
-use crate::kafka::read_from_beginning;
+use crate::follow::spawn_following;
 use crate::{Runtime, RuntimeError};
 
 /// The live set of keys of a topic (a tombstone removes its key).
@@ -32,25 +31,18 @@ impl KeySet {
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
         // Keys this process writes are inserted at once; others may arrive a little later.
-        let consumer = runtime
-            .kafka
-            .with_fetch_wait(crate::kafka::PATIENT_FETCH_WAIT_MAX_MS)
-            .reader(&format!("keys.{topic}"))?;
-        let partitions = read_from_beginning(&consumer, topic)?;
         let keys = Arc::new(RwLock::new(HashSet::new()));
-        let (ready_tx, ready) = watch::channel(false);
         let followed = keys.clone();
-        tokio::spawn(follow(
-            consumer,
-            topic.to_string(),
-            partitions,
-            Some(ready_tx),
+        let ready = spawn_following(
+            runtime,
+            &format!("keys.{topic}"),
+            topic,
             shutdown,
             move |message| {
                 apply(&followed, &message);
                 std::future::ready(true)
             },
-        ));
+        )?;
         let set = KeySet {
             topic: topic.to_string(),
             keys,

@@ -14,8 +14,7 @@ use switchyard_schemas::Record;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::follow::follow;
-use crate::kafka::read_from_beginning;
+use crate::follow::spawn_following;
 use crate::metrics::TopicLabel;
 use crate::{Runtime, RuntimeError};
 
@@ -57,31 +56,23 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
         // Config changes are rare and may take half a second to arrive: a patient reader.
-        let consumer = runtime
-            .kafka
-            .with_fetch_wait(crate::kafka::PATIENT_FETCH_WAIT_MAX_MS)
-            .reader(&format!("table.{topic}"))?;
-        let partitions = read_from_beginning(&consumer, topic)?;
-
         let entries = Arc::new(RwLock::new(HashMap::new()));
-        let (ready_tx, ready) = watch::channel(false);
         let follower = Arc::new(Follower {
             runtime: runtime.clone(),
             topic: topic.to_string(),
             entries: entries.clone(),
             shutdown: shutdown.clone(),
         });
-        tokio::spawn(follow(
-            consumer,
-            topic.to_string(),
-            partitions,
-            Some(ready_tx),
+        let ready = spawn_following(
+            runtime,
+            &format!("table.{topic}"),
+            topic,
             shutdown,
             move |message| {
                 let follower = follower.clone();
                 async move { follower.apply(message).await }
             },
-        ));
+        )?;
         Ok(Table {
             topic: topic.to_string(),
             entries,
