@@ -1,20 +1,19 @@
 # switchyard — the two commands a person needs: `make up` and `make test`.
 SHELL := /bin/bash
 CARGO ?= cargo
-export TANSU_BIN ?= $(HOME)/.cache/switchyard/tansu-0.6.0/bin/tansu
 
-.PHONY: setup build test unit lint fmt up down broker-start broker-stop bench clean
+.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop bench clean
 
-## setup: install build-essential, the local broker and the Python test client (once per machine)
+## setup: install build-essential, Apache Kafka (Maven Central jars) and the Python test client (once per machine)
 setup:
 	@infra/setup.sh
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-## test: setup, lint, then every test (unit, property, and integration on a real broker)
+## test: setup, lint, then every test (unit, property, and integration on Apache Kafka)
 test: setup lint
-	$(CARGO) test --workspace --all-targets
+	@infra/test.sh
 
 ## unit: tests that need no broker
 unit:
@@ -27,19 +26,19 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-## up: run switchyard on this machine (broker with durable storage under .data/, topics, registry)
+## up: run switchyard on this machine (Kafka with its log under .data/, topics, registry, every role)
 up: setup
 	@infra/up.sh
 
-## down: stop the broker started by `make up`
+## down: stop the Kafka started by `make up`
 down:
-	@infra/broker.sh stop
+	@infra/kafka.sh stop
 
-broker-start:
-	@infra/broker.sh start
+kafka-start:
+	@infra/kafka.sh start
 
-broker-stop:
-	@infra/broker.sh stop
+kafka-stop:
+	@infra/kafka.sh stop
 
 clean:
 	$(CARGO) clean

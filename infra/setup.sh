@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Install everything switchyard needs on a fresh machine; skips what is already there.
 #   - Debian's build-essential (g++ and make build the bundled librdkafka)
-#   - the local Kafka-protocol broker (Tansu), once per machine, outside the repo
+#   - Java 17+ and Maven, checked (Apache Kafka runs on the JVM; its jars come from Maven Central)
+#   - Apache Kafka from Maven Central, once per machine, outside the repo (infra/install-kafka.sh)
 #   - a Python virtualenv with Confluent's client, for the cross-client test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then
-    echo "setup: installing build-essential"
+missing=()
+command -v g++ >/dev/null && command -v make >/dev/null || missing+=(build-essential)
+command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || missing+=(maven)
+python3 -c "import venv, ensurepip" 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-infra/install-broker.sh
+infra/install-kafka.sh
 
 if ! .venv/bin/python -c "import confluent_kafka, fastavro" 2>/dev/null; then
     echo "setup: creating .venv with tests/python/requirements.txt"

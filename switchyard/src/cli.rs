@@ -30,6 +30,32 @@ pub struct Global {
     /// security.protocol=SASL_SSL.
     #[arg(long = "kafka-option", value_parser = parse_key_value, global = true)]
     pub kafka_options: Vec<(String, String)>,
+    /// Prefix of every topic, consumer group and transactional id, so several environments
+    /// share one cluster (e.g. `staging.`). Empty: no prefix.
+    #[arg(
+        long,
+        env = "SWITCHYARD_TOPIC_PREFIX",
+        default_value = "",
+        global = true
+    )]
+    pub topic_prefix: String,
+    /// Guarantee of the topic-to-topic stages (validate, route, report): exactly_once uses
+    /// Kafka transactions; at_least_once is for brokers without them.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PROCESSING",
+        default_value = "exactly_once",
+        global = true
+    )]
+    pub processing: switchyard_runtime::Processing,
+    /// This process's name among the instances of its stages (part of each transactional id).
+    /// Restart an instance with its old id to fence its unfinished transactions at once.
+    /// Default: random per start.
+    #[arg(long, env = "SWITCHYARD_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
+    /// The largest record the brokers accept (their `message.max.bytes`).
+    #[arg(long, env = "KAFKA_MAX_RECORD_BYTES", default_value_t = switchyard_runtime::DEFAULT_MAX_RECORD_BYTES, global = true)]
+    pub max_record_bytes: usize,
     /// Schema registry used to encode and decode records.
     #[arg(
         long,

@@ -1,12 +1,16 @@
 //! What every subcommand gets: connection settings, metrics and the shutdown token.
 
-use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Runtime};
+use switchyard_runtime::{
+    CancellationToken, KafkaSettings, Metrics, Namespace, Processing, Runtime,
+};
 
 use crate::cli::Global;
 
 #[derive(Debug)]
 pub struct Context {
     pub kafka: KafkaSettings,
+    pub processing: Processing,
+    pub instance_id: Option<String>,
     pub schema_registry_url: String,
     pub metrics: Metrics,
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -15,10 +19,14 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: &Global) -> Self {
-        let mut kafka = KafkaSettings::new(&global.brokers);
+        let mut kafka = KafkaSettings::new(&global.brokers)
+            .in_namespace(Namespace::new(global.topic_prefix.clone()));
         kafka.overrides = global.kafka_options.clone();
+        kafka.max_record_bytes = global.max_record_bytes;
         Context {
             kafka,
+            processing: global.processing,
+            instance_id: global.instance_id.clone(),
             schema_registry_url: global.schema_registry_url.clone(),
             metrics: Metrics::new(),
             metrics_addr: global.metrics_addr,
@@ -32,6 +40,10 @@ impl Context {
     pub fn runtime(&self, registry_url: &str) -> anyhow::Result<Runtime> {
         let mut runtime = Runtime::new(self.kafka.clone(), registry_url)?;
         runtime.metrics = self.metrics.clone();
+        runtime.processing = self.processing;
+        if let Some(id) = &self.instance_id {
+            runtime.instance_id = id.clone();
+        }
         Ok(runtime)
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchyard_callback::Callback;
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
-use switchyard_runtime::{CancellationToken, ConfigTables, KeySet, RunnerOptions, Runtime};
+use switchyard_runtime::{CancellationToken, ConfigTables, KeySet, RunnerOptions, Runtime, names};
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
 use switchyard_stages::validate::Validate;
@@ -138,36 +138,36 @@ pub async fn start(
                 Validate {
                     tables: tables.clone(),
                 },
-                RunnerOptions::new("validate", &["messages.accepted"]),
+                RunnerOptions::new("validate", &[names::ACCEPTED]),
                 shutdown,
             )),
             Role::Route => running.tasks.push(spawn_runner(
                 runtime,
                 Route::new(tables.clone()),
-                RunnerOptions::new("route", &["messages.validated"]),
+                RunnerOptions::new("route", &[names::VALIDATED]),
                 shutdown,
             )),
             Role::Report => {
                 let emitted = Arc::new(Emitted::new(
-                    KeySet::start_ready(runtime, "reports.final", shutdown.clone()).await?,
+                    KeySet::start_ready(runtime, names::FINAL, shutdown.clone()).await?,
                 ));
                 running.tasks.push(spawn_runner(
                     runtime,
                     ReportDeliveries(emitted.clone()),
-                    RunnerOptions::new("report", &["messages.reports"]),
+                    RunnerOptions::new("report", &[names::REPORTS]),
                     shutdown,
                 ));
                 running.tasks.push(spawn_runner(
                     runtime,
                     ReportRejections(emitted),
-                    RunnerOptions::new("report.rejected", &["messages.rejected"]),
+                    RunnerOptions::new("report.rejected", &[names::REJECTED]),
                     shutdown,
                 ));
             }
             Role::Callback => running.tasks.push(spawn_runner(
                 runtime,
                 Callback::new(tables.clone(), settings.callback_minute),
-                RunnerOptions::new("callback", &["reports.final"]),
+                RunnerOptions::new("callback", &[names::FINAL]).at_least_once(),
                 shutdown,
             )),
             Role::History => {

@@ -3,7 +3,7 @@
 This is what a producer inside the company does: Avro through the schema registry
 (Confluent wire format), key = customer id. Used by the Rust test python_client.rs.
 
-usage: produce_submission.py BROKERS REGISTRY_URL SCHEMA_FILE COUNT
+usage: produce_submission.py BROKERS REGISTRY_URL SCHEMA_FILE COUNT [TOPIC]
 """
 
 import sys
@@ -40,6 +40,7 @@ def submission(i):
 
 def main():
     brokers, registry_url, schema_file, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    topic = sys.argv[5] if len(sys.argv) > 5 else TOPIC
     with open(schema_file, encoding="utf-8") as f:
         schema = f.read()
     registry = SchemaRegistryClient({"url": registry_url})
@@ -52,8 +53,8 @@ def main():
             failures.append(err)
 
     for i in range(count):
-        value = serialize(submission(i), SerializationContext(TOPIC, MessageField.VALUE))
-        producer.produce(TOPIC, key=b"acme", value=value, on_delivery=delivered)
+        value = serialize(submission(i), SerializationContext(topic, MessageField.VALUE))
+        producer.produce(topic, key=b"acme", value=value, on_delivery=delivered)
     remaining = producer.flush(30)
     if remaining or failures:
         print(f"not delivered: {remaining} pending, errors {failures}", file=sys.stderr)

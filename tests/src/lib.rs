@@ -1,11 +1,14 @@
-//! Test harness: a real Tansu broker per test on a free port, an in-process schema registry,
-//! and helpers to produce and read topics. No Kafka stand-ins.
+//! Test harness on real Apache Kafka: one broker per test run (`SWITCHYARD_TEST_BROKERS`, set
+//! by `make test`) or else per test binary, each test in its own namespace (topic, group and
+//! transactional-id prefix); tests that kill or restart the broker get their own. Plus an
+//! in-process schema registry and helpers to produce and read topics. No Kafka stand-ins.
 
 pub mod pipeline;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -13,22 +16,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Reader, Runtime};
+use switchyard_runtime::{CancellationToken, KafkaSettings, Metrics, Namespace, Reader, Runtime};
 use switchyard_topics::{ApplyOptions, Catalog, Cleanup, TopicSpec};
 
-/// The Tansu binary: `$TANSU_BIN`, else the versioned install of `make setup`, else `tansu`.
-pub fn tansu_bin() -> PathBuf {
-    if let Ok(path) = std::env::var("TANSU_BIN") {
-        return PathBuf::from(path);
-    }
-    let home = std::env::var("HOME").unwrap_or_default();
-    let installed = PathBuf::from(home).join(".cache/switchyard/tansu-0.6.0/bin/tansu");
-    if installed.exists() {
-        installed
-    } else {
-        PathBuf::from("tansu")
-    }
-}
+/// Environment variable naming a running broker every test of the run shares.
+pub const SHARED_BROKERS_ENV: &str = "SWITCHYARD_TEST_BROKERS";
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
@@ -38,70 +30,78 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// A broker process, killed when dropped.
+/// An Apache Kafka process of this test (`infra/kafka.sh` in a temporary directory), killed
+/// when dropped and when the test process dies.
 #[derive(Debug)]
 pub struct Broker {
-    child: Child,
     pub port: u16,
-    engine: String,
-    data: Option<tempfile::TempDir>,
+    controller_port: u16,
+    data: tempfile::TempDir,
 }
 
 impl Broker {
-    /// A broker with memory storage (fast; lost on exit).
+    /// Start a broker of this test's own, with its log in a temporary directory.
     pub fn start() -> anyhow::Result<Self> {
-        Self::launch("memory://tansu/", None)
-    }
-
-    /// A broker with durable sqlite storage in a temporary directory.
-    pub fn start_sqlite() -> anyhow::Result<Self> {
-        // Tansu resolves the sqlite path against its working directory (even an absolute one),
-        // so it runs in the data directory with a relative path.
-        Self::launch("sqlite://broker.db", Some(tempfile::tempdir()?))
-    }
-
-    fn launch(engine: &str, data: Option<tempfile::TempDir>) -> anyhow::Result<Self> {
-        let port = free_port();
-        let child = Self::spawn(engine, data.as_ref(), port)?;
         let broker = Broker {
-            child,
-            port,
-            engine: engine.to_string(),
-            data,
+            port: free_port(),
+            controller_port: free_port(),
+            data: tempfile::tempdir()?,
         };
-        wait_for_port(port, Duration::from_secs(20))?;
+        broker.script("start")?;
         Ok(broker)
     }
 
-    /// Stop the broker process and start it again on the same port and storage.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.child = Self::spawn(&self.engine, self.data.as_ref(), self.port)?;
-        wait_for_port(self.port, Duration::from_secs(20))
+    fn script(&self, action: &str) -> anyhow::Result<()> {
+        let output = Command::new(repo_root().join("infra/kafka.sh"))
+            .arg(action)
+            .env("DATA_DIR", self.data.path())
+            .env("BROKER_PORT", self.port.to_string())
+            .env("CONTROLLER_PORT", self.controller_port.to_string())
+            .env("WATCH_PID", std::process::id().to_string())
+            .output()
+            .context("running infra/kafka.sh (run `make setup`)")?;
+        if !output.status.success() {
+            bail!(
+                "infra/kafka.sh {action} failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
     }
 
-    fn spawn(engine: &str, data: Option<&tempfile::TempDir>, port: u16) -> anyhow::Result<Child> {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut command = Command::new(tansu_bin());
-        if let Some(dir) = data {
-            command.current_dir(dir.path());
+    /// The broker's pid.
+    pub fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.data.path().join("kafka.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok())
+    }
+
+    /// Kill the broker with SIGKILL (a crash: nothing flushed, nothing closed).
+    pub fn kill9(&self) -> anyhow::Result<()> {
+        if let Some(pid) = self.pid() {
+            Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while TcpStream::connect(("127.0.0.1", self.port)).is_ok() && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        command
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                engine,
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {} (run `make setup`)", tansu_bin().display()))
+        Ok(())
+    }
+
+    /// Start the broker again on the same ports and log after `kill9` or `stop`.
+    pub fn start_again(&self) -> anyhow::Result<()> {
+        self.script("start")
+    }
+
+    /// Kill -9 and start again on the same ports and log.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.kill9()?;
+        self.start_again()
     }
 
     /// Bootstrap servers.
@@ -109,16 +109,82 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Kafka settings for this broker.
-    pub fn kafka(&self) -> KafkaSettings {
-        KafkaSettings::new(self.brokers())
+    /// A fresh namespace on this broker.
+    pub fn env(&self) -> TestEnv {
+        TestEnv::on(self.brokers())
     }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The broker this test binary shares: `$SWITCHYARD_TEST_BROKERS`, else one started on first
+/// use (stopped by its watchdog when the test process ends).
+pub fn shared_brokers() -> anyhow::Result<String> {
+    static SHARED: OnceLock<Result<String, String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            if let Ok(brokers) = std::env::var(SHARED_BROKERS_ENV) {
+                return Ok(brokers);
+            }
+            match Broker::start() {
+                Ok(broker) => {
+                    let brokers = broker.brokers();
+                    // Lives for the whole test binary; its watchdog stops it afterwards.
+                    std::mem::forget(broker);
+                    Ok(brokers)
+                }
+                Err(e) => Err(format!("{e:#}")),
+            }
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("no shared broker: {e}"))
+}
+
+/// One test's isolated environment on a broker: its own namespace, so its topics, groups and
+/// transactional ids are its own.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    brokers: String,
+    pub namespace: Namespace,
+}
+
+impl TestEnv {
+    /// A fresh namespace on the shared broker.
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self::on(shared_brokers()?))
+    }
+
+    /// A fresh namespace on `brokers`.
+    pub fn on(brokers: String) -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        TestEnv {
+            brokers,
+            namespace: Namespace::new(format!("t{}.", &id[..12])),
+        }
+    }
+
+    /// Bootstrap servers.
+    pub fn brokers(&self) -> String {
+        self.brokers.clone()
+    }
+
+    /// Kafka settings in this namespace.
+    pub fn kafka(&self) -> KafkaSettings {
+        KafkaSettings::new(self.brokers()).in_namespace(self.namespace.clone())
+    }
+
+    /// The physical name of a logical topic.
+    pub fn topic(&self, logical: &str) -> String {
+        self.namespace.physical(logical)
     }
 }
 
@@ -134,8 +200,9 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> anyhow::Result<()> {
     bail!("nothing listens on port {port} after {timeout:?}")
 }
 
-/// Create every catalog topic plus `extra` plain topics (3 partitions, delete).
-pub async fn apply_topics(broker: &Broker, extra: &[&str]) -> anyhow::Result<()> {
+/// Create every catalog topic plus `extra` plain topics (3 partitions, delete), in the
+/// environment's namespace.
+pub async fn apply_topics(env: &TestEnv, extra: &[&str]) -> anyhow::Result<()> {
     let mut specs = Catalog::builtin()?.topics(&[]);
     specs.extend(extra.iter().map(|name| TopicSpec {
         name: name.to_string(),
@@ -146,9 +213,9 @@ pub async fn apply_topics(broker: &Broker, extra: &[&str]) -> anyhow::Result<()>
         record: "test".into(),
     }));
     switchyard_topics::apply(
-        &specs,
+        &Catalog::in_namespace(specs, &env.namespace),
         &ApplyOptions {
-            brokers: broker.brokers(),
+            brokers: env.brokers(),
             replication_factor: 1,
         },
     )
@@ -165,11 +232,11 @@ pub struct TestRegistry {
 }
 
 impl TestRegistry {
-    /// Start a registry on a free port against the broker (its topics must exist).
-    pub async fn start(broker: &Broker) -> anyhow::Result<Self> {
+    /// Start a registry on a free port in the environment (its topics must exist).
+    pub async fn start(env: &TestEnv) -> anyhow::Result<Self> {
         let shutdown = CancellationToken::new();
         let (addr, task) = switchyard_schema_registry::serve(
-            &broker.kafka(),
+            &env.kafka(),
             "127.0.0.1:0".parse()?,
             Metrics::new(),
             shutdown.clone(),
@@ -202,35 +269,34 @@ impl Drop for TestRegistry {
     }
 }
 
-/// Broker + topics + registry + runtime: what most tests need.
+/// Namespace + topics + registry + runtime: what most tests need.
 #[derive(Debug)]
 pub struct Stack {
-    // Fields drop in order: clients first, the broker last.
     pub runtime: Runtime,
     pub registry: TestRegistry,
-    pub broker: Broker,
+    pub env: TestEnv,
 }
 
 impl Stack {
-    /// Start a memory broker, apply the catalog and `extra` topics, start a registry.
+    /// A fresh namespace on the shared broker with the catalog and `extra` topics, a registry.
     pub async fn start(extra: &[&str]) -> anyhow::Result<Self> {
-        Self::on(Broker::start()?, extra).await
+        Self::on(TestEnv::new()?, extra).await
     }
 
-    /// The same on a broker already started.
-    pub async fn on(broker: Broker, extra: &[&str]) -> anyhow::Result<Self> {
-        apply_topics(&broker, extra).await?;
-        let registry = TestRegistry::start(&broker).await?;
-        let runtime = Runtime::new(broker.kafka(), &registry.url())?;
+    /// The same in the environment given.
+    pub async fn on(env: TestEnv, extra: &[&str]) -> anyhow::Result<Self> {
+        apply_topics(&env, extra).await?;
+        let registry = TestRegistry::start(&env).await?;
+        let runtime = Runtime::new(env.kafka(), &registry.url())?;
         Ok(Stack {
-            broker,
+            env,
             registry,
             runtime,
         })
     }
 }
 
-/// Produce raw bytes and wait for the acknowledgement.
+/// Produce raw bytes to a logical topic and wait for the acknowledgement.
 pub async fn produce_raw(
     runtime: &Runtime,
     topic: &str,
@@ -238,9 +304,10 @@ pub async fn produce_raw(
     payload: &[u8],
 ) -> anyhow::Result<()> {
     let producer = runtime.producer()?;
+    let topic = runtime.kafka.topic(topic);
     producer
         .send(
-            FutureRecord::to(topic).key(key).payload(payload),
+            FutureRecord::to(&topic).key(key).payload(payload),
             Duration::from_secs(10),
         )
         .await
@@ -248,13 +315,15 @@ pub async fn produce_raw(
     Ok(())
 }
 
-/// Read `topic` from the beginning until `count` records arrived or `timeout` passed.
+/// Read the logical `topic` (read_committed) from the beginning until `count` records arrived
+/// or `timeout` passed.
 pub async fn read_topic(
     kafka: &KafkaSettings,
     topic: &str,
     count: usize,
     timeout: Duration,
 ) -> anyhow::Result<Vec<OwnedMessage>> {
+    let topic = &kafka.topic(topic);
     let consumer: Reader = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut assignment = TopicPartitionList::new();
@@ -277,9 +346,9 @@ pub async fn read_topic(
     Ok(messages)
 }
 
-/// Read everything `topic` holds now: every partition to its end (end-of-partition events,
-/// not watermarks, which Tansu reports per batch).
+/// Read everything the logical `topic` holds now (read_committed): every partition to its end.
 pub async fn read_all(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<OwnedMessage>> {
+    let topic = &kafka.topic(topic);
     let consumer: Reader = kafka.reader(&format!("test.{}", uuid::Uuid::new_v4()))?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut assignment = TopicPartitionList::new();
@@ -309,8 +378,9 @@ pub async fn read_all(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<
     Ok(messages)
 }
 
-/// Committed offsets of a consumer group on a topic, summed over partitions.
+/// Committed offsets of a consumer group on a logical topic, summed over partitions.
 pub fn committed_total(kafka: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<i64> {
+    let topic = &kafka.topic(topic);
     let consumer: StreamConsumer = kafka.group_consumer(group)?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut list = TopicPartitionList::new();

@@ -24,7 +24,6 @@ pub struct Pipeline {
     pub shutdown: CancellationToken,
     pub ingress_url: String,
     _history: tempfile::TempDir,
-    // Dropped last: the broker outlives every client.
     pub stack: Stack,
 }
 
@@ -87,16 +86,16 @@ carrier = "kt"
 impl Pipeline {
     /// Start everything except the roles in `except` (a test may run those itself).
     pub async fn start(except: &[Role], sim: SimulatorSettings) -> anyhow::Result<Self> {
-        Self::start_on(crate::Broker::start()?, except, sim).await
+        Self::start_on(crate::TestEnv::new()?, except, sim).await
     }
 
-    /// The same on a broker already started.
+    /// The same in the environment given.
     pub async fn start_on(
-        broker: crate::Broker,
+        env: crate::TestEnv,
         except: &[Role],
         sim: SimulatorSettings,
     ) -> anyhow::Result<Self> {
-        let stack = Stack::on(broker, &[]).await?;
+        let stack = Stack::on(env, &[]).await?;
         let shutdown = CancellationToken::new();
         let sim_addr = simulator::serve("127.0.0.1:0".parse()?, sim, shutdown.clone()).await?;
         let (inbox_addr, inbox) = switchyard_callback::receiver::serve(
@@ -146,8 +145,6 @@ impl Pipeline {
         self.shutdown.cancel();
         let Pipeline { running, stack, .. } = self;
         running.wait().await;
-        // Let followers and the producer close before the broker goes.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         drop(stack);
     }
 }

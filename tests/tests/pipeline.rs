@@ -260,6 +260,7 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_one_to_one_rule_splits_ten_messages_five_five() -> anyhow::Result<()> {
+    switchyard_tests::init_logging();
     let pipeline = Pipeline::start(&[], fast_carrier()).await?;
     post_batch(&reqwest::Client::new(), &pipeline.ingress_url, 0, 10).await?;
     wait_for_webhooks(&pipeline, 10, Duration::from_secs(60)).await?;

@@ -19,10 +19,11 @@ async fn records_from_the_python_confluent_client_decode() -> anyhow::Result<()>
         .unwrap_or_else(|_| repo_root().join(".venv/bin/python"));
     let output = Command::new(&python)
         .arg(repo_root().join("tests/python/produce_submission.py"))
-        .arg(stack.broker.brokers())
+        .arg(stack.env.brokers())
         .arg(stack.registry.url())
         .arg(schema_file.path())
         .arg("5")
+        .arg(stack.env.topic("messages.accepted"))
         .output()
         .map_err(|e| anyhow::anyhow!("running {} (run `make setup`): {e}", python.display()))?;
     assert!(

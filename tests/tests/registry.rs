@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_schemas::{Channel, Codec, FinalReport, Record, ResultStatus, Submission};
-use switchyard_tests::{Broker, TestRegistry, apply_topics, sample_submission};
+use switchyard_tests::{TestEnv, TestRegistry, apply_topics, sample_submission};
 
 fn submission(id: &str) -> Submission {
     let mut s = sample_submission(Some(id), "acme", "인증번호 123456");
@@ -47,7 +47,7 @@ async fn latest(http: &reqwest::Client, url: &str, subject: &str) -> anyhow::Res
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ids_survive_a_restart_and_codec_roundtrips() -> anyhow::Result<()> {
-    let broker = Broker::start()?;
+    let broker = TestEnv::new()?;
     apply_topics(&broker, &[]).await?;
     let http = reqwest::Client::new();
 
@@ -98,7 +98,7 @@ async fn ids_survive_a_restart_and_codec_roundtrips() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_agree() -> anyhow::Result<()> {
-    let broker = Broker::start()?;
+    let broker = TestEnv::new()?;
     apply_topics(&broker, &[]).await?;
     let a = TestRegistry::start(&broker).await?;
     let b = TestRegistry::start(&broker).await?;
@@ -141,7 +141,7 @@ async fn two_instances_agree() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compatibility_is_enforced_and_configurable() -> anyhow::Result<()> {
-    let broker = Broker::start()?;
+    let broker = TestEnv::new()?;
     apply_topics(&broker, &[]).await?;
     let registry = TestRegistry::start(&broker).await?;
     let url = registry.url();

@@ -52,7 +52,9 @@ fn start_stage_batched(
     command
         .args([
             "--brokers",
-            &stack.broker.brokers(),
+            &stack.env.brokers(),
+            "--topic-prefix",
+            stack.env.namespace.prefix(),
             "--registry",
             &stack.registry.url(),
         ])

@@ -1,14 +1,17 @@
 //! `topics apply` against the real broker: creates everything once, then changes nothing.
 
-use switchyard_tests::Broker;
+use switchyard_tests::TestEnv;
 use switchyard_topics::{ApplyOptions, Catalog, apply};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn applying_twice_changes_nothing_the_second_time() -> anyhow::Result<()> {
-    let broker = Broker::start()?;
-    let specs = Catalog::builtin()?.topics(&["skt-1".to_string()]);
+    let env = TestEnv::new()?;
+    let specs = Catalog::in_namespace(
+        Catalog::builtin()?.topics(&["skt-1".to_string()]),
+        &env.namespace,
+    );
     let options = ApplyOptions {
-        brokers: broker.brokers(),
+        brokers: env.brokers(),
         replication_factor: 1,
     };
 
@@ -18,8 +21,8 @@ async fn applying_twice_changes_nothing_the_second_time() -> anyhow::Result<()> 
         specs.len(),
         "first apply creates every topic: {first}"
     );
-    assert!(first.created.contains(&"sender.skt-1".to_string()));
-    assert!(first.created.contains(&"callbacks.retry.10".to_string()));
+    assert!(first.created.contains(&env.topic("sender.skt-1")));
+    assert!(first.created.contains(&env.topic("callbacks.retry.10")));
 
     let second = apply(&specs, &options).await?;
     assert!(second.is_clean(), "second apply: {second}");
@@ -33,14 +36,16 @@ async fn applying_twice_changes_nothing_the_second_time() -> anyhow::Result<()> 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drift_is_reported_not_changed() -> anyhow::Result<()> {
-    let broker = Broker::start()?;
+    let env = TestEnv::new()?;
     let options = ApplyOptions {
-        brokers: broker.brokers(),
+        brokers: env.brokers(),
         replication_factor: 1,
     };
     let catalog = Catalog::builtin()?;
-    let accepted = catalog.topic("messages.accepted").expect("declared");
-    let customers = catalog.topic("config.customers").expect("declared");
+    let mut accepted = catalog.topic("messages.accepted").expect("declared");
+    accepted.name = env.topic(&accepted.name);
+    let mut customers = catalog.topic("config.customers").expect("declared");
+    customers.name = env.topic(&customers.name);
     apply(&[accepted.clone(), customers.clone()], &options).await?;
 
     let mut wider = accepted.clone();
@@ -52,7 +57,7 @@ async fn drift_is_reported_not_changed() -> anyhow::Result<()> {
     let drifted: Vec<(&str, &str)> = report
         .drift
         .iter()
-        .map(|d| (d.topic.as_str(), d.setting.as_str()))
+        .map(|d| (env.namespace.logical(&d.topic), d.setting.as_str()))
         .collect();
     assert!(
         drifted.contains(&("messages.accepted", "partitions")),

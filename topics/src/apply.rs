@@ -101,6 +101,7 @@ pub async fn apply(
         .filter(|s| !existing.contains_key(&s.name))
         .collect();
     create(&admin, &missing, options.replication_factor, &mut report).await?;
+    wait_until_visible(&admin, &report.created).await?;
 
     let present: Vec<&TopicSpec> = specs
         .iter()
@@ -170,6 +171,39 @@ async fn create(
         }
     }
     Ok(())
+}
+
+/// Kafka answers CreateTopics before every broker's metadata has the topic: wait until the
+/// created topics show with a leader for each partition, so whatever runs next finds them.
+async fn wait_until_visible(
+    admin: &AdminClient<DefaultClientContext>,
+    created: &[String],
+) -> Result<(), TopicsError> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let metadata = admin.inner().fetch_metadata(None, TIMEOUT)?;
+        let ready = created.iter().all(|name| {
+            metadata.topics().iter().any(|t| {
+                t.name() == name
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            })
+        });
+        if ready {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(TopicsError::Create {
+                topic: created.join(", "),
+                reason: format!("created but not visible within {TIMEOUT:?}"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn compare_settings(

@@ -178,6 +178,22 @@ impl Catalog {
         specs
     }
 
+    /// The names of the topics declared one by one (not per sender, not dead letters).
+    pub fn declared_names(&self) -> Vec<String> {
+        self.topic.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// The same specs with every name in `namespace`.
+    pub fn in_namespace(specs: Vec<TopicSpec>, namespace: &crate::Namespace) -> Vec<TopicSpec> {
+        specs
+            .into_iter()
+            .map(|spec| TopicSpec {
+                name: namespace.physical(&spec.name),
+                ..spec
+            })
+            .collect()
+    }
+
     /// The spec of one declared topic by name.
     pub fn topic(&self, name: &str) -> Option<TopicSpec> {
         self.topic
@@ -203,7 +219,7 @@ impl Catalog {
 
 /// The retry tier topic for retry `n` (1..=10).
 pub fn callback_retry_topic(n: u32) -> String {
-    format!("callbacks.retry.{n}")
+    crate::names::callback_retry(n)
 }
 
 /// Minutes tier `n` waits after a failure: n² − n + 1 (1, 3, 7, 13, … 91).

@@ -4,9 +4,11 @@
 mod apply;
 mod catalog;
 mod error;
+pub mod names;
 
 pub use apply::{ApplyOptions, ApplyReport, Drift, apply};
 pub use catalog::{
     BUILTIN, Catalog, Cleanup, TopicSpec, callback_retry_delay_minutes, callback_retry_topic,
 };
 pub use error::TopicsError;
+pub use names::Namespace;

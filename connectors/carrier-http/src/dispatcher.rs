@@ -16,9 +16,7 @@ use crate::codes::SUBMIT_REFUSED;
 use crate::protocol::{SubmitRequest, SubmitResponse};
 use crate::reference::Reference;
 
-/// Output topics.
-pub const DISPATCHED: &str = "messages.dispatched";
-pub const REPORTS: &str = "messages.reports";
+use switchyard_runtime::names::{DISPATCHED, REPORTS};
 
 /// One HTTP sender.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_runtime::{CancellationToken, ConfigTables, RunnerOptions, Runtime};
+use switchyard_runtime::{CancellationToken, ConfigTables, RunnerOptions, Runtime, names};
 
 use crate::dispatcher::HttpSender;
 
@@ -25,8 +25,9 @@ pub async fn run_dispatch(
                 continue;
             }
             running.insert(sender.name.clone());
-            let topic = runtime.catalog.sender_topic(&sender.name);
-            let mut options = RunnerOptions::new(&format!("dispatch.{}", sender.name), &[&topic]);
+            let topic = names::sender(&sender.name);
+            let mut options =
+                RunnerOptions::new(&format!("dispatch.{}", sender.name), &[&topic]).at_least_once();
             options.max_batch = 200;
             let processor = Arc::new(HttpSender::new(sender, receipt_url.clone()));
             let (runtime, shutdown) = (runtime.clone(), shutdown.clone());

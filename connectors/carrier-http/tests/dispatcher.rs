@@ -6,8 +6,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use switchyard_carrier_http::dispatcher::{DISPATCHED, HttpSender, REPORTS};
+use switchyard_carrier_http::dispatcher::HttpSender;
 use switchyard_carrier_http::simulator::{SimulatorSettings, serve};
+use switchyard_runtime::names::{DISPATCHED, REPORTS};
 use switchyard_runtime::{AsyncProcessor, CancellationToken, Origin, StageError};
 use switchyard_schemas::*;
 

@@ -3,10 +3,8 @@
 //! the file no longer declares.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use rdkafka::producer::FutureRecord;
-use switchyard_runtime::{CancellationToken, ConfigTables, Output, Runtime, Table};
+use switchyard_runtime::{CancellationToken, ConfigTables, Output, Runtime, Table, names};
 use switchyard_schemas::Record;
 use switchyard_topics::{ApplyOptions, apply as apply_topics};
 
@@ -54,16 +52,18 @@ pub async fn apply(
     let desired = ConfigFile::parse(text)?.desired()?;
     // Every sender needs its topic before anything routes to it.
     let senders: Vec<String> = desired.senders.keys().cloned().collect();
+    let sender_topics: Vec<String> = senders.iter().map(|s| names::sender(s)).collect();
     let specs: Vec<_> = runtime
         .catalog
         .topics(&senders)
         .into_iter()
         .filter(|t| {
-            senders
+            sender_topics
                 .iter()
-                .any(|s| t.name.ends_with(&format!("sender.{s}")))
+                .any(|topic| t.name == *topic || t.name == names::dead_letter(topic))
         })
         .collect();
+    let specs = switchyard_topics::Catalog::in_namespace(specs, &runtime.kafka.namespace);
     apply_topics(
         &specs,
         &ApplyOptions {
@@ -138,22 +138,7 @@ fn diff<V: Record + Clone + PartialEq>(
 }
 
 async fn write(runtime: &Runtime, outputs: Vec<Output>) -> Result<(), ConfigError> {
-    let producer = runtime.producer()?;
-    for output in outputs {
-        let payload = output
-            .encode(&runtime.codec)
-            .await
-            .map_err(switchyard_runtime::RuntimeError::from)?;
-        let mut record = FutureRecord::<str, Vec<u8>>::to(&output.topic).key(&output.key);
-        if let Some(payload) = &payload {
-            record = record.payload(payload);
-        }
-        producer
-            .send(record, Duration::from_secs(30))
-            .await
-            .map_err(|(e, _)| ConfigError::Runtime(e.into()))?;
-    }
-    Ok(())
+    Ok(runtime.publish("config", &outputs).await?)
 }
 
 /// Every config record the topics hold, as `topic key json` lines, sorted.

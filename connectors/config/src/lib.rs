@@ -19,4 +19,7 @@ pub enum ConfigError {
     Runtime(#[from] switchyard_runtime::RuntimeError),
     #[error(transparent)]
     Topics(#[from] switchyard_topics::TopicsError),
+    /// Writing the config records failed (see whether a retry can help).
+    #[error(transparent)]
+    Publish(#[from] switchyard_runtime::PublishError),
 }

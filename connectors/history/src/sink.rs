@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use switchyard_runtime::{
-    CancellationToken, Origin, Output, Processor, RunnerOptions, Runtime, StageError,
+    CancellationToken, Origin, Output, Processor, RunnerOptions, Runtime, StageError, names,
 };
 use switchyard_schemas::{
     CallbackAttempt, DeliveryReport, DispatchOutcome, FinalReport, Rejection, RoutingDecision,
@@ -67,9 +67,8 @@ fn spawn<T: HistoryRecord>(
 ) -> tokio::task::JoinHandle<()> {
     let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
     let sink = Arc::new(HistorySink::<T>::new(store.clone()));
-    let mut options = RunnerOptions::new(&format!("history.{topic}"), &[topic]);
-    // History is off the delivery path: fewer, larger fetches.
-    options.fetch_wait_max_ms = Some(250);
+    // A store is outside Kafka: at least once, with idempotent writes keyed by event id.
+    let options = RunnerOptions::new(&format!("history.{topic}"), &[topic]).at_least_once();
     tokio::spawn(async move {
         if let Err(e) = switchyard_runtime::run(&runtime, sink, options, shutdown).await {
             tracing::error!(error = %e, "history runner stopped");
@@ -80,14 +79,14 @@ fn spawn<T: HistoryRecord>(
 /// Run the history role until `shutdown`.
 pub async fn run_history(runtime: Runtime, store: SqliteHistory, shutdown: CancellationToken) {
     let tasks = vec![
-        spawn::<Submission>(&runtime, &store, "messages.accepted", &shutdown),
-        spawn::<ValidatedMessage>(&runtime, &store, "messages.validated", &shutdown),
-        spawn::<Rejection>(&runtime, &store, "messages.rejected", &shutdown),
-        spawn::<RoutingDecision>(&runtime, &store, "messages.routed", &shutdown),
-        spawn::<DispatchOutcome>(&runtime, &store, "messages.dispatched", &shutdown),
-        spawn::<DeliveryReport>(&runtime, &store, "messages.reports", &shutdown),
-        spawn::<FinalReport>(&runtime, &store, "reports.final", &shutdown),
-        spawn::<CallbackAttempt>(&runtime, &store, "callbacks.retry.1", &shutdown),
+        spawn::<Submission>(&runtime, &store, names::ACCEPTED, &shutdown),
+        spawn::<ValidatedMessage>(&runtime, &store, names::VALIDATED, &shutdown),
+        spawn::<Rejection>(&runtime, &store, names::REJECTED, &shutdown),
+        spawn::<RoutingDecision>(&runtime, &store, names::ROUTED, &shutdown),
+        spawn::<DispatchOutcome>(&runtime, &store, names::DISPATCHED, &shutdown),
+        spawn::<DeliveryReport>(&runtime, &store, names::REPORTS, &shutdown),
+        spawn::<FinalReport>(&runtime, &store, names::FINAL, &shutdown),
+        spawn::<CallbackAttempt>(&runtime, &store, &names::callback_retry(1), &shutdown),
     ];
     for task in tasks {
         let _ = task.await;

@@ -1,25 +1,21 @@
 //! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, `/healthz`, `/openapi.json`.
 
-use std::time::Duration;
-
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rdkafka::producer::FutureRecord;
 use serde_json::json;
 use switchyard_config::hash_api_key;
 use switchyard_history::SqliteHistory;
-use switchyard_runtime::{ConfigTables, Runtime};
+use switchyard_runtime::{ConfigTables, Output, Runtime};
 use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
 
 use crate::problem::Problem;
 use crate::request::parse;
 
-/// The intake topic.
-pub const ACCEPTED: &str = "messages.accepted";
+pub use switchyard_runtime::names::ACCEPTED;
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -71,13 +67,9 @@ async fn accept(
 ) -> Result<serde_json::Value, Problem> {
     let client = authenticate(ingress, headers)?;
     let parsed = parse(body)?;
-    let producer = ingress
-        .runtime
-        .producer()
-        .map_err(|e| Problem::unavailable(e.to_string()))?;
     let now = now_millis();
     let mut accepted = Vec::with_capacity(parsed.messages.len());
-    let mut deliveries = Vec::with_capacity(parsed.messages.len());
+    let mut outputs = Vec::with_capacity(parsed.messages.len());
     for message in parsed.messages {
         let message_id = new_message_id();
         let submission = message.into_submission(
@@ -86,30 +78,20 @@ async fn accept(
             &client.client_id,
             now,
         );
-        let payload = ingress
-            .runtime
-            .codec
-            .encode(ACCEPTED, &submission)
-            .await
-            .map_err(|e| Problem::unavailable(e.to_string()))?;
-        let customer = client.customer_id.clone();
-        let producer = producer.clone();
-        deliveries.push(async move {
-            producer
-                .send(
-                    FutureRecord::to(ACCEPTED).key(&customer).payload(&payload),
-                    Duration::from_secs(30),
-                )
-                .await
-                .map_err(|(e, _)| e)
-        });
         accepted.push(
             json!({"message_id": message_id, "client_message_id": submission.client_message_id}),
         );
+        outputs.push(Output::new(
+            ACCEPTED,
+            client.customer_id.clone(),
+            submission,
+        ));
     }
-    futures::future::try_join_all(deliveries)
+    ingress
+        .runtime
+        .publish("ingress", &outputs)
         .await
-        .map_err(|e| Problem::unavailable(format!("the broker did not acknowledge: {e}")))?;
+        .map_err(|e| Problem::of_publish(&e))?;
     tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");
     Ok(if parsed.batch {
         json!({"messages": accepted})

@@ -63,6 +63,34 @@ impl Problem {
         problem
     }
 
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Message too large",
+            detail,
+        )
+    }
+
+    /// What a failed publish means for the client: never "retry" for a permanent refusal.
+    pub fn of_publish(error: &switchyard_runtime::PublishError) -> Self {
+        use switchyard_runtime::PublishError;
+        match error {
+            PublishError::TooLarge { .. } => Problem::too_large(error.to_string()),
+            PublishError::Unavailable { .. } => {
+                Problem::unavailable(format!("the broker did not acknowledge: {error}"))
+            }
+            PublishError::Refused { .. } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "refused",
+                "Refused by the broker",
+                error.to_string(),
+            ),
+            PublishError::Encode(e) if e.is_retriable() => Problem::unavailable(error.to_string()),
+            PublishError::Encode(_) => Problem::invalid(error.to_string(), Vec::new()),
+        }
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,

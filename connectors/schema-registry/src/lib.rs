@@ -18,8 +18,8 @@ pub use log::SchemaLog;
 pub use service::{Registry, SubjectVersion};
 pub use state::RegistryState;
 
-/// The topic the registry keeps its state in.
-pub const SCHEMAS_TOPIC: &str = "_schemas";
+/// The topic the registry keeps its state in (logical name; the namespace applies).
+pub const SCHEMAS_TOPIC: &str = switchyard_runtime::names::SCHEMAS;
 
 /// Open the store, bind `addr` (port 0 picks one) and serve until `shutdown`.
 /// Returns the bound address and the task serving it.
@@ -29,7 +29,7 @@ pub async fn serve(
     metrics: Metrics,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), RegistryError> {
-    let log = SchemaLog::open(kafka, SCHEMAS_TOPIC, shutdown.clone()).await?;
+    let log = SchemaLog::open(kafka, &kafka.topic(SCHEMAS_TOPIC), shutdown.clone()).await?;
     let app = api::router(Registry::new(log)).merge(metrics_router(metrics));
     let (bound, task) = switchyard_runtime::serve_http(addr, app, shutdown, "schema registry")
         .await

@@ -9,6 +9,7 @@ use switchyard_schemas::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{Runtime, RuntimeError, Table};
+use switchyard_topics::names;
 
 /// Key of a route rule in `config.routes`: `<customer id or *>/<channel>`.
 pub fn route_key(customer_id: &str, channel: Channel) -> String {
@@ -41,11 +42,11 @@ impl ConfigTables {
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
         let tables = ConfigTables {
-            customers: Table::start(runtime, "config.customers", shutdown.clone()).await?,
-            clients: Table::start(runtime, "config.clients", shutdown.clone()).await?,
-            senders: Table::start(runtime, "config.senders", shutdown.clone()).await?,
-            routes: Table::start(runtime, "config.routes", shutdown.clone()).await?,
-            numbering: Table::start(runtime, "config.numbering", shutdown).await?,
+            customers: Table::start(runtime, names::CONFIG_CUSTOMERS, shutdown.clone()).await?,
+            clients: Table::start(runtime, names::CONFIG_CLIENTS, shutdown.clone()).await?,
+            senders: Table::start(runtime, names::CONFIG_SENDERS, shutdown.clone()).await?,
+            routes: Table::start(runtime, names::CONFIG_ROUTES, shutdown.clone()).await?,
+            numbering: Table::start(runtime, names::CONFIG_NUMBERING, shutdown).await?,
         };
         let wait = Duration::from_secs(60);
         tables.customers.wait_ready(wait).await?;
@@ -66,25 +67,25 @@ impl ConfigTables {
     ) -> Self {
         ConfigTables {
             customers: Table::from_entries(
-                "config.customers",
+                names::CONFIG_CUSTOMERS,
                 customers.into_iter().map(|c| (c.customer_id.clone(), c)),
             ),
             clients: Table::from_entries(
-                "config.clients",
+                names::CONFIG_CLIENTS,
                 clients.into_iter().map(|c| (c.client_id.clone(), c)),
             ),
             senders: Table::from_entries(
-                "config.senders",
+                names::CONFIG_SENDERS,
                 senders.into_iter().map(|s| (s.name.clone(), s)),
             ),
             routes: Table::from_entries(
-                "config.routes",
+                names::CONFIG_ROUTES,
                 routes
                     .into_iter()
                     .map(|r| (route_key(&r.customer_id, r.channel), r)),
             ),
             numbering: Table::from_entries(
-                "config.numbering",
+                names::CONFIG_NUMBERING,
                 numbering
                     .into_iter()
                     .map(|n| (numbering_key(n.kind, &n.number), n)),

@@ -11,11 +11,11 @@ use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::kafka::{PATIENT_FETCH_WAIT_MAX_MS, Reader, read_from_beginning};
+use crate::kafka::{Reader, read_from_beginning};
 use crate::{Runtime, RuntimeError};
 
-/// Follow `topic` from its beginning in the background with a patient reader (tables and key
-/// sets tolerate half a second of lag); returns the receiver that turns true once caught up.
+/// Follow the logical `topic` from its beginning in the background; returns the receiver that
+/// turns true once caught up.
 pub fn spawn_following<F, Fut>(
     runtime: &Runtime,
     reader_name: &str,
@@ -27,11 +27,8 @@ where
     F: FnMut(OwnedMessage) -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let consumer = runtime
-        .kafka
-        .with_fetch_wait(PATIENT_FETCH_WAIT_MAX_MS)
-        .reader(reader_name)?;
-    let partitions = read_from_beginning(&consumer, topic)?;
+    let consumer = runtime.kafka.reader(reader_name)?;
+    let partitions = read_from_beginning(&consumer, &runtime.kafka.topic(topic))?;
     let (ready_tx, ready) = watch::channel(false);
     tokio::spawn(follow(
         consumer,

@@ -1,20 +1,26 @@
 //! Client settings shared by every consumer and producer: one place that says how switchyard
-//! talks to Kafka (at-least-once, idempotent producer, manual commits).
+//! talks to Kafka (idempotent or transactional producers, read_committed consumers, manual
+//! commits) and in which namespace its topics live.
 
 use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+use switchyard_topics::Namespace;
 
-/// How long a fetch may wait for data. Kafka answers a long poll as soon as data arrives;
-/// some Kafka-protocol brokers (Tansu) hold it for the whole wait, so a short wait keeps every
-/// hop of the pipeline fast. Override with `fetch.wait.max.ms` in the settings' overrides.
-pub const FETCH_WAIT_MAX_MS: u32 = 25;
+/// How long an idle fetch may wait for data. Kafka answers a long poll as soon as data
+/// arrives, so this costs no latency; it only bounds idle round trips (librdkafka's default).
+pub const FETCH_WAIT_MAX_MS: u32 = 500;
 
-/// The wait for readers and stages whose latency matters little (config tables, history):
-/// fewer idle fetches for the broker to answer.
-pub const PATIENT_FETCH_WAIT_MAX_MS: u32 = 500;
+/// The largest record a producer sends, as librdkafka's default `message.max.bytes` (Kafka's
+/// broker default is a little more, 1,048,588).
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
+
+/// How long a transaction may stay open before the broker aborts it. A process killed in the
+/// middle of a batch holds back `read_committed` readers of its output partitions until then,
+/// so it is short; a batch takes milliseconds.
+pub const TRANSACTION_TIMEOUT_MS: u32 = 10_000;
 
 /// Client context of readers: reaching the end of a partition is how they know they caught up,
 /// not an error to log.
@@ -46,6 +52,10 @@ pub struct KafkaSettings {
     pub overrides: Vec<(String, String)>,
     /// `fetch.wait.max.ms` of consumers (overrides still win).
     pub fetch_wait_max_ms: u32,
+    /// The prefix of every topic, group and transactional id (empty by default).
+    pub namespace: Namespace,
+    /// The largest record the brokers accept (`message.max.bytes`); producers use the same.
+    pub max_record_bytes: usize,
 }
 
 impl KafkaSettings {
@@ -55,7 +65,20 @@ impl KafkaSettings {
             brokers: brokers.into(),
             overrides: Vec::new(),
             fetch_wait_max_ms: FETCH_WAIT_MAX_MS,
+            namespace: Namespace::default(),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
+    }
+
+    /// The same settings in `namespace`.
+    pub fn in_namespace(mut self, namespace: Namespace) -> Self {
+        self.namespace = namespace;
+        self
+    }
+
+    /// The name on the broker of a logical topic name.
+    pub fn topic(&self, logical: &str) -> String {
+        self.namespace.physical(logical)
     }
 
     /// The same settings with consumers waiting up to `ms` for data.
@@ -78,27 +101,52 @@ impl KafkaSettings {
 
     /// A producer that never reorders or duplicates on retry, acknowledged by all replicas.
     pub fn producer(&self) -> KafkaResult<FutureProducer> {
-        let mut config = ClientConfig::new();
+        self.producer_config().create()
+    }
+
+    /// A transactional producer with `transactional.id` = namespace + `id`; call
+    /// `init_transactions` before use (it fences any earlier producer with the same id).
+    pub fn transactional_producer(&self, id: &str) -> KafkaResult<FutureProducer> {
+        let mut config = self.producer_config();
         config
-            .set("bootstrap.servers", &self.brokers)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            // 20 ms measured best on the local broker for both throughput and latency
-            // (fewer, larger produce requests); see `make bench`.
-            .set("linger.ms", "20")
-            .set("message.timeout.ms", "120000");
+            .set("transactional.id", self.namespace.physical(id))
+            .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
+            // librdkafka requires a record to time out within its transaction.
+            .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string());
         for (key, value) in &self.overrides {
             config.set(key, value);
         }
         config.create()
     }
 
-    /// A group consumer that commits only when told to (after outputs are acknowledged).
-    pub fn group_consumer(&self, group_id: &str) -> KafkaResult<StreamConsumer> {
+    fn producer_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", group_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            // Fewer, larger produce requests; measured with `make bench`.
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "120000")
+            .set("message.max.bytes", self.max_record_bytes.to_string());
+        for (key, value) in &self.overrides {
+            config.set(key, value);
+        }
+        config
+    }
+
+    /// A group consumer that commits only when told to (after outputs are acknowledged).
+    pub fn group_consumer(&self, group_id: &str) -> KafkaResult<StreamConsumer> {
+        self.group_consumer_config(group_id).create()
+    }
+
+    /// The settings of group consumers: namespaced group id, read_committed, manual commits.
+    pub(crate) fn group_consumer_config(&self, group_id: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("group.id", self.namespace.physical(group_id))
+            .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -108,7 +156,7 @@ impl KafkaSettings {
         for (key, value) in &self.overrides {
             config.set(key, value);
         }
-        config.create()
+        config
     }
 
     /// A consumer outside any group, for reading whole topics (tables, tools). It reports
@@ -119,7 +167,12 @@ impl KafkaSettings {
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.brokers)
-            .set("group.id", format!("switchyard.reader.{name}"))
+            .set(
+                "group.id",
+                self.namespace
+                    .physical(&format!("switchyard.reader.{name}")),
+            )
+            .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
@@ -132,7 +185,8 @@ impl KafkaSettings {
     }
 }
 
-/// Assign every partition of `topic` to `reader` from the beginning; returns the partitions.
+/// Assign every partition of the physical `topic` to `reader` from the beginning; returns the
+/// partitions.
 pub fn read_from_beginning(
     reader: &Reader,
     topic: &str,

@@ -2,6 +2,7 @@
 //! the registry), process with a plain function, produce, commit only after every output is
 //! acknowledged. Plus tables over compacted topics, dead letters, metrics and shutdown.
 
+mod batch;
 mod config_tables;
 pub mod dead_letter;
 mod error;
@@ -10,35 +11,52 @@ mod kafka;
 mod key_set;
 pub mod metrics;
 mod metrics_server;
+mod processing;
 mod processor;
+mod publish;
+pub mod retry;
 mod runner;
 pub mod shutdown;
+mod stage_consumer;
 mod table;
+mod transaction;
 
 use std::sync::Arc;
 
 pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
 pub use follow::follow;
-pub use kafka::{KafkaSettings, Reader, ReaderContext, read_from_beginning};
+pub use kafka::{
+    DEFAULT_MAX_RECORD_BYTES, KafkaSettings, Reader, ReaderContext, read_from_beginning,
+};
 pub use key_set::KeySet;
 pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_http, serve_metrics};
+pub use processing::Processing;
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
+pub use publish::{PublishError, is_permanent};
 pub use runner::{RunnerOptions, run};
+pub use stage_consumer::{RebalanceCounter, StageConsumer};
 pub use switchyard_schemas::Codec;
 use switchyard_topics::Catalog;
+pub use switchyard_topics::{Namespace, names};
 pub use table::{Table, TableKey};
 pub use tokio_util::sync::CancellationToken;
 
-/// What every stage of one process shares: broker settings, the codec, metrics, the catalog
-/// and one producer. Cheap to clone.
+/// What every stage of one process shares: broker settings (with the namespace), the codec,
+/// metrics, the catalog, the processing guarantee and one idempotent producer. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
     pub kafka: KafkaSettings,
     pub codec: Codec,
     pub metrics: Metrics,
     pub catalog: Arc<Catalog>,
+    /// The guarantee of topic-to-topic stages.
+    pub processing: Processing,
+    /// This process among the instances of its stages: part of each transactional id. Give a
+    /// restarted instance its old id (`--instance-id`) to fence its unfinished transactions at
+    /// once; a fresh one waits out the transaction timeout instead.
+    pub instance_id: String,
     producer: Arc<std::sync::OnceLock<rdkafka::producer::FutureProducer>>,
 }
 
@@ -58,6 +76,8 @@ impl Runtime {
             codec: Codec::new(registry_url)?,
             metrics: Metrics::new(),
             catalog: Arc::new(Catalog::builtin()?),
+            processing: Processing::default(),
+            instance_id: uuid::Uuid::new_v4().simple().to_string(),
             producer: Arc::new(std::sync::OnceLock::new()),
         })
     }
@@ -69,5 +89,33 @@ impl Runtime {
         }
         let producer = self.kafka.producer()?;
         Ok(self.producer.get_or_init(|| producer).clone())
+    }
+
+    /// Wait until the brokers answer, retrying with backoff and saying so in the log; `false`
+    /// when stopped first.
+    pub async fn wait_for_brokers(&self, shutdown: &CancellationToken) -> bool {
+        use rdkafka::consumer::Consumer;
+        let mut tries = 0;
+        loop {
+            let kafka = self.kafka.clone();
+            let answered = tokio::task::spawn_blocking(move || {
+                let consumer: rdkafka::consumer::BaseConsumer = kafka.client_config().create()?;
+                consumer
+                    .fetch_metadata(None, std::time::Duration::from_secs(5))
+                    .map(|_| ())
+            })
+            .await;
+            match answered {
+                Ok(Ok(())) => return true,
+                Ok(Err(e)) => {
+                    tries += 1;
+                    tracing::warn!(brokers = %self.kafka.brokers, error = %e, tries, "brokers not reachable; retrying");
+                }
+                Err(e) => tracing::error!(error = %e, "broker check did not finish"),
+            }
+            if retry::sleep_or_stop(retry::backoff(tries), shutdown).await {
+                return false;
+            }
+        }
     }
 }

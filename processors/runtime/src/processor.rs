@@ -178,8 +178,18 @@ impl Output {
 
     /// Encode the value in the wire format for `self.topic` (None for a tombstone).
     pub async fn encode(&self, codec: &Codec) -> Result<Option<Vec<u8>>, CodecError> {
+        self.encode_for(codec, &self.topic).await
+    }
+
+    /// Encode the value for the topic named `physical` on the broker (its subject is
+    /// `<physical>-value`); None for a tombstone.
+    pub async fn encode_for(
+        &self,
+        codec: &Codec,
+        physical: &str,
+    ) -> Result<Option<Vec<u8>>, CodecError> {
         match &self.value {
-            Some(value) => value.encode(codec, &self.topic).await.map(Some),
+            Some(value) => value.encode(codec, physical).await.map(Some),
             None => Ok(None),
         }
     }

@@ -12,7 +12,7 @@ use switchyard_schemas::{
 };
 
 /// Output topic.
-pub const FINAL: &str = "reports.final";
+pub use switchyard_runtime::names::FINAL;
 
 /// The stable event id of a message's final report (`X-Switchyard-Event-Id`).
 pub fn final_event_id(message_id: &str) -> String {

@@ -15,8 +15,7 @@ use switchyard_schemas::{
 };
 
 /// Output topics (plus `sender.<name>`).
-pub const ROUTED: &str = "messages.routed";
-pub const REPORTS: &str = "messages.reports";
+pub use switchyard_runtime::names::{REPORTS, ROUTED};
 
 /// Result code of a message no sender can take.
 pub const NO_ROUTE: &str = "no_route";
@@ -161,7 +160,7 @@ impl Route {
 
 /// The topic of a sender (`sender.<name>`, as the catalog declares).
 pub fn sender_topic(sender: &str) -> String {
-    format!("sender.{sender}")
+    switchyard_runtime::names::sender(sender)
 }
 
 /// The records one routed message becomes.

@@ -8,8 +8,7 @@ use switchyard_schemas::{
 };
 
 /// Output topics.
-pub const VALIDATED: &str = "messages.validated";
-pub const REJECTED: &str = "messages.rejected";
+pub use switchyard_runtime::names::{REJECTED, VALIDATED};
 
 /// Why a submission is refused (the `code` of a Rejection).
 pub mod codes {

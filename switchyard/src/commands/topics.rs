@@ -13,7 +13,10 @@ pub async fn run(app: &AppContext, command: TopicsCommand) -> anyhow::Result<i32
             replication_factor,
             fail_on_drift,
         } => {
-            let specs = load(&catalog)?.topics(&catalog.senders);
+            let specs = Catalog::in_namespace(
+                load(&catalog)?.topics(&catalog.senders),
+                &app.kafka.namespace,
+            );
             let options = ApplyOptions {
                 brokers: app.kafka.brokers.clone(),
                 replication_factor,
@@ -29,7 +32,11 @@ pub async fn run(app: &AppContext, command: TopicsCommand) -> anyhow::Result<i32
             })
         }
         TopicsCommand::List { catalog } => {
-            for spec in load(&catalog)?.topics(&catalog.senders) {
+            let specs = Catalog::in_namespace(
+                load(&catalog)?.topics(&catalog.senders),
+                &app.kafka.namespace,
+            );
+            for spec in specs {
                 let retention = spec
                     .retention_ms
                     .map_or("forever".to_string(), |ms| format!("{} h", ms / 3_600_000));

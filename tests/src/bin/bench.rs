@@ -24,7 +24,7 @@ use serde_json::json;
 use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_schemas::{FinalReport, Submission, now_millis};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
-use switchyard_tests::{Broker, apply_topics, sample_submission};
+use switchyard_tests::{Broker, TestEnv, apply_topics, sample_submission};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
@@ -38,9 +38,10 @@ struct Raw {
     consume_per_s: f64,
 }
 
-async fn raw_rate(broker: &Broker, records: usize) -> anyhow::Result<Raw> {
-    apply_topics(broker, &["bench.raw"]).await?;
-    let kafka = broker.kafka();
+async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
+    apply_topics(env, &["bench.raw"]).await?;
+    let kafka = env.kafka();
+    let topic = kafka.topic("bench.raw");
     let producer = kafka.producer()?;
     let payload = vec![b'x'; 300];
     let started = Instant::now();
@@ -48,7 +49,7 @@ async fn raw_rate(broker: &Broker, records: usize) -> anyhow::Result<Raw> {
     for i in 0..records {
         let key = format!("k{i}");
         loop {
-            match producer.send_result(FutureRecord::to("bench.raw").key(&key).payload(&payload)) {
+            match producer.send_result(FutureRecord::to(&topic).key(&key).payload(&payload)) {
                 Ok(delivery) => {
                     pending.push(delivery);
                     break;
@@ -63,7 +64,7 @@ async fn raw_rate(broker: &Broker, records: usize) -> anyhow::Result<Raw> {
     let produce_per_s = records as f64 / started.elapsed().as_secs_f64();
 
     let consumer = kafka.group_consumer("bench.raw")?;
-    consumer.subscribe(&["bench.raw"])?;
+    consumer.subscribe(&[topic.as_str()])?;
     let started = Instant::now();
     let mut offsets: HashMap<i32, i64> = HashMap::new();
     for n in 1..=records {
@@ -143,16 +144,12 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn,rdkafka=error"))
         .init();
 
-    let broker = if storage == "memory" {
-        Broker::start()?
-    } else {
-        Broker::start_sqlite()?
-    };
+    let broker = Broker::start()?;
     let pace = rate.map_or("all at once".to_string(), |r| format!("paced at {r} msg/s"));
     println!(
         "switchyard bench: broker Tansu ({storage} storage), {messages} messages {pace}, {raw_records} raw records"
     );
-    let raw = raw_rate(&broker, raw_records).await?;
+    let raw = raw_rate(&broker.env(), raw_records).await?;
     println!(
         "raw broker    produce {:>9.0} rec/s   consume {:>9.0} rec/s   (300 B, 3 partitions)",
         raw.produce_per_s, raw.consume_per_s
@@ -162,7 +159,7 @@ async fn main() -> anyhow::Result<()> {
         success_rate: 1.0,
         receipt_delay: Duration::ZERO,
     };
-    let pipeline = Pipeline::start_on(broker, &[], sim).await?;
+    let pipeline = Pipeline::start_on(broker.env(), &[], sim).await?;
     let runtime = pipeline.stack.runtime.clone();
     let mut sent_at: HashMap<String, i64> = HashMap::new();
 
@@ -171,6 +168,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let http = reqwest::Client::new();
     let producer = runtime.producer()?;
+    let accepted_topic = runtime.kafka.topic("messages.accepted");
     let url = format!("{}/v1/messages", pipeline.ingress_url);
     let mut requests = Vec::new();
     let mut deliveries = Vec::new();
@@ -210,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
                     .codec
                     .encode("messages.accepted", &submission)
                     .await?;
-                let record = FutureRecord::to("messages.accepted")
+                let record = FutureRecord::to(&accepted_topic)
                     .key("acme")
                     .payload(&payload);
                 deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);

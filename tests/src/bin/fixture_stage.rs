@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_runtime::{
-    Invalid, KafkaSettings, Origin, Output, Processor, RunnerOptions, Runtime, StageError,
+    Invalid, KafkaSettings, Namespace, Origin, Output, Processor, RunnerOptions, Runtime,
+    StageError,
 };
 use switchyard_schemas::Submission;
 
@@ -47,7 +48,9 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new("info,rdkafka=warn"))
         .init();
 
-    let runtime = Runtime::new(KafkaSettings::new(brokers), &registry)?;
+    let prefix = arg("--topic-prefix").unwrap_or_default();
+    let kafka = KafkaSettings::new(brokers).in_namespace(Namespace::new(prefix));
+    let runtime = Runtime::new(kafka, &registry)?;
     let shutdown = switchyard_runtime::shutdown::on_signal();
     if let Some(addr) = arg("--metrics-addr") {
         let bound = switchyard_runtime::serve_metrics(

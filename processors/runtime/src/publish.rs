@@ -1,0 +1,127 @@
+//! `publish`: what a connector writes outside a stage (the ingress, receipts, config apply),
+//! through the process's shared idempotent producer. It answers only once the broker
+//! acknowledged every record, and counts them in the same metrics as the stages.
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureRecord;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::metrics::StageTopic;
+use crate::processor::Output;
+use crate::{Runtime, RuntimeError};
+
+/// How long a publish waits for the broker before giving up.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Room left in a record for its key, headers and framing (Kafka's record overhead is tens
+/// of bytes; this is generous).
+const RECORD_OVERHEAD_BYTES: usize = 1024;
+
+/// Why a publish failed, and whether sending again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// A record is larger than the broker accepts; nothing was produced. Do not retry.
+    #[error("a record for {topic} is {bytes} bytes; the broker accepts at most {limit}")]
+    TooLarge {
+        topic: String,
+        bytes: usize,
+        limit: usize,
+    },
+    /// The broker will never take this record (too large, or otherwise refused). Do not retry.
+    #[error("the broker refuses the record for {topic}: {reason}")]
+    Refused { topic: String, reason: String },
+    /// The broker or the registry is unreachable or slow. A retry can help.
+    #[error("not acknowledged for {topic}: {reason}")]
+    Unavailable { topic: String, reason: String },
+    /// A record cannot be encoded (the schema refuses it). Do not retry.
+    #[error(transparent)]
+    Encode(RuntimeError),
+}
+
+impl PublishError {
+    /// Whether publishing the same records again may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            PublishError::Unavailable { .. } => true,
+            PublishError::Refused { .. } | PublishError::TooLarge { .. } => false,
+            PublishError::Encode(e) => e.is_retriable(),
+        }
+    }
+}
+
+/// Whether the broker refuses a record for good.
+pub fn is_permanent(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::UnknownTopic
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    )
+}
+
+impl Runtime {
+    /// Encode and produce `outputs` (logical topics) on behalf of `origin` (a metrics label:
+    /// `ingress`, `receipts`, `config`), and wait until every one is acknowledged. Records
+    /// larger than the broker accepts are refused before anything is produced.
+    pub async fn publish(&self, origin: &str, outputs: &[Output]) -> Result<(), PublishError> {
+        let producer = self.producer().map_err(PublishError::Encode)?;
+        let mut encoded = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            let physical = self.kafka.topic(&output.topic);
+            let payload = output
+                .encode_for(&self.codec, &physical)
+                .await
+                .map_err(|e| PublishError::Encode(e.into()))?;
+            let bytes = payload.as_ref().map_or(0, Vec::len) + output.key.len();
+            let limit = self.kafka.max_record_bytes;
+            if bytes + RECORD_OVERHEAD_BYTES > limit {
+                return Err(PublishError::TooLarge {
+                    topic: output.topic.clone(),
+                    bytes,
+                    limit: limit.saturating_sub(RECORD_OVERHEAD_BYTES),
+                });
+            }
+            encoded.push((output, physical, payload));
+        }
+        let sends = encoded.iter().map(|(output, physical, payload)| {
+            let mut record = FutureRecord::<str, Vec<u8>>::to(physical).key(&output.key);
+            if let Some(payload) = payload {
+                record = record.payload(payload);
+            }
+            let producer = producer.clone();
+            async move {
+                producer
+                    .send(record, PUBLISH_TIMEOUT)
+                    .await
+                    .map_err(|(e, _)| {
+                        let (topic, reason) = (output.topic.clone(), e.to_string());
+                        if is_permanent(&e) {
+                            PublishError::Refused { topic, reason }
+                        } else {
+                            PublishError::Unavailable { topic, reason }
+                        }
+                    })
+            }
+        });
+        futures::future::try_join_all(sends).await?;
+        for (output, _, _) in &encoded {
+            self.metrics
+                .produced
+                .get_or_create(&StageTopic {
+                    stage: origin.to_string(),
+                    topic: output.topic.clone(),
+                })
+                .inc();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,54 @@
+//! The consumer a stage's runner uses: a group member that counts rebalances, so a batch whose
+//! partitions moved while it was in flight is never committed as if they had not.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaResult;
+
+/// Counts assignment changes of one consumer.
+#[derive(Debug, Clone, Default)]
+pub struct RebalanceCounter {
+    changes: Arc<AtomicU64>,
+}
+
+impl RebalanceCounter {
+    /// How many rebalances touched this consumer so far.
+    pub fn epoch(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+}
+
+impl ClientContext for RebalanceCounter {}
+
+impl ConsumerContext for RebalanceCounter {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned");
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions revoked");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+}
+
+/// A stage's group consumer.
+pub type StageConsumer = StreamConsumer<RebalanceCounter>;
+
+impl crate::KafkaSettings {
+    /// A group consumer (namespaced group id, read_committed, manual commits) that counts
+    /// rebalances.
+    pub fn stage_consumer(&self, group_id: &str) -> KafkaResult<(StageConsumer, RebalanceCounter)> {
+        let counter = RebalanceCounter::default();
+        let consumer = self
+            .group_consumer_config(group_id)
+            .create_with_context(counter.clone())?;
+        Ok((consumer, counter))
+    }
+}

@@ -1,0 +1,150 @@
+//! Every topic name of the pipeline, in one place, and the namespace prefix that lets several
+//! environments share one cluster. Code uses these logical names; the runtime adds the
+//! namespace at the Kafka boundary (`Namespace::physical`).
+
+/// Intake: Submission, key customer id.
+pub const ACCEPTED: &str = "messages.accepted";
+/// validate → route: ValidatedMessage.
+pub const VALIDATED: &str = "messages.validated";
+/// validate → report: Rejection.
+pub const REJECTED: &str = "messages.rejected";
+/// route → history: RoutingDecision.
+pub const ROUTED: &str = "messages.routed";
+/// dispatch → route, history: DispatchOutcome.
+pub const DISPATCHED: &str = "messages.dispatched";
+/// dispatch (receipts) → report: DeliveryReport.
+pub const REPORTS: &str = "messages.reports";
+/// report → callback, history: FinalReport.
+pub const FINAL: &str = "reports.final";
+/// After the tenth failed callback retry.
+pub const CALLBACKS_EXHAUSTED: &str = "callbacks.exhausted";
+/// Config tables (compacted).
+pub const CONFIG_CUSTOMERS: &str = "config.customers";
+pub const CONFIG_CLIENTS: &str = "config.clients";
+pub const CONFIG_SENDERS: &str = "config.senders";
+pub const CONFIG_ROUTES: &str = "config.routes";
+pub const CONFIG_POLICY: &str = "config.policy";
+pub const CONFIG_NUMBERING: &str = "config.numbering";
+/// Dispatchers' heartbeats (compacted).
+pub const SENDER_HEALTH: &str = "state.sender-health";
+/// validate's dedup window changelog (compacted).
+pub const STATE_DEDUP: &str = "state.dedup";
+/// Prepaid balance snapshots (compacted).
+pub const STATE_BALANCES: &str = "state.balances";
+/// The schema registry's log (Confluent's own format).
+pub const SCHEMAS: &str = "_schemas";
+
+/// Number of callback retry tiers.
+pub const CALLBACK_RETRY_TIERS: u32 = 10;
+
+const SENDER_PREFIX: &str = "sender.";
+const DEAD_LETTER_PREFIX: &str = "deadletter.";
+const CALLBACK_RETRY_PREFIX: &str = "callbacks.retry.";
+
+/// The topic of one sender, e.g. `sender.skt-1`.
+pub fn sender(name: &str) -> String {
+    format!("{SENDER_PREFIX}{name}")
+}
+
+/// The sender a sender topic belongs to (`sender.skt-1` → `skt-1`).
+pub fn sender_of(topic: &str) -> Option<&str> {
+    topic.strip_prefix(SENDER_PREFIX)
+}
+
+/// The dead-letter topic of a topic, e.g. `deadletter.messages.accepted`.
+pub fn dead_letter(topic: &str) -> String {
+    format!("{DEAD_LETTER_PREFIX}{topic}")
+}
+
+/// The retry tier topic for retry `n` (1..=10).
+pub fn callback_retry(n: u32) -> String {
+    format!("{CALLBACK_RETRY_PREFIX}{n}")
+}
+
+/// Every fixed (not per-sender, not dead-letter) topic name above.
+pub fn fixed() -> Vec<String> {
+    let mut names: Vec<String> = [
+        ACCEPTED,
+        VALIDATED,
+        REJECTED,
+        ROUTED,
+        DISPATCHED,
+        REPORTS,
+        FINAL,
+        CALLBACKS_EXHAUSTED,
+        CONFIG_CUSTOMERS,
+        CONFIG_CLIENTS,
+        CONFIG_SENDERS,
+        CONFIG_ROUTES,
+        CONFIG_POLICY,
+        CONFIG_NUMBERING,
+        SENDER_HEALTH,
+        STATE_DEDUP,
+        STATE_BALANCES,
+        SCHEMAS,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    names.extend((1..=CALLBACK_RETRY_TIERS).map(callback_retry));
+    names
+}
+
+/// A namespace: the prefix put before every topic, consumer group and transactional id, so
+/// several environments (or tests) share one cluster without seeing each other's records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace {
+    prefix: String,
+}
+
+impl Namespace {
+    /// The namespace with this prefix (empty: no prefix). A prefix is used as it is, so give
+    /// it its own separator, e.g. `staging.`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Namespace {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The name on the broker of a logical topic (or group, or transactional id).
+    pub fn physical(&self, logical: &str) -> String {
+        format!("{}{logical}", self.prefix)
+    }
+
+    /// The logical name of a name on the broker; unchanged when it lacks the prefix.
+    pub fn logical<'a>(&self, physical: &'a str) -> &'a str {
+        physical.strip_prefix(&self.prefix).unwrap_or(physical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Catalog;
+
+    #[test]
+    fn every_name_here_is_declared_in_the_catalog_and_back() {
+        let catalog = Catalog::builtin().expect("parses");
+        let declared: std::collections::BTreeSet<String> =
+            catalog.declared_names().into_iter().collect();
+        let named: std::collections::BTreeSet<String> = fixed().into_iter().collect();
+        assert_eq!(declared, named);
+        assert_eq!(catalog.sender_topic("skt-1"), sender("skt-1"));
+        assert_eq!(catalog.dead_letter_topic(ACCEPTED), dead_letter(ACCEPTED));
+        assert_eq!(sender_of(&sender("kt-2")), Some("kt-2"));
+    }
+
+    #[test]
+    fn a_namespace_prefixes_and_strips() {
+        let ns = Namespace::new("staging.");
+        assert_eq!(ns.physical(ACCEPTED), "staging.messages.accepted");
+        assert_eq!(ns.logical("staging.messages.accepted"), ACCEPTED);
+        assert_eq!(ns.logical("other.topic"), "other.topic");
+        assert_eq!(Namespace::default().physical(FINAL), FINAL);
+    }
+}
