@@ -10,7 +10,7 @@ use rdkafka::Message;
 use switchyard_runtime::dead_letter::{
     KIND_HEADER, REASON_HEADER, SOURCE_OFFSET_HEADER, STAGE_HEADER, header_text,
 };
-use switchyard_runtime::{CancellationToken, Output, Table};
+use switchyard_runtime::{CancellationToken, Output, Processing, Table};
 use switchyard_schemas::{Channel, CustomerConfig, Submission};
 use switchyard_tests::sample_submission;
 use switchyard_tests::{Stack, committed_total, free_port, produce_raw, read_all, read_topic};
@@ -48,8 +48,20 @@ fn start_stage_batched(
     batch: usize,
     metrics_port: Option<u16>,
 ) -> anyhow::Result<Child> {
+    start_stage_as(stack, delay_ms, batch, metrics_port, &[])
+}
+
+/// The fixture stage with extra arguments (`--processing`, `--instance-id`).
+fn start_stage_as(
+    stack: &Stack,
+    delay_ms: u64,
+    batch: usize,
+    metrics_port: Option<u16>,
+    extra: &[&str],
+) -> anyhow::Result<Child> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fixture_stage"));
     command
+        .args(extra)
         .args([
             "--brokers",
             &stack.env.brokers(),
@@ -114,13 +126,30 @@ async fn wait_for_count(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn killed_mid_batch_then_restarted_loses_nothing() -> anyhow::Result<()> {
+async fn killed_mid_batch_then_restarted_loses_nothing_and_repeats_nothing() -> anyhow::Result<()> {
+    killed_mid_batch_then_restarted(Processing::ExactlyOnce).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_mid_batch_then_restarted_loses_nothing_at_least_once() -> anyhow::Result<()> {
+    killed_mid_batch_then_restarted(Processing::AtLeastOnce).await
+}
+
+/// Kill -9 inside a batch, restart with the same instance id: every input has its outputs;
+/// exactly once, none twice (read_committed).
+async fn killed_mid_batch_then_restarted(processing: Processing) -> anyhow::Result<()> {
     let stack = Stack::start(&OUTPUTS).await?;
     let total = 300;
     produce_submissions(&stack, (0..total).map(|i| format!("m-{i}"))).await?;
+    let args = [
+        "--processing",
+        processing.as_str(),
+        "--instance-id",
+        "fixture-1",
+    ];
 
     // 20 ms per record: a 50-record batch takes a second, so the kill lands inside one.
-    let mut stage = start_stage(&stack, 20, None)?;
+    let mut stage = start_stage_as(&stack, 20, 50, None, &args)?;
     let produced_before_kill =
         wait_for_count(&stack, "fixture.out.a", 60, Duration::from_secs(30)).await?;
     assert!(
@@ -139,7 +168,7 @@ async fn killed_mid_batch_then_restarted_loses_nothing() -> anyhow::Result<()> {
         "the kill came before the end ({committed_at_kill} committed)"
     );
 
-    let mut restarted = start_stage(&stack, 0, None)?;
+    let mut restarted = start_stage_as(&stack, 0, 50, None, &args)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while committed_total(
         &stack.runtime.kafka,
@@ -173,8 +202,14 @@ async fn killed_mid_batch_then_restarted_loses_nothing() -> anyhow::Result<()> {
         );
         let replayed = counts.values().filter(|&&n| n > 1).count();
         eprintln!(
-            "{topic}: {total} inputs, all present; {replayed} replayed after the kill (at-least-once)"
+            "{topic}: {total} inputs, all present; {replayed} replayed after the kill ({processing})"
         );
+        if processing == Processing::ExactlyOnce {
+            assert_eq!(
+                replayed, 0,
+                "{topic}: no output twice to read_committed readers"
+            );
+        }
     }
     signal(&restarted, "TERM")?;
     restarted.wait()?;
@@ -327,21 +362,10 @@ async fn a_table_follows_its_compacted_topic() -> anyhow::Result<()> {
         tps_limits: Default::default(),
         prepaid: false,
     };
-    let producer = stack.runtime.producer()?;
     let put = |output: Output| {
-        let producer = producer.clone();
-        let codec = stack.runtime.codec.clone();
+        let runtime = stack.runtime.clone();
         async move {
-            let payload = output.encode(&codec).await?;
-            let mut record =
-                rdkafka::producer::FutureRecord::<str, Vec<u8>>::to(&output.topic).key(&output.key);
-            if let Some(payload) = &payload {
-                record = record.payload(payload);
-            }
-            producer
-                .send(record, Duration::from_secs(10))
-                .await
-                .map_err(|(e, _)| e)?;
+            runtime.publish("test", &[output]).await?;
             anyhow::Ok(())
         }
     };

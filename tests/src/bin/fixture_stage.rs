@@ -50,7 +50,13 @@ async fn main() -> anyhow::Result<()> {
 
     let prefix = arg("--topic-prefix").unwrap_or_default();
     let kafka = KafkaSettings::new(brokers).in_namespace(Namespace::new(prefix));
-    let runtime = Runtime::new(kafka, &registry)?;
+    let mut runtime = Runtime::new(kafka, &registry)?;
+    if let Some(processing) = arg("--processing") {
+        runtime.processing = processing.parse().map_err(anyhow::Error::msg)?;
+    }
+    if let Some(id) = arg("--instance-id") {
+        runtime.instance_id = id;
+    }
     let shutdown = switchyard_runtime::shutdown::on_signal();
     if let Some(addr) = arg("--metrics-addr") {
         let bound = switchyard_runtime::serve_metrics(
