@@ -1,7 +1,7 @@
 //! What every subcommand gets: connection settings, metrics and the shutdown token.
 
 use switchyard_runtime::{
-    CancellationToken, KafkaSettings, Metrics, Namespace, Processing, Runtime,
+    CancellationToken, Health, KafkaSettings, Metrics, Namespace, Processing, Runtime,
 };
 
 use crate::cli::Global;
@@ -13,6 +13,7 @@ pub struct Context {
     pub instance_id: Option<String>,
     pub schema_registry_url: String,
     pub metrics: Metrics,
+    pub health: Health,
     pub metrics_addr: Option<std::net::SocketAddr>,
     pub shutdown: CancellationToken,
 }
@@ -29,6 +30,7 @@ impl Context {
             instance_id: global.instance_id.clone(),
             schema_registry_url: global.schema_registry_url.clone(),
             metrics: Metrics::new(),
+            health: Health::default(),
             metrics_addr: global.metrics_addr,
             shutdown: switchyard_runtime::shutdown::on_signal(),
         }
@@ -40,6 +42,7 @@ impl Context {
     pub fn runtime(&self, registry_url: &str) -> anyhow::Result<Runtime> {
         let mut runtime = Runtime::new(self.kafka.clone(), registry_url)?;
         runtime.metrics = self.metrics.clone();
+        runtime.health = self.health.clone();
         runtime.processing = self.processing;
         if let Some(id) = &self.instance_id {
             runtime.instance_id = id.clone();

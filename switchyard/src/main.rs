@@ -15,7 +15,13 @@ async fn main() -> anyhow::Result<()> {
     init_logging(cli.global.log_format);
     let app = context::Context::new(&cli.global);
     if let Some(addr) = cli.global.metrics_addr {
-        switchyard_runtime::serve_metrics(addr, app.metrics.clone(), app.shutdown.clone()).await?;
+        switchyard_runtime::serve_metrics(
+            addr,
+            app.metrics.clone(),
+            app.health.clone(),
+            app.shutdown.clone(),
+        )
+        .await?;
     }
     let code = match cli.command {
         Command::Topics { command } => commands::topics::run(&app, command).await?,

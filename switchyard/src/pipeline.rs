@@ -9,7 +9,9 @@ use std::time::Duration;
 use switchyard_callback::Callback;
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
-use switchyard_runtime::{CancellationToken, ConfigTables, KeySet, RunnerOptions, Runtime, names};
+use switchyard_runtime::{
+    CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, names,
+};
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
 use switchyard_stages::validate::Validate;
@@ -66,12 +68,13 @@ pub enum StartError {
     Listen(#[from] std::io::Error),
 }
 
-/// Running roles: their tasks and the addresses they bound.
+/// Running roles: their tasks, the addresses they bound and their health.
 #[derive(Debug, Default)]
 pub struct Running {
     pub tasks: Vec<JoinHandle<()>>,
     pub ingress: Option<SocketAddr>,
     pub receipts: Option<SocketAddr>,
+    pub health: Health,
 }
 
 impl Running {
@@ -82,10 +85,19 @@ impl Running {
         }
     }
 
-    /// Run until `shutdown`, then give the roles `grace` to finish their batches and commit;
-    /// whatever is still running then is abandoned (its input is consumed again next time).
-    pub async fn run_until(self, shutdown: &CancellationToken, grace: Duration) {
-        shutdown.cancelled().await;
+    /// Run until `shutdown` or until a role fails, then give the roles `grace` to finish their
+    /// batches and commit; whatever is still running then is abandoned (its input is consumed
+    /// again next time). The process's exit code: 0 after a requested stop, 1 after a failure.
+    pub async fn run_until(self, shutdown: &CancellationToken, grace: Duration) -> i32 {
+        let failed = self.health.failed();
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = failed.cancelled() => {
+                tracing::error!(health = ?self.health.report(), "a role failed; stopping the others");
+                shutdown.cancel();
+            }
+        }
+        let code = if self.health.is_healthy() { 0 } else { 1 };
         let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
         if tokio::time::timeout(grace, self.wait()).await.is_err() {
             tracing::warn!(
@@ -94,7 +106,31 @@ impl Running {
             );
             aborts.iter().for_each(tokio::task::AbortHandle::abort);
         }
+        code
     }
+}
+
+/// Run a role's task; its end before shutdown, or its error, marks the role failed.
+fn spawn_role<F>(
+    role: String,
+    health: &Health,
+    shutdown: &CancellationToken,
+    task: F,
+) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let (health, shutdown) = (health.clone(), shutdown.clone());
+    health.set(&role, RoleState::Running);
+    tokio::spawn(async move {
+        match task.await {
+            Err(error) => health.set(&role, RoleState::Failed(error)),
+            Ok(()) if !shutdown.is_cancelled() => {
+                health.set(&role, RoleState::Failed("stopped by itself".into()));
+            }
+            Ok(()) => {}
+        }
+    })
 }
 
 fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(
@@ -103,15 +139,17 @@ fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(
     options: RunnerOptions,
     shutdown: &CancellationToken,
 ) -> JoinHandle<()> {
-    let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        let stage = options.stage.clone();
-        if let Err(e) =
-            switchyard_runtime::run(&runtime, Arc::new(processor), options, shutdown).await
-        {
-            tracing::error!(stage, error = %e, "stage stopped");
-        }
-    })
+    let (task_runtime, task_shutdown) = (runtime.clone(), shutdown.clone());
+    spawn_role(
+        options.stage.clone(),
+        &runtime.health,
+        shutdown,
+        async move {
+            switchyard_runtime::run(&task_runtime, Arc::new(processor), options, task_shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
 }
 
 /// Start `roles` on `runtime`; they run until `shutdown`.
@@ -121,8 +159,14 @@ pub async fn start(
     settings: &Settings,
     shutdown: &CancellationToken,
 ) -> Result<Running, StartError> {
+    if !runtime.wait_for_brokers(shutdown).await {
+        return Ok(Running::default());
+    }
     let tables = ConfigTables::start(runtime, shutdown.clone()).await?;
-    let mut running = Running::default();
+    let mut running = Running {
+        health: runtime.health.clone(),
+        ..Running::default()
+    };
     let history = if roles
         .iter()
         .any(|r| matches!(r, Role::History | Role::Ingress))
@@ -176,9 +220,16 @@ pub async fn start(
                     history.clone().expect("opened above"),
                     shutdown.clone(),
                 );
+                let health = runtime.health.clone();
                 running
                     .tasks
-                    .push(tokio::spawn(run_history(runtime, store, shutdown)));
+                    .push(spawn_role("history".into(), &health, &shutdown, {
+                        let shutdown = shutdown.clone();
+                        async move {
+                            run_history(runtime, store, shutdown).await;
+                            Ok(())
+                        }
+                    }));
             }
             Role::Dispatch => {
                 let app = switchyard_carrier_http::receipts::router(runtime.clone());
@@ -197,9 +248,19 @@ pub async fn start(
                     .unwrap_or_else(|| format!("http://{bound}/receipts"));
                 let (runtime, tables, shutdown) =
                     (runtime.clone(), tables.clone(), shutdown.clone());
-                running.tasks.push(tokio::spawn(
-                    switchyard_carrier_http::service::run_dispatch(runtime, tables, url, shutdown),
-                ));
+                let health = runtime.health.clone();
+                running
+                    .tasks
+                    .push(spawn_role("dispatch".into(), &health, &shutdown, {
+                        let shutdown = shutdown.clone();
+                        async move {
+                            switchyard_carrier_http::service::run_dispatch(
+                                runtime, tables, url, shutdown,
+                            )
+                            .await;
+                            Ok(())
+                        }
+                    }));
             }
             Role::Ingress => {
                 let ingress = Ingress {

@@ -7,6 +7,7 @@ mod config_tables;
 pub mod dead_letter;
 mod error;
 mod follow;
+mod health;
 mod kafka;
 mod key_set;
 pub mod metrics;
@@ -26,6 +27,7 @@ use std::sync::Arc;
 pub use config_tables::{ConfigTables, numbering_key, route_key};
 pub use error::RuntimeError;
 pub use follow::follow;
+pub use health::{Health, HealthReport, RoleState, health_router};
 pub use kafka::{
     DEFAULT_MAX_RECORD_BYTES, KafkaSettings, Reader, ReaderContext, read_from_beginning,
 };
@@ -57,6 +59,8 @@ pub struct Runtime {
     /// restarted instance its old id (`--instance-id`) to fence its unfinished transactions at
     /// once; a fresh one waits out the transaction timeout instead.
     pub instance_id: String,
+    /// The health of this process's roles (served at `/healthz` on the metrics address).
+    pub health: Health,
     producer: Arc<std::sync::OnceLock<rdkafka::producer::FutureProducer>>,
 }
 
@@ -78,6 +82,7 @@ impl Runtime {
             catalog: Arc::new(Catalog::builtin()?),
             processing: Processing::default(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
+            health: Health::default(),
             producer: Arc::new(std::sync::OnceLock::new()),
         })
     }

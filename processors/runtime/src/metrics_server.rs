@@ -1,5 +1,5 @@
-//! HTTP serving shared by every role: `/metrics`, and `serve_http`, which binds, serves a router
-//! until shutdown and logs where.
+//! HTTP serving shared by every role: the metrics address (`/metrics` and `/healthz`), and
+//! `serve_http`, which binds, serves a router until shutdown and logs where.
 
 use std::net::SocketAddr;
 
@@ -55,15 +55,14 @@ pub async fn serve_http(
     Ok((bound, task))
 }
 
-/// Serve `/metrics` on `addr` until `shutdown`; returns the bound address (port 0 picks one).
+/// Serve `/metrics` and `/healthz` on `addr` until `shutdown`; returns the bound address (port
+/// 0 picks one).
 pub async fn serve_metrics(
     addr: SocketAddr,
     metrics: Metrics,
+    health: crate::Health,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, RuntimeError> {
-    Ok(
-        serve_http(addr, metrics_router(metrics), shutdown, "metrics")
-            .await?
-            .0,
-    )
+    let app = metrics_router(metrics).merge(crate::health_router(health));
+    Ok(serve_http(addr, app, shutdown, "metrics").await?.0)
 }

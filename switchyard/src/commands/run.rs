@@ -11,8 +11,7 @@ pub async fn run(app: &Context, role: Role, args: RoleArgs) -> anyhow::Result<i3
     if let Some(ingress) = running.ingress {
         println!("ingress listening on http://{ingress}");
     }
-    running
+    Ok(running
         .run_until(&app.shutdown, std::time::Duration::from_secs(15))
-        .await;
-    Ok(0)
+        .await)
 }

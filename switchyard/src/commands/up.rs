@@ -82,9 +82,9 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
         "  curl -s http://{ingress}/v1/messages/<message_id> -H 'Authorization: Bearer sk-demo-0123456789'"
     );
     println!("Ctrl-C stops everything.");
-    running
+    let code = running
         .run_until(&app.shutdown, Duration::from_secs(15))
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), registry_task).await;
-    Ok(0)
+    Ok(code)
 }

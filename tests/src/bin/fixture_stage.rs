@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         let bound = switchyard_runtime::serve_metrics(
             addr.parse()?,
             runtime.metrics.clone(),
+            runtime.health.clone(),
             shutdown.clone(),
         )
         .await?;
