@@ -93,10 +93,13 @@ async fn a_batch_with_one_oversized_message_produces_none_of_its_messages() -> a
     )
     .await?;
     let (status, content_type, body) = problem(response).await?;
+    assert_eq!(
+        read_all(kafka, ACCEPTED).await?.len(),
+        0,
+        "none of the batch may be produced"
+    );
     assert_eq!(status, 413, "{body}");
     assert_eq!(content_type, "application/problem+json");
-
-    assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 0);
 
     // The same batch without it is accepted whole.
     messages.pop();
