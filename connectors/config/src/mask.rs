@@ -69,10 +69,9 @@ impl Masked for NumberingEntry {
     }
 }
 
-/// Words in a setting or query parameter name that mark its value as a secret.
-const SECRET_WORDS: [&str; 9] = [
-    "password",
-    "passwd",
+/// Words in a setting or query parameter name that mark its value as a secret (`pass` covers
+/// `password` and `passwd`).
+const SECRET_WORDS: [&str; 7] = [
     "pass",
     "secret",
     "token",
@@ -82,8 +81,9 @@ const SECRET_WORDS: [&str; 9] = [
     "private",
 ];
 
-/// Whether a setting or query parameter called `name` holds a secret: its name contains one of
-/// [`SECRET_WORDS`], or is `pw`/`pwd` or ends in `_pw`/`_pwd` (case-insensitive).
+/// Whether a setting or query parameter called `name` holds a secret (case-insensitive): its
+/// name contains one of [`SECRET_WORDS`], or one of its words (split at anything not a letter
+/// or digit) is `pw` or `pwd`. Errs on the side of masking.
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|w| name.contains(w))
