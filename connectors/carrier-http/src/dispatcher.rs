@@ -1,7 +1,8 @@
 //! The HTTP sender: consumes `sender.<name>`, submits each message to the sender's endpoint,
 //! records the outcome in `messages.dispatched`. A refusal (4xx) fails the message with a
 //! report; an outage (5xx, timeout, refused connection) is retried — the queue waits for the
-//! carrier rather than failing messages it could still deliver.
+//! carrier rather than failing messages it could still deliver. Any 2xx is final: the message is
+//! submitted even when the answer cannot be read, so it is never sent twice.
 
 use std::time::Duration;
 
@@ -91,31 +92,61 @@ impl HttpSender {
                 now_millis(),
             ));
         }
-        let accepted: SubmitResponse = response.json().await.map_err(|e| {
-            StageError::Unavailable(format!(
-                "sender {} answered unreadable JSON: {e}",
-                self.sender.name
-            ))
-        })?;
-        tracing::debug!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, "submitted");
-        Ok(vec![submitted(
-            request,
-            accepted.carrier_message_id,
-            now_millis(),
-        )])
+        // From here on the carrier has accepted the message: whatever its answer says, sending
+        // it again would deliver it twice. An answer without a readable carrier message id is
+        // recorded as submitted with the id unknown (the receipt still matches on `reference`).
+        let accepted = match response.text().await {
+            Ok(text) => match serde_json::from_str::<SubmitResponse>(&text) {
+                Ok(answer) if !answer.carrier_message_id.is_empty() => {
+                    Ok(answer.carrier_message_id)
+                }
+                Ok(_) => Err(format!("{status} without a carrier message id")),
+                Err(e) => Err(format!(
+                    "{status} with an unreadable answer ({e}): {:?}",
+                    excerpt(&text)
+                )),
+            },
+            Err(e) => Err(format!(
+                "{status} with an answer that could not be read: {e}"
+            )),
+        };
+        match accepted {
+            Ok(carrier_message_id) => {
+                tracing::debug!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, "submitted");
+                Ok(vec![submitted(request, carrier_message_id, now_millis())])
+            }
+            Err(why) => {
+                tracing::warn!(stage = "dispatch", message_id = %request.message_id, sender = %self.sender.name, %why, "submitted; carrier message id unknown");
+                Ok(vec![submitted_unknown(
+                    request,
+                    format!("carrier message id unknown: accepted {why}"),
+                    now_millis(),
+                )])
+            }
+        }
     }
 }
 
+/// At most [`EXCERPT_CHARS`] characters of a carrier's answer, for the logs.
+fn excerpt(body: &str) -> String {
+    let mut chars = body.chars();
+    let head: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        format!("{head}…")
+    } else {
+        head
+    }
+}
+
+/// How much of an unreadable answer the warning shows.
+const EXCERPT_CHARS: usize = 200;
+
 /// The `messages.dispatched` record of what a sender did with `request`.
-fn outcome(request: DispatchRequest, result: Result<String, String>, now: i64) -> Output {
+fn outcome(request: DispatchRequest, result: Result<Submitted, String>, now: i64) -> Output {
     let key = request.message_id.clone();
     let (status, failure_class, carrier_message_id, detail) = match result {
-        Ok(carrier_message_id) => (
-            DispatchStatus::Submitted,
-            None,
-            Some(carrier_message_id),
-            None,
-        ),
+        Ok(Submitted::Known(id)) => (DispatchStatus::Submitted, None, Some(id), None),
+        Ok(Submitted::Unknown(detail)) => (DispatchStatus::Submitted, None, None, Some(detail)),
         Err(detail) => (
             DispatchStatus::Failed,
             Some(FailureClass::Permanent),
@@ -142,9 +173,23 @@ fn outcome(request: DispatchRequest, result: Result<String, String>, now: i64) -
     )
 }
 
+/// What is known of an accepted submit.
+enum Submitted {
+    /// The carrier's id for the message.
+    Known(String),
+    /// The carrier accepted it without saying which id it gave it; why, for `detail`.
+    Unknown(String),
+}
+
 /// The outcome record of an accepted submit.
 pub fn submitted(request: DispatchRequest, carrier_message_id: String, now: i64) -> Output {
-    outcome(request, Ok(carrier_message_id), now)
+    outcome(request, Ok(Submitted::Known(carrier_message_id)), now)
+}
+
+/// The outcome record of a submit the carrier accepted (2xx) without a readable carrier
+/// message id: submitted all the same, no carrier message id, `detail` says why.
+pub fn submitted_unknown(request: DispatchRequest, detail: String, now: i64) -> Output {
+    outcome(request, Ok(Submitted::Unknown(detail)), now)
 }
 
 /// The records of a submit the carrier refused for good: the outcome and a failed report.

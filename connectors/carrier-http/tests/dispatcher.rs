@@ -1,6 +1,9 @@
 //! The HTTP sender against the real simulator and local servers: accepted, refused for good
-//! (4xx: failed report), and an outage (5xx: retried, nothing produced).
+//! (4xx: failed report), an outage (5xx: retried, nothing produced), and an acceptance with an
+//! unreadable answer (submitted once, carrier id unknown).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -139,4 +142,54 @@ async fn an_outage_is_retried_not_failed() {
         matches!(result, Err(StageError::Unavailable(_))),
         "{result:?}"
     );
+}
+
+/// A carrier answering every submit with `status` and `body`, counting the submits it received.
+async fn counting(status: StatusCode, body: &'static str) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let seen = hits.clone();
+    let app = Router::new().route(
+        "/submit",
+        post(move || {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                (status, body)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/submit", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn an_accepted_submit_with_an_unreadable_answer_is_submitted_once() {
+    let (url, hits) = counting(StatusCode::OK, "<html>garbage, not JSON</html>").await;
+    let outputs = sender(&url).process(request(), origin()).await.expect("ok");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "exactly one submit");
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].topic, DISPATCHED);
+    let outcome = outputs[0].value::<DispatchOutcome>().expect("outcome");
+    assert_eq!(outcome.status, DispatchStatus::Submitted);
+    assert_eq!(outcome.failure_class, None);
+    assert_eq!(outcome.carrier_message_id, None);
+    let detail = outcome
+        .detail
+        .as_deref()
+        .expect("detail says why the id is unknown");
+    assert!(detail.contains("garbage"), "{detail}");
+}
+
+#[tokio::test]
+async fn an_accepted_submit_without_a_carrier_id_is_submitted_once() {
+    let (url, hits) = counting(StatusCode::ACCEPTED, r#"{"carrier_message_id":""}"#).await;
+    let outputs = sender(&url).process(request(), origin()).await.expect("ok");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "exactly one submit");
+    let outcome = outputs[0].value::<DispatchOutcome>().expect("outcome");
+    assert_eq!(outcome.status, DispatchStatus::Submitted);
+    assert_eq!(outcome.carrier_message_id, None);
 }

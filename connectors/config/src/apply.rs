@@ -10,6 +10,7 @@ use switchyard_topics::{ApplyOptions, apply as apply_topics};
 
 use crate::ConfigError;
 use crate::file::{ConfigFile, Desired};
+use crate::mask::Masked;
 
 /// What an apply did, per topic.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -141,7 +142,8 @@ async fn write(runtime: &Runtime, outputs: Vec<Output>) -> Result<(), ConfigErro
     Ok(runtime.publish("config", &outputs).await?)
 }
 
-/// Every config record the topics hold, as `topic key json` lines, sorted.
+/// Every config record the topics hold, as `topic key json` lines, sorted; secrets (signing
+/// secrets, secret sender settings, credentials in URLs) masked.
 pub async fn show(runtime: &Runtime) -> Result<Vec<String>, ConfigError> {
     let shutdown = CancellationToken::new();
     let tables = ConfigTables::start(runtime, shutdown.clone()).await;
@@ -156,13 +158,13 @@ pub async fn show(runtime: &Runtime) -> Result<Vec<String>, ConfigError> {
     Ok(lines)
 }
 
-fn lines_of<V: Record + Clone>(table: &Table<String, V>) -> Vec<String> {
+fn lines_of<V: Record + Clone + Masked>(table: &Table<String, V>) -> Vec<String> {
     let mut entries: Vec<(String, V)> = table.snapshot().into_iter().collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     entries
         .into_iter()
         .map(|(key, value)| {
-            let json = serde_json::to_string(&value).unwrap_or_else(|e| format!("<{e}>"));
+            let json = serde_json::to_string(&value.masked()).unwrap_or_else(|e| format!("<{e}>"));
             format!("{} {key} {json}", table.topic())
         })
         .collect()

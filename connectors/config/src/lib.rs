@@ -1,12 +1,14 @@
 //! Declarative config: `switchyard config apply FILE` writes customers, API clients (keys
 //! hashed), senders, routing rules and numbering to the compacted `config.*` topics, only where
-//! they differ; `config show` prints what the topics hold.
+//! they differ; `config show` prints what the topics hold, secrets masked.
 
 mod apply;
 mod file;
+mod mask;
 
 pub use apply::{ConfigReport, apply, show};
 pub use file::{ConfigFile, Desired, hash_api_key};
+pub use mask::{MASK, Masked, is_secret_name, masked_url};
 
 /// What can go wrong applying config.
 #[derive(Debug, thiserror::Error)]

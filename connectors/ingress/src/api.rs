@@ -1,7 +1,8 @@
 //! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, `/healthz`, `/openapi.json`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,7 +26,12 @@ pub struct Ingress {
     pub history: SqliteHistory,
 }
 
-/// Every route of the ingress.
+/// The largest request body the ingress reads: room for a batch of 1,000 LMS messages of 2,000
+/// bytes of Korean text (about 3 MB in UTF-8, 6 MB with every character `\uXXXX`-escaped as
+/// many JSON encoders do) plus the JSON around them.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Every route of the ingress (`/metrics` is not one: it is served on the metrics address).
 pub fn router(ingress: Ingress) -> Router {
     Router::new()
         .route("/v1/messages", post(submit))
@@ -35,6 +41,7 @@ pub fn router(ingress: Ingress) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI) }),
         )
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ingress)
 }
 
@@ -52,7 +59,15 @@ fn authenticate(ingress: &Ingress, headers: &HeaderMap) -> Result<ApiClientConfi
         .ok_or_else(|| Problem::unauthorized("this API key is not known or is disabled"))
 }
 
-async fn submit(State(ingress): State<Ingress>, headers: HeaderMap, body: Bytes) -> Response {
+async fn submit(
+    State(ingress): State<Ingress>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return Problem::of_body(&rejection).into_response(),
+    };
     match accept(&ingress, &headers, &body).await {
         Ok(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
         Err(problem) => problem.into_response(),

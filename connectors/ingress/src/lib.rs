@@ -1,6 +1,7 @@
 //! The HTTP ingress for external customers: `POST /v1/messages` (one message or up to 1,000),
 //! Bearer API keys (compared by SHA-256), RFC 7807 errors, 202 only after the broker
-//! acknowledged; `GET /v1/messages/{id}` from the history store.
+//! acknowledged; `GET /v1/messages/{id}` from the history store. `/metrics` is not served here
+//! but on the process's metrics address (`--metrics-addr`).
 
 pub mod api;
 pub mod problem;
@@ -8,20 +9,20 @@ pub mod request;
 
 use std::net::SocketAddr;
 
-use switchyard_runtime::{CancellationToken, metrics_router};
+use switchyard_runtime::CancellationToken;
 
 pub use api::{Ingress, router};
 
 /// The OpenAPI document of the ingress.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// Serve the ingress (and `/metrics`) on `addr` until `shutdown`; returns the bound address.
+/// Serve the ingress on `addr` until `shutdown`; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     ingress: Ingress,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
-    let app = router(ingress.clone()).merge(metrics_router(ingress.runtime.metrics.clone()));
+    let app = router(ingress);
     Ok(
         switchyard_runtime::serve_http(addr, app, shutdown, "ingress")
             .await?

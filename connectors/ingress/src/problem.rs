@@ -72,6 +72,30 @@ impl Problem {
         )
     }
 
+    /// A request body the ingress could not read: over [`crate::api::MAX_BODY_BYTES`] (413),
+    /// or broken off (400).
+    pub fn of_body(rejection: &axum::extract::rejection::BytesRejection) -> Self {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                status,
+                "body-too-large",
+                "Request body too large",
+                format!(
+                    "the body is larger than {} bytes; send fewer messages per request",
+                    crate::api::MAX_BODY_BYTES
+                ),
+            )
+        } else {
+            Problem::new(
+                status,
+                "unreadable-body",
+                "The request body could not be read",
+                rejection.body_text(),
+            )
+        }
+    }
+
     /// What a failed publish means for the client: never "retry" for a permanent refusal.
     pub fn of_publish(error: &switchyard_runtime::PublishError) -> Self {
         use switchyard_runtime::PublishError;

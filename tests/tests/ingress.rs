@@ -1,0 +1,191 @@
+//! The ingress's limits and routes on the real broker: a message over the broker's record limit
+//! and a body over the body limit are refused with 413 problem+json and nothing produced, even
+//! for the other messages of a batch; a batch of 1,000 Korean LMS fits in one request; and
+//! `/metrics` is not served on the ingress port.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use switchyard::pipeline::Role;
+use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_ingress::api::MAX_BODY_BYTES;
+use switchyard_runtime::names::ACCEPTED;
+use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::read_all;
+
+/// Only the ingress: nothing downstream consumes what it accepts.
+async fn ingress_only() -> anyhow::Result<Pipeline> {
+    let others: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|r| *r != Role::Ingress)
+        .collect();
+    Pipeline::start(
+        &others,
+        SimulatorSettings {
+            success_rate: 1.0,
+            receipt_delay: Duration::from_secs(60),
+        },
+    )
+    .await
+}
+
+/// POST `body` to `/v1/messages` with the test client's key.
+async fn post(pipeline: &Pipeline, body: Vec<u8>) -> anyhow::Result<reqwest::Response> {
+    Ok(reqwest::Client::new()
+        .post(format!("{}/v1/messages", pipeline.ingress_url))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?)
+}
+
+/// The status, content type and problem body of a response.
+async fn problem(response: reqwest::Response) -> anyhow::Result<(u16, String, Value)> {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = response.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, content_type, body))
+}
+
+/// An SMS of `bytes` ASCII characters.
+fn sms(i: usize, bytes: usize) -> Value {
+    json!({"channel": "sms", "to": format!("0101{i:07}"), "text": "a".repeat(bytes)})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_over_the_record_limit_gets_413_problem_json_and_nothing_is_produced()
+-> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    let kafka = &pipeline.stack.runtime.kafka;
+    let text_bytes = 1_500_000;
+    assert!(text_bytes > kafka.max_record_bytes && text_bytes < MAX_BODY_BYTES);
+
+    let response = post(&pipeline, serde_json::to_vec(&sms(0, text_bytes))?).await?;
+    let (status, content_type, body) = problem(response).await?;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["type"], "https://switchyard.dev/problems/too-large");
+    assert_eq!(body["status"], 413);
+
+    assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 0);
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_with_one_oversized_message_produces_none_of_its_messages() -> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    let kafka = &pipeline.stack.runtime.kafka;
+    // The oversized one last: the small ones before it are encoded first, and still none of
+    // them may reach the broker.
+    let mut messages: Vec<Value> = (0..5).map(|i| sms(i, 10)).collect();
+    messages.push(sms(5, 1_500_000));
+    let response = post(
+        &pipeline,
+        serde_json::to_vec(&json!({"messages": messages}))?,
+    )
+    .await?;
+    let (status, content_type, body) = problem(response).await?;
+    assert_eq!(
+        read_all(kafka, ACCEPTED).await?.len(),
+        0,
+        "none of the batch may be produced"
+    );
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+
+    // The same batch without it is accepted whole.
+    messages.pop();
+    let response = post(
+        &pipeline,
+        serde_json::to_vec(&json!({"messages": messages}))?,
+    )
+    .await?;
+    assert_eq!(response.status(), 202);
+    assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 5);
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_body_over_the_body_limit_gets_413_problem_json() -> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    let body = serde_json::to_vec(&sms(0, MAX_BODY_BYTES))?;
+    assert!(body.len() > MAX_BODY_BYTES);
+
+    let (status, content_type, problem_body) = problem(post(&pipeline, body).await?).await?;
+    assert_eq!(status, 413, "{problem_body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(
+        problem_body["type"],
+        "https://switchyard.dev/problems/body-too-large"
+    );
+
+    assert_eq!(
+        read_all(&pipeline.stack.runtime.kafka, ACCEPTED)
+            .await?
+            .len(),
+        0
+    );
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_korean_lms_of_two_thousand_bytes_fit_in_one_request() -> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    // 1,000 Hangul syllables: 2,000 bytes in EUC-KR (the LMS limit), 3,000 in UTF-8, and
+    // 6,000 as JSON `\uXXXX` escapes, as encoders that keep to ASCII write them.
+    let text: String = (0..1000u32)
+        .map(|i| format!("\\u{:04x}", 0xAC00 + i % 11172))
+        .collect();
+    let messages: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                r#"{{"channel":"lms","to":"0101{i:07}","subject":"공지","text":"{text}","client_message_id":"lms-{i}"}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"messages":[{}]}}"#, messages.join(","));
+    assert!(body.len() > 6_000_000, "{} bytes", body.len());
+
+    let response = post(&pipeline, body.into_bytes()).await?;
+    let status = response.status();
+    let answer: Value = response.json().await?;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["messages"].as_array().map(Vec::len), Some(1000));
+    assert_eq!(
+        read_all(&pipeline.stack.runtime.kafka, ACCEPTED)
+            .await?
+            .len(),
+        1000
+    );
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metrics_are_not_served_on_the_ingress_port() -> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    let http = reqwest::Client::new();
+    let metrics = http
+        .get(format!("{}/metrics", pipeline.ingress_url))
+        .send()
+        .await?;
+    assert_eq!(metrics.status(), 404);
+    // The ingress itself answers on that port.
+    let health = http
+        .get(format!("{}/healthz", pipeline.ingress_url))
+        .send()
+        .await?;
+    assert_eq!(health.status(), 200);
+    pipeline.stop().await;
+    Ok(())
+}
