@@ -137,6 +137,8 @@ impl RoleProcess {
         let child = Command::new(switchyard_bin()?)
             .args(&self.args)
             .env("RUST_LOG", filter)
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "0")
             .env_remove("SWITCHYARD_PROCESSING")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log.try_clone()?))

@@ -641,16 +641,19 @@ async fn the_pipeline_resumes_by_itself_after_a_broker_crash() -> anyhow::Result
         Duration::from_millis(100),
         Duration::from_secs(60),
     )?;
-    wait_for_webhook_count(&pipeline.inbox, 200, Duration::from_secs(60)).await?;
+    wait_for_webhook_count(&pipeline.inbox, 100, Duration::from_secs(60)).await?;
 
     let accepted_at_crash = load.accepted();
+    let crashed_at = Instant::now();
     tokio::task::block_in_place(|| broker.kill9())?;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let starting_at = Instant::now();
     tokio::task::block_in_place(|| broker.start_again())?;
     let restarted_at = Instant::now();
     let accepted_at_restart = load.accepted();
-    load.wait_accepted(accepted_at_restart + 300, Duration::from_secs(60))
+    load.wait_accepted(accepted_at_restart + 200, Duration::from_secs(60))
         .await?;
+    let more_accepted_in = restarted_at.elapsed();
     let report = load.finish().await?;
     let ids: HashSet<String> = report.accepted.iter().cloned().collect();
 
@@ -684,12 +687,16 @@ async fn the_pipeline_resumes_by_itself_after_a_broker_crash() -> anyhow::Result
     let webhook_twice = repeated(&webhooks).len();
     eprintln!(
         "broker crash: {} messages acknowledged ({accepted_at_crash} before the crash, \
-         {accepted_at_restart} by the restart), {} POSTs failed (first: {:?}); all final \
+         {accepted_at_restart} by the restart), {} POSTs failed (first: {:?}); crash at \
+         {:.1} s, broker up again in {:.1} s, 200 more accepted {:.1} s after that, all final \
          reports {:.1} s after the restart; repeated ids: transactional (topic, repeated, \
          missing) {transactional:?}, others {other:?}, webhooks {webhook_twice}; test {:.1} s",
         ids.len(),
         report.failed_posts,
         report.first_failure,
+        crashed_at.duration_since(began).as_secs_f64(),
+        restarted_at.duration_since(starting_at).as_secs_f64(),
+        more_accepted_in.as_secs_f64(),
         resumed_in.as_secs_f64(),
         began.elapsed().as_secs_f64()
     );
@@ -721,13 +728,17 @@ async fn a_stage_started_while_the_broker_is_down_waits_then_works() -> anyhow::
 
     let connection = Connection::new(&env, &stack.registry.url());
     let mut validate = RoleProcess::spawn(&connection, "validate", "validate-early", &[], &logs)?;
+    let spawned_at = Instant::now();
     // Longer than a client's 10 s metadata timeout: a stage that gives up has exited by then.
-    let watch_until = Instant::now() + Duration::from_secs(12);
+    let watch_until = spawned_at + Duration::from_secs(12);
     while Instant::now() < watch_until {
         if !validate.is_running() {
             let status = validate.exit_status();
             anyhow::bail!(
-                "validate exited ({status:?}) while the broker was down instead of waiting:\n{}",
+                "validate exited ({status:?}) {:.1} s after it started while the broker was \
+                 down, instead of waiting for it; log {}:\n{}",
+                spawned_at.elapsed().as_secs_f64(),
+                validate.log_path().display(),
                 validate.log_tail(30)
             );
         }
