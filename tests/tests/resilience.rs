@@ -397,6 +397,99 @@ async fn wait_for_webhook_count(
     Ok(())
 }
 
+/// Clients posting back to back to `url` (`workers` at once, `batch` messages a POST) until their
+/// first failure: what the ingress acknowledged and how many POSTs failed. Some POST is always
+/// in flight, so a SIGTERM lands on one.
+fn start_burst(
+    url: String,
+    workers: usize,
+    batch: usize,
+    acknowledged: Arc<AtomicUsize>,
+) -> anyhow::Result<tokio::task::JoinHandle<(Vec<String>, usize)>> {
+    let http = http_client(Duration::from_secs(20))?;
+    Ok(tokio::spawn(async move {
+        let posts = (0..workers).map(|worker| {
+            let (http, url, acknowledged) = (http.clone(), url.clone(), acknowledged.clone());
+            async move {
+                let mut ids = Vec::new();
+                for post in 0..200 {
+                    let from = (worker * 200 + post) * batch;
+                    match post_batch(&http, &url, "burst", from, batch).await {
+                        Ok(got) => {
+                            acknowledged.fetch_add(got.len(), Ordering::SeqCst);
+                            ids.extend(got);
+                        }
+                        Err(_) => return (ids, 1),
+                    }
+                }
+                (ids, 0)
+            }
+        });
+        let mut all = Vec::new();
+        let mut failed = 0;
+        for (ids, failures) in futures::future::join_all(posts).await {
+            all.extend(ids);
+            failed += failures;
+        }
+        (all, failed)
+    }))
+}
+
+/// One POST of one message whose body arrives slowly: the headers and half the body now, the
+/// rest after `pause`. The status the ingress answered with and the ids it gave, or why there
+/// was no answer.
+async fn slow_post(port: u16, pause: Duration) -> Result<(u16, Vec<String>), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = json!({"messages": [{
+        "channel": "sms",
+        "to": "01010000000",
+        "text": "slow",
+        "client_message_id": "slow-1",
+    }]})
+    .to_string();
+    let (head, tail) = body.split_at(body.len() / 2);
+    let request = format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer \
+         {API_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: \
+         close\r\n\r\n{head}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("sending the head: {e}"))?;
+    tokio::time::sleep(pause).await;
+    stream
+        .write_all(tail.as_bytes())
+        .await
+        .map_err(|e| format!("sending the rest of the body: {e}"))?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    let response = String::from_utf8_lossy(&response);
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| format!("no answer (connection closed): {response:?}"))?;
+    let answer: Value = response
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or_default();
+    let ids = answer["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["message_id"].as_str().map(String::from))
+        .collect();
+    Ok((status, ids))
+}
+
 /// Submit `chunks` chunks of 100 messages, HTTP and direct in turn, a little apart.
 async fn submit_mixed(
     url: String,
@@ -568,7 +661,35 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
 
     // One role at a time: SIGTERM, wait for it to finish, start it again, wait until it is up.
     let mut restarts = Vec::new();
+    let mut burst_ids = Vec::new();
+    let mut burst_failed = 0;
+    let mut slow_outcome = Err("not sent".to_string());
     for (process, port) in &mut processes {
+        // The ingress is stopped with POSTs in flight: SIGTERM must let them finish.
+        let burst = if process.role == "ingress" {
+            let acknowledged = Arc::new(AtomicUsize::new(0));
+            let burst = start_burst(
+                format!("http://127.0.0.1:{ingress_port}"),
+                3,
+                300,
+                acknowledged.clone(),
+            )?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while acknowledged.load(Ordering::SeqCst) < 300 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some(burst)
+        } else {
+            None
+        };
+        // ... and with a request whose body is still arriving.
+        let slow = if process.role == "ingress" {
+            let slow = tokio::spawn(slow_post(ingress_port, Duration::from_secs(1)));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Some(slow)
+        } else {
+            None
+        };
         let restart_began = Instant::now();
         let status = process.terminate(Duration::from_secs(30)).await?;
         let old_log = process.log();
@@ -586,6 +707,17 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
         );
         process.start_again()?;
         process.wait_ready(*port, Duration::from_secs(60)).await?;
+        if let Some(burst) = burst {
+            let (ids, failed) = burst.await?;
+            burst_ids.extend(ids);
+            burst_failed += failed;
+        }
+        if let Some(slow) = slow {
+            slow_outcome = slow.await?;
+            if let Ok((_, ids)) = &slow_outcome {
+                burst_ids.extend(ids.iter().cloned());
+            }
+        }
         restarts.push(format!(
             "{} {:.1} s",
             process.role,
@@ -596,9 +728,9 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
     let after = load.accepted() + 100;
     load.wait_accepted(after, Duration::from_secs(30)).await?;
     let report = load.finish().await?;
-    let ids: HashSet<String> = report.accepted.iter().cloned().collect();
+    let ids: HashSet<String> = report.accepted.iter().chain(&burst_ids).cloned().collect();
     anyhow::ensure!(
-        ids.len() == report.accepted.len(),
+        ids.len() == report.accepted.len() + burst_ids.len(),
         "the ingress gave an id twice"
     );
 
@@ -609,12 +741,16 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
     check_webhooks_verified(&inbox)?;
     let unknown = finals.keys().filter(|id| !ids.contains(*id)).count();
     eprintln!(
-        "rolling restart: {} messages accepted in {} POSTs ({} failed, first: {:?}); {unknown} \
-         final reports for messages whose POST failed; restarts: {}; test {:.1} s; logs {}",
-        ids.len(),
+        "rolling restart: {} messages accepted in {} POSTs ({} failed, first: {:?}) and {} in \
+         a burst of POSTs across the ingress's SIGTERM ({burst_failed} POSTs failed); a POST \
+         begun before that SIGTERM and finished after it: {slow_outcome:?}; {unknown} final \
+         reports for messages whose POST failed; restarts: {}; test {:.1} s; \
+         logs {}",
+        report.accepted.len(),
         report.posts,
         report.failed_posts,
         report.first_failure,
+        burst_ids.len(),
         restarts.join(", "),
         began.elapsed().as_secs_f64(),
         logs.display()
@@ -623,6 +759,24 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
         process.terminate(Duration::from_secs(30)).await?;
     }
     shutdown.cancel();
+    // A POST either gets its 202 or its messages are not taken: a SIGTERM'd ingress answers
+    // the requests it is working on before it exits.
+    let mut graceless = Vec::new();
+    if unknown > 0 {
+        graceless.push(format!(
+            "{unknown} messages went through the pipeline although their POST failed"
+        ));
+    }
+    if !matches!(slow_outcome, Ok((202, _))) {
+        graceless.push(format!(
+            "a POST begun before the SIGTERM got {slow_outcome:?} instead of 202"
+        ));
+    }
+    anyhow::ensure!(
+        graceless.is_empty(),
+        "the ingress exited on SIGTERM without finishing the requests in flight: {}",
+        graceless.join("; ")
+    );
     Ok(())
 }
 
