@@ -4,6 +4,7 @@
 //! in-process schema registry and helpers to produce and read topics. No Kafka stand-ins.
 
 pub mod pipeline;
+pub mod processes;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
