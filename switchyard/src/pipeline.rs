@@ -268,10 +268,12 @@ pub async fn start(
                     tables: tables.clone(),
                     history: history.clone().expect("opened above"),
                 };
-                running.ingress = Some(
+                let (bound, task) =
                     switchyard_ingress::serve(settings.ingress_addr, ingress, shutdown.clone())
-                        .await?,
-                );
+                        .await?;
+                running.ingress = Some(bound);
+                // Waited for at shutdown: a request begun before SIGTERM still gets its answer.
+                running.tasks.push(task);
             }
         }
     }

@@ -16,16 +16,12 @@ pub use api::{Ingress, router};
 /// The OpenAPI document of the ingress.
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
-/// Serve the ingress on `addr` until `shutdown`; returns the bound address.
+/// Serve the ingress on `addr` until `shutdown`; returns the bound address and the serving
+/// task, which ends once the requests in progress at shutdown have been answered.
 pub async fn serve(
     addr: SocketAddr,
     ingress: Ingress,
     shutdown: CancellationToken,
-) -> std::io::Result<SocketAddr> {
-    let app = router(ingress);
-    Ok(
-        switchyard_runtime::serve_http(addr, app, shutdown, "ingress")
-            .await?
-            .0,
-    )
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    switchyard_runtime::serve_http(addr, router(ingress), shutdown, "ingress").await
 }

@@ -4,13 +4,13 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::time::Duration;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::error_log::ErrorLog;
 use crate::kafka::{Reader, read_from_beginning};
 use crate::{Runtime, RuntimeError};
 
@@ -54,6 +54,7 @@ pub async fn follow<F, Fut>(
     F: FnMut(OwnedMessage) -> Fut,
     Fut: Future<Output = bool>,
 {
+    let mut errors = ErrorLog::default();
     loop {
         let received = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -74,8 +75,10 @@ pub async fn follow<F, Fut>(
                 }
             }
             Err(e) => {
-                tracing::warn!(%topic, error = %e, "consume error while following");
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                // An error event, not a busy loop: librdkafka reconnects with its own backoff.
+                if let Some(left_out) = errors.admit(std::time::Instant::now()) {
+                    tracing::warn!(%topic, error = %e, left_out, "consume error while following");
+                }
             }
         }
     }

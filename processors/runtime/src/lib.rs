@@ -6,6 +6,7 @@ mod batch;
 mod config_tables;
 pub mod dead_letter;
 mod error;
+mod error_log;
 mod follow;
 mod health;
 mod kafka;

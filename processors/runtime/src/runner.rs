@@ -14,6 +14,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchFailure, handle_batch};
+use crate::error_log::ErrorLog;
 use crate::metrics::StageLabel;
 use crate::processing::Processing;
 use crate::processor::AsyncProcessor;
@@ -97,7 +98,8 @@ pub async fn run<P: AsyncProcessor>(
 
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut failures = 0u32;
-    while let Some(batch) = next_batch(&consumer, &options, &shutdown).await {
+    let mut errors = ErrorLog::default();
+    while let Some(batch) = next_batch(&consumer, &options, &mut errors, &shutdown).await {
         if batch.is_empty() {
             continue;
         }
@@ -250,6 +252,7 @@ async fn transactional_batch<P: AsyncProcessor>(
 async fn next_batch(
     consumer: &StageConsumer,
     options: &RunnerOptions,
+    errors: &mut ErrorLog,
     shutdown: &CancellationToken,
 ) -> Option<Vec<(OwnedMessage, Instant)>> {
     let first = tokio::select! {
@@ -260,8 +263,12 @@ async fn next_batch(
     let first = match first {
         Ok(message) => message.detach(),
         Err(e) => {
-            tracing::warn!(stage = %options.stage, error = %e, "consume error");
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // Errors are events (a broker down, a fetch failed): librdkafka reconnects with
+            // its own backoff, so nothing waits here — a queue of stale errors after an outage
+            // is drained at once instead of one per sleep.
+            if let Some(left_out) = errors.admit(Instant::now()) {
+                tracing::warn!(stage = %options.stage, error = %e, left_out, "consume error");
+            }
             return Some(Vec::new());
         }
     };
@@ -272,7 +279,9 @@ async fn next_batch(
             received = consumer.recv() => match received {
                 Ok(message) => batch.push((message.detach(), Instant::now())),
                 Err(e) => {
-                    tracing::warn!(stage = %options.stage, error = %e, "consume error");
+                    if let Some(left_out) = errors.admit(Instant::now()) {
+                        tracing::warn!(stage = %options.stage, error = %e, left_out, "consume error");
+                    }
                     break;
                 }
             },
