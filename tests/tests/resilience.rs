@@ -515,8 +515,12 @@ async fn submit_mixed(
     Ok(ids)
 }
 
+/// These tests run many processes each: one at a time, so 2 cores give each its timing.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_validate_and_two_route_processes_survive_a_kill_9_of_one_each() -> anyhow::Result<()> {
+    let _one_at_a_time = HEAVY.lock().await;
     switchyard_tests::init_logging();
     let began = Instant::now();
     let env = TestEnv::new()?;
@@ -585,6 +589,7 @@ async fn two_validate_and_two_route_processes_survive_a_kill_9_of_one_each() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_nothing()
 -> anyhow::Result<()> {
+    let _one_at_a_time = HEAVY.lock().await;
     switchyard_tests::init_logging();
     let began = Instant::now();
     let env = TestEnv::new()?;
@@ -782,6 +787,7 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_pipeline_resumes_by_itself_after_a_broker_crash() -> anyhow::Result<()> {
+    let _one_at_a_time = HEAVY.lock().await;
     switchyard_tests::init_logging();
     let began = Instant::now();
     let broker = Broker::start()?;
@@ -865,6 +871,7 @@ async fn the_pipeline_resumes_by_itself_after_a_broker_crash() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stage_started_while_the_broker_is_down_waits_then_works() -> anyhow::Result<()> {
+    let _one_at_a_time = HEAVY.lock().await;
     switchyard_tests::init_logging();
     let began = Instant::now();
     // A broker with the topics and the config, then down: nothing listens on its port.
