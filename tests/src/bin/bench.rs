@@ -614,16 +614,26 @@ async fn run_pipeline(
     })
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let options = Options::parse()?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             "warn,rdkafka=error,librdkafka=error",
         ))
         .init();
-
     let broker = Broker::start()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(bench(&broker, &options));
+    // Whatever the roles left running (table followers are cancelled, not awaited) ends here,
+    // and its Kafka clients close, while the broker still answers; then the broker is killed.
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    drop(broker);
+    result
+}
+
+async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
     let pace = options
         .rate
         .map_or("all at once".to_string(), |r| format!("paced at {r} msg/s"));
@@ -658,7 +668,7 @@ async fn main() -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for &processing in &options.modes {
         println!();
-        runs.push(run_pipeline(&broker, processing, &options, &raw).await?);
+        runs.push(run_pipeline(broker, processing, options, &raw).await?);
     }
     if let [first, second] = runs.as_slice() {
         println!();
@@ -678,6 +688,5 @@ async fn main() -> anyhow::Result<()> {
             first.rate / second.rate
         );
     }
-    drop(broker);
     Ok(())
 }
