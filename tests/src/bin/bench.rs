@@ -1,29 +1,35 @@
 //! `make bench`: the pipeline's end-to-end throughput and latency, in both processing modes,
-//! next to the raw rate of the same Apache Kafka broker, all measured in one run.
+//! next to the raw rates of the same Apache Kafka broker, all measured in one run.
 //!
 //! The bench starts its own single-node Kafka (KRaft, `Broker::start()`, killed at the end) and:
 //!
-//! 1. Raw: produces R records of 300 bytes (idempotent producer, acks=all, the runtime's
-//!    producer settings) to a 3-partition topic, then consumes them in a consumer group
-//!    committing after every batch of 500 (the stages' batch size) — rec/s of each.
-//! 2. Pipeline, once per processing mode (`exactly_once`: validate, route and report commit in
-//!    Kafka transactions; `at_least_once`: commit after acknowledgement), each in a fresh
-//!    namespace on the same broker, one after the other: every role as `switchyard up` runs
-//!    them, the carrier simulator answering and sending its receipt at once. N messages: chunks
-//!    of 100 alternate between the HTTP ingress (one batch request, up to 4 in flight) and
-//!    direct produce to `messages.accepted`. A reader (read_committed) follows `reports.final`
-//!    from before the first submit; the run ends when every message has its final report.
-//!    Printed: msg/s end to end, latency submit → final report readable (and → written by
-//!    the report stage) p50/p99/max, webhooks received, mean latency per stage, and for
-//!    exactly once the transaction commit markers the stages left (records per marker ≈
-//!    records a transaction wrote per partition, i.e. the effective batch).
-//! 3. The ratio of each pipeline rate to the raw rates and to the fair ceiling:
+//! 1. Raw broker: produces R records of 300 bytes (the runtime's idempotent producer, acks=all)
+//!    to a 3-partition topic, then consumes them in a consumer group committing after every
+//!    batch of 500 (the stages' batch size): rec/s of each. Then times batches of 100 such
+//!    records produced and acknowledged, plainly and as a stage's transaction (begin, produce,
+//!    acknowledged, send offsets, commit): the floor each exactly-once hop pays per batch.
+//! 2. Pipeline, once per processing mode (`exactly_once`: validate, route and report commit
+//!    each batch in a Kafka transaction; `at_least_once`: they commit offsets once outputs are
+//!    acknowledged; dispatch, callback and history are at least once in both), each in a fresh
+//!    namespace on the same broker, one after the other: every role in-process as
+//!    `switchyard up` runs them, the carrier simulator answering and sending its receipt at
+//!    once. Two warm-up messages (one per path) go all the way through first, so every group
+//!    has joined and every transactional producer started before the clock starts. Then N
+//!    messages: chunks of 100 alternate between the HTTP ingress (one batch request, up to 4
+//!    in flight) and direct produce to `messages.accepted`. A read_committed reader follows
+//!    `reports.final` from before the first submit; the run ends when every message has its
+//!    final report. Printed: msg/s end to end; latency submit → final report readable (when
+//!    the reader got it) and → written (the report stage's `done_at`), p50/p99/max; webhooks
+//!    received; per stage the mean time from receipt to acknowledged outputs; and for exactly
+//!    once the commit markers the transactional stages left (records per marker ≈ what a
+//!    transaction wrote per partition, i.e. the effective batch; ms per transaction).
+//! 3. The ratio of each pipeline rate to the raw rates and to the fair ceiling
 //!    min(raw produce ÷ 7, raw consume ÷ 12). Per message the pipeline produces 7 records
 //!    (`messages.accepted`, `messages.validated`, `sender.<name>`, `messages.routed`,
 //!    `messages.dispatched`, `messages.reports`, `reports.final`) and reads 12: 5 stages
-//!    (validate, route, dispatch, report, callback), history 6 (it reads 8 topics;
-//!    `messages.rejected` and `callback.retry.1` carry nothing when every message succeeds) and
-//!    the report stage's key set following `reports.final`. Exactly once adds, per
+//!    (validate, route, dispatch, report, callback), the report stage's key set following
+//!    `reports.final`, and history 6 (it reads 8 topics; `messages.rejected` and
+//!    `callback.retry.1` carry nothing when every message succeeds). Exactly once adds, per
 //!    transaction, a commit marker on every partition written and an offset commit; those are
 //!    not counted.
 //!
@@ -31,7 +37,7 @@
 //!
 //! Without `--rate` every message is submitted at once: the end-to-end rate is how fast the
 //! pipeline drains a backlog, and latency includes the queue. With `--rate` below that, the
-//! latency is what a message sees at that steady load.
+//! latency is what a message sees at that steady load. `--mode` defaults to both.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -182,24 +188,107 @@ async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
     })
 }
 
-/// Commit one transaction, so the broker's transaction coordinator is up before the first
-/// exactly-once run (a fresh broker creates and loads `__transaction_state` on first use).
-async fn warm_up_transactions(env: &TestEnv) -> anyhow::Result<()> {
+/// What one batch costs the broker outside and inside a transaction, in ms (p50, max).
+struct BatchCost {
+    plain: (i64, i64),
+    acknowledged: (i64, i64),
+    send_offsets: (i64, i64),
+    commit: (i64, i64),
+    transaction: (i64, i64),
+}
+
+/// Records per batch in `batch_cost`.
+const COST_BATCH: usize = 100;
+/// Batches timed in `batch_cost`.
+const COST_ROUNDS: usize = 30;
+
+fn p50_max(mut samples: Vec<i64>) -> (i64, i64) {
+    samples.sort_unstable();
+    (
+        percentile(&samples, 0.5),
+        samples.last().copied().unwrap_or(0),
+    )
+}
+
+/// Time batches of 100 records of 300 B over 3 partitions, one after the other: produced and
+/// acknowledged by the idempotent producer, then as a stage's transaction (begin, produce,
+/// acknowledged, send the consumed offsets, commit) — the floor each exactly-once hop pays per
+/// batch. Also warms up the transaction coordinator (a fresh broker creates and loads
+/// `__transaction_state` on first use) before the first exactly-once run.
+async fn batch_cost(env: &TestEnv) -> anyhow::Result<BatchCost> {
     let kafka = env.kafka();
     let topic = kafka.topic("bench.raw");
-    let producer = kafka.transactional_producer("bench.warm-up")?;
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-        let timeout = Duration::from_secs(60);
-        producer.init_transactions(timeout)?;
+    let payload = vec![b'x'; 300];
+    let send_batch = |producer: &FutureProducer| -> anyhow::Result<Vec<DeliveryFuture>> {
+        (0..COST_BATCH)
+            .map(|i| {
+                producer
+                    .send_result(
+                        FutureRecord::to(&topic)
+                            .key(&format!("k{i}"))
+                            .payload(&payload),
+                    )
+                    .map_err(|(e, _)| e.into())
+            })
+            .collect()
+    };
+    let plain_producer = kafka.producer()?;
+    let mut plain = Vec::with_capacity(COST_ROUNDS);
+    for _ in 0..COST_ROUNDS {
+        let t0 = Instant::now();
+        for delivery in send_batch(&plain_producer)? {
+            delivery.await?.map_err(|(e, _)| e)?;
+        }
+        plain.push(t0.elapsed().as_millis() as i64);
+    }
+
+    // A group member, for the offsets a stage sends with its transaction.
+    let consumer = kafka.group_consumer("bench.transactions")?;
+    consumer.subscribe(&[topic.as_str()])?;
+    tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await??;
+    let producer = kafka.transactional_producer("bench.transactions")?;
+    let init = producer.clone();
+    tokio::task::spawn_blocking(move || init.init_transactions(Duration::from_secs(60))).await??;
+    let (mut acknowledged, mut send_offsets, mut commit, mut transaction) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Round 0 warms up and is not counted.
+    for round in 0..=COST_ROUNDS {
+        let t0 = Instant::now();
         producer.begin_transaction()?;
-        producer
-            .send_result(FutureRecord::to(&topic).key("warm-up").payload("warm-up"))
-            .map_err(|(e, _)| e)?;
-        producer.commit_transaction(timeout)?;
-        Ok(())
+        for delivery in send_batch(&producer)? {
+            delivery.await?.map_err(|(e, _)| e)?;
+        }
+        let t1 = Instant::now();
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset(&topic, 0, Offset::Offset(round as i64 + 1))?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow::anyhow!("no group metadata"))?;
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.send_offsets_to_transaction(&offsets, &group, Duration::from_secs(30))
+        })
+        .await??;
+        let t2 = Instant::now();
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(30)))
+            .await??;
+        let t3 = Instant::now();
+        if round > 0 {
+            let ms = |d: Duration| d.as_millis() as i64;
+            acknowledged.push(ms(t1 - t0));
+            send_offsets.push(ms(t2 - t1));
+            commit.push(ms(t3 - t2));
+            transaction.push(ms(t3 - t0));
+        }
+    }
+    Ok(BatchCost {
+        plain: p50_max(plain),
+        acknowledged: p50_max(acknowledged),
+        send_offsets: p50_max(send_offsets),
+        commit: p50_max(commit),
+        transaction: p50_max(transaction),
     })
-    .await??;
-    Ok(())
 }
 
 fn submission(i: usize) -> Submission {
@@ -494,9 +583,13 @@ fn transaction_counts(runtime: &Runtime, reader: &Reader) -> anyhow::Result<Vec<
 
 /// Exactly once: each committed transaction leaves one commit marker in every partition it
 /// wrote, so offsets beyond the records are markers; records per marker is what a transaction
-/// wrote per partition, i.e. the effective batch.
-fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)]) {
-    println!("  transactions                       records  markers  records/marker");
+/// wrote per partition, i.e. the effective batch. With every transaction writing all 3
+/// partitions, transactions ≈ markers ÷ 3, and `elapsed` ÷ transactions is the time per
+/// transaction of a stage busy for the whole run.
+fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)], elapsed: f64) {
+    println!(
+        "  transactions                       records  markers  records/marker  ≈ txns  ms/txn"
+    );
     for (((stage, topic), (r0, o0)), (r1, o1)) in
         transactional_outputs().iter().zip(before).zip(after)
     {
@@ -505,10 +598,12 @@ fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)]) {
             continue;
         }
         let markers = (o1 - o0) - records;
+        let transactions = markers as f64 / 3.0;
         println!(
-            "    {:<32} {records:>7}  {markers:>7}  {:>14.1}",
+            "    {:<32} {records:>7}  {markers:>7}  {:>14.1}  {transactions:>6.0}  {:>6.0}",
             format!("{stage} → {topic}"),
-            records as f64 / markers.max(1) as f64
+            records as f64 / markers.max(1) as f64,
+            elapsed * 1000.0 / transactions.max(1.0)
         );
     }
 }
@@ -585,6 +680,11 @@ async fn run_pipeline(
         rate / raw.consume_per_s,
         rate / raw.fair_ceiling()
     );
+    if options.rate.is_some() {
+        println!(
+            "                (paced: the rate is the load offered, not what the pipeline could do)"
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(120);
     while pipeline.inbox.len() < webhooks_before + messages && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -597,7 +697,7 @@ async fn run_pipeline(
     print_stage_latencies(&metrics_before, &runtime.metrics.encode());
     if processing == Processing::ExactlyOnce {
         let transactions_after = transaction_counts(&runtime, &watermarks)?;
-        print_transaction_markers(&transactions_before, &transactions_after);
+        print_transaction_markers(&transactions_before, &transactions_after, elapsed);
     }
     drop(watermarks);
     drop(runtime);
@@ -647,12 +747,19 @@ async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
     );
     let raw_env = broker.env();
     let raw = raw_rate(&raw_env, options.raw_records).await?;
-    if options.modes.contains(&Processing::ExactlyOnce) {
-        warm_up_transactions(&raw_env).await?;
-    }
+    let cost = batch_cost(&raw_env).await?;
     println!(
         "raw broker      produce {:>8.0} rec/s   consume {:>8.0} rec/s   (300 B, 3 partitions, acks=all idempotent; group commit per 500)",
         raw.produce_per_s, raw.consume_per_s
+    );
+    let ms = |(p50, max): (i64, i64)| format!("{p50} ms (max {max})");
+    println!(
+        "raw batch       {COST_BATCH} records acknowledged: plain {}; in a transaction {} = acknowledged {} + send offsets {} + commit {}",
+        ms(cost.plain),
+        ms(cost.transaction),
+        ms(cost.acknowledged),
+        ms(cost.send_offsets),
+        ms(cost.commit)
     );
     println!(
         "fair ceiling    {:>8.0} msg/s = min(raw produce ÷ {PRODUCES_PER_MESSAGE} produces, raw consume ÷ {CONSUMES_PER_MESSAGE} consumes per message)",
