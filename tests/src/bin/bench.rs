@@ -22,7 +22,7 @@
 //!    the reader got it) and → written (the report stage's `done_at`), p50/p99/max; webhooks
 //!    received; per stage the mean time from receipt to acknowledged outputs; and for exactly
 //!    once the commit markers the transactional stages left (records per marker ≈ what a
-//!    transaction wrote per partition, i.e. the effective batch; ms per transaction).
+//!    transaction wrote per partition, i.e. the effective batch).
 //! 3. The ratio of each pipeline rate to the raw rates and to the fair ceiling
 //!    min(raw produce ÷ 7, raw consume ÷ 12). Per message the pipeline produces 7 records
 //!    (`messages.accepted`, `messages.validated`, `sender.<name>`, `messages.routed`,
@@ -583,13 +583,10 @@ fn transaction_counts(runtime: &Runtime, reader: &Reader) -> anyhow::Result<Vec<
 
 /// Exactly once: each committed transaction leaves one commit marker in every partition it
 /// wrote, so offsets beyond the records are markers; records per marker is what a transaction
-/// wrote per partition, i.e. the effective batch. With every transaction writing all 3
-/// partitions, transactions ≈ markers ÷ 3, and `elapsed` ÷ transactions is the time per
-/// transaction of a stage busy for the whole run.
-fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)], elapsed: f64) {
-    println!(
-        "  transactions                       records  markers  records/marker  ≈ txns  ms/txn"
-    );
+/// wrote per partition, i.e. the effective batch, and with every transaction writing all 3
+/// partitions there were about markers ÷ 3 transactions.
+fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)]) {
+    println!("  transactions                       records  markers  records/marker  ≈ txns");
     for (((stage, topic), (r0, o0)), (r1, o1)) in
         transactional_outputs().iter().zip(before).zip(after)
     {
@@ -598,12 +595,11 @@ fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)], elapse
             continue;
         }
         let markers = (o1 - o0) - records;
-        let transactions = markers as f64 / 3.0;
         println!(
-            "    {:<32} {records:>7}  {markers:>7}  {:>14.1}  {transactions:>6.0}  {:>6.0}",
+            "    {:<32} {records:>7}  {markers:>7}  {:>14.1}  {:>6.0}",
             format!("{stage} → {topic}"),
             records as f64 / markers.max(1) as f64,
-            elapsed * 1000.0 / transactions.max(1.0)
+            markers as f64 / 3.0
         );
     }
 }
@@ -697,7 +693,7 @@ async fn run_pipeline(
     print_stage_latencies(&metrics_before, &runtime.metrics.encode());
     if processing == Processing::ExactlyOnce {
         let transactions_after = transaction_counts(&runtime, &watermarks)?;
-        print_transaction_markers(&transactions_before, &transactions_after, elapsed);
+        print_transaction_markers(&transactions_before, &transactions_after);
     }
     drop(watermarks);
     drop(runtime);
