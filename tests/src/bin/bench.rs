@@ -693,6 +693,8 @@ async fn run_pipeline(
         pipeline.inbox.len() - webhooks_before,
         started.elapsed().as_secs_f64()
     );
+    // A stage records its latencies once its whole batch is done: let the last ones finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     print_stage_latencies(&metrics_before, &runtime.metrics.encode());
     if processing == Processing::ExactlyOnce {
         let transactions_after = transaction_counts(&runtime, &watermarks)?;
