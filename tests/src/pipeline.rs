@@ -6,7 +6,7 @@ use std::time::Duration;
 use switchyard::pipeline::{Role, Running, Settings, start};
 use switchyard_callback::receiver::Inbox;
 use switchyard_carrier_http::simulator::{self, SimulatorSettings};
-use switchyard_runtime::CancellationToken;
+use switchyard_runtime::{CancellationToken, Processing};
 
 use crate::Stack;
 
@@ -95,7 +95,19 @@ impl Pipeline {
         except: &[Role],
         sim: SimulatorSettings,
     ) -> anyhow::Result<Self> {
-        let stack = Stack::on(env, &[]).await?;
+        Self::start_with(env, except, sim, Processing::default()).await
+    }
+
+    /// The same with topic-to-topic stages running with the `processing` guarantee (the
+    /// runtime's `--processing`; stages calling the outside world stay at least once).
+    pub async fn start_with(
+        env: crate::TestEnv,
+        except: &[Role],
+        sim: SimulatorSettings,
+        processing: Processing,
+    ) -> anyhow::Result<Self> {
+        let mut stack = Stack::on(env, &[]).await?;
+        stack.runtime.processing = processing;
         let shutdown = CancellationToken::new();
         let sim_addr = simulator::serve("127.0.0.1:0".parse()?, sim, shutdown.clone()).await?;
         let (inbox_addr, inbox) = switchyard_callback::receiver::serve(

@@ -1,41 +1,130 @@
-//! `make bench`: the pipeline's end-to-end throughput and latency next to the broker's raw rate,
-//! measured in the same run on the same broker.
+//! `make bench`: the pipeline's end-to-end throughput and latency, in both processing modes,
+//! next to the raw rates of the same Apache Kafka broker, all measured in one run.
 //!
-//! 1. Raw: produce R records of 300 bytes (idempotent producer, acks=all) to a 3-partition topic,
-//!    then consume them in a group committing every 500 — the ceiling every hop shares.
-//! 2. Pipeline: every role (as `switchyard up`), the carrier simulator answering at once; N
-//!    messages, half over HTTP (batches of 100, 4 requests in flight), half produced directly to
-//!    `messages.accepted`; wait for every final report.
+//! The bench starts its own single-node Kafka (KRaft, `Broker::start()`, killed at the end) and:
 //!
-//! usage: bench [--messages N] [--raw R] [--storage sqlite|memory] [--rate MSG_PER_S]
+//! 1. Raw broker: produces R records of 300 bytes (the runtime's idempotent producer, acks=all)
+//!    to a 3-partition topic, then consumes them in a consumer group committing after every
+//!    batch of 500 (the stages' batch size): rec/s of each. Then times batches of 100 such
+//!    records produced and acknowledged, plainly and as a stage's transaction (begin, produce,
+//!    acknowledged, send offsets, commit): the floor each exactly-once hop pays per batch.
+//! 2. Pipeline, once per processing mode (`exactly_once`: validate, route and report commit
+//!    each batch in a Kafka transaction; `at_least_once`: they commit offsets once outputs are
+//!    acknowledged; dispatch, callback and history are at least once in both), each in a fresh
+//!    namespace on the same broker, one after the other: every role in-process as
+//!    `switchyard up` runs them, the carrier simulator answering and sending its receipt at
+//!    once. Two warm-up messages (one per path) go all the way through first, so every group
+//!    has joined and every transactional producer started before the clock starts. Then N
+//!    messages: chunks of 100 alternate between the HTTP ingress (one batch request, up to 4
+//!    in flight) and direct produce to `messages.accepted`. A read_committed reader follows
+//!    `reports.final` from before the first submit; the run ends when every message has its
+//!    final report. Printed: msg/s end to end; latency submit → final report readable (when
+//!    the reader got it) and → written (the report stage's `done_at`), p50/p99/max; webhooks
+//!    received; per stage the mean time from receipt to acknowledged outputs; and for exactly
+//!    once the commit markers the transactional stages left (records per marker ≈ what a
+//!    transaction wrote per partition, i.e. the effective batch).
+//! 3. The ratio of each pipeline rate to the raw rates and to the fair ceiling
+//!    min(raw produce ÷ 7, raw consume ÷ 12). Per message the pipeline produces 7 records
+//!    (`messages.accepted`, `messages.validated`, `sender.<name>`, `messages.routed`,
+//!    `messages.dispatched`, `messages.reports`, `reports.final`) and reads 12: 5 stages
+//!    (validate, route, dispatch, report, callback), the report stage's key set following
+//!    `reports.final`, and history 6 (it reads 8 topics; `messages.rejected` and
+//!    `callback.retry.1` carry nothing when every message succeeds). Exactly once adds, per
+//!    transaction, a commit marker on every partition written and an offset commit; those are
+//!    not counted.
+//!
+//! usage: bench [--messages N] [--raw R] [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both]
 //!
 //! Without `--rate` every message is submitted at once: the end-to-end rate is how fast the
 //! pipeline drains a backlog, and latency includes the queue. With `--rate` below that, the
-//! latency is what a message sees at that steady load.
+//! latency is what a message sees at that steady load. `--mode` defaults to both.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
 use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_runtime::metrics::StageTopic;
+use switchyard_runtime::{Processing, Reader, Runtime, names, read_from_beginning};
 use switchyard_schemas::{FinalReport, Submission, now_millis};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
-use switchyard_tests::{Broker, TestEnv, apply_topics, sample_submission};
+use switchyard_tests::{Broker, TestEnv, apply_topics, read_topic, sample_submission};
 
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// Records the pipeline produces per message (see the module comment).
+const PRODUCES_PER_MESSAGE: f64 = 7.0;
+/// Records the pipeline consumes per message (see the module comment).
+const CONSUMES_PER_MESSAGE: f64 = 12.0;
+/// Messages per HTTP batch request and per chunk of direct produce.
+const CHUNK: usize = 100;
+/// Client message ids of the warm-up messages start so (not timed, not counted).
+const WARM_UP_PREFIX: &str = "warm-up-";
+
+/// What to run.
+struct Options {
+    messages: usize,
+    raw_records: usize,
+    rate: Option<f64>,
+    modes: Vec<Processing>,
+}
+
+impl Options {
+    fn parse() -> anyhow::Result<Self> {
+        let mut options = Options {
+            messages: 4000,
+            raw_records: 20_000,
+            rate: None,
+            modes: vec![Processing::ExactlyOnce, Processing::AtLeastOnce],
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(name) = args.next() {
+            let mut value = || {
+                args.next()
+                    .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))
+            };
+            match name.as_str() {
+                "--messages" => options.messages = value()?.parse()?,
+                "--raw" => options.raw_records = value()?.parse()?,
+                "--rate" => {
+                    let rate: f64 = value()?.parse()?;
+                    anyhow::ensure!(rate > 0.0, "--rate must be positive");
+                    options.rate = Some(rate);
+                }
+                "--mode" => {
+                    let mode = value()?;
+                    options.modes = if mode == "both" {
+                        vec![Processing::ExactlyOnce, Processing::AtLeastOnce]
+                    } else {
+                        vec![mode.parse().map_err(anyhow::Error::msg)?]
+                    };
+                }
+                other => anyhow::bail!(
+                    "unknown argument {other}; usage: bench [--messages N] [--raw R] \
+                     [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both]"
+                ),
+            }
+        }
+        anyhow::ensure!(
+            options.messages > 0 && options.raw_records > 0,
+            "--messages and --raw must be positive"
+        );
+        Ok(options)
+    }
 }
 
 struct Raw {
     produce_per_s: f64,
     consume_per_s: f64,
+}
+
+impl Raw {
+    /// Messages per second the broker could carry if the pipeline did nothing but its hops.
+    fn fair_ceiling(&self) -> f64 {
+        (self.produce_per_s / PRODUCES_PER_MESSAGE).min(self.consume_per_s / CONSUMES_PER_MESSAGE)
+    }
 }
 
 async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
@@ -44,6 +133,14 @@ async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
     let topic = kafka.topic("bench.raw");
     let producer = kafka.producer()?;
     let payload = vec![b'x'; 300];
+    // One record first: a fresh broker makes the producer wait for its idempotence id.
+    producer
+        .send(
+            FutureRecord::to(&topic).key("warm-up").payload(&payload),
+            Duration::from_secs(60),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
     let started = Instant::now();
     let mut pending = Vec::with_capacity(records);
     for i in 0..records {
@@ -54,6 +151,7 @@ async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
                     pending.push(delivery);
                     break;
                 }
+                // Queue full: let deliveries drain.
                 Err((_, _)) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         }
@@ -65,23 +163,134 @@ async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
 
     let consumer = kafka.group_consumer("bench.raw")?;
     consumer.subscribe(&[topic.as_str()])?;
-    let started = Instant::now();
+    // The clock starts at the first record (the warm-up one): joining the group is not
+    // consuming; `records` more follow.
+    let mut started = None;
     let mut offsets: HashMap<i32, i64> = HashMap::new();
-    for n in 1..=records {
-        let message = consumer.recv().await?;
+    for n in 0..=records {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .map_err(|_| anyhow::anyhow!("raw consume: nothing for 60 s after {n} records"))??;
+        started.get_or_insert_with(Instant::now);
         offsets.insert(message.partition(), message.offset() + 1);
-        if n % 500 == 0 || n == records {
+        if n % 500 == 499 || n == records {
             let mut list = TopicPartitionList::new();
             for (partition, offset) in &offsets {
-                list.add_partition_offset("bench.raw", *partition, Offset::Offset(*offset))?;
+                list.add_partition_offset(&topic, *partition, Offset::Offset(*offset))?;
             }
             consumer.commit(&list, CommitMode::Async)?;
         }
     }
-    let consume_per_s = records as f64 / started.elapsed().as_secs_f64();
+    let consume_per_s = records as f64 / started.map_or(1e-9, |s| s.elapsed().as_secs_f64());
     Ok(Raw {
         produce_per_s,
         consume_per_s,
+    })
+}
+
+/// What one batch costs the broker outside and inside a transaction, in ms (p50, max).
+struct BatchCost {
+    plain: (i64, i64),
+    acknowledged: (i64, i64),
+    send_offsets: (i64, i64),
+    commit: (i64, i64),
+    transaction: (i64, i64),
+}
+
+/// Records per batch in `batch_cost`.
+const COST_BATCH: usize = 100;
+/// Batches timed in `batch_cost`.
+const COST_ROUNDS: usize = 30;
+
+fn p50_max(mut samples: Vec<i64>) -> (i64, i64) {
+    samples.sort_unstable();
+    (
+        percentile(&samples, 0.5),
+        samples.last().copied().unwrap_or(0),
+    )
+}
+
+/// Time batches of 100 records of 300 B over 3 partitions, one after the other: produced and
+/// acknowledged by the idempotent producer, then as a stage's transaction (begin, produce,
+/// acknowledged, send the consumed offsets, commit) — the floor each exactly-once hop pays per
+/// batch. Also warms up the transaction coordinator (a fresh broker creates and loads
+/// `__transaction_state` on first use) before the first exactly-once run.
+async fn batch_cost(env: &TestEnv) -> anyhow::Result<BatchCost> {
+    let kafka = env.kafka();
+    let topic = kafka.topic("bench.raw");
+    let payload = vec![b'x'; 300];
+    let send_batch = |producer: &FutureProducer| -> anyhow::Result<Vec<DeliveryFuture>> {
+        (0..COST_BATCH)
+            .map(|i| {
+                producer
+                    .send_result(
+                        FutureRecord::to(&topic)
+                            .key(&format!("k{i}"))
+                            .payload(&payload),
+                    )
+                    .map_err(|(e, _)| e.into())
+            })
+            .collect()
+    };
+    let plain_producer = kafka.producer()?;
+    let mut plain = Vec::with_capacity(COST_ROUNDS);
+    // Round 0 connects and gets the producer id; it is not counted.
+    for round in 0..=COST_ROUNDS {
+        let t0 = Instant::now();
+        for delivery in send_batch(&plain_producer)? {
+            delivery.await?.map_err(|(e, _)| e)?;
+        }
+        if round > 0 {
+            plain.push(t0.elapsed().as_millis() as i64);
+        }
+    }
+
+    // A group member, for the offsets a stage sends with its transaction.
+    let consumer = kafka.group_consumer("bench.transactions")?;
+    consumer.subscribe(&[topic.as_str()])?;
+    tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await??;
+    let producer = kafka.transactional_producer("bench.transactions")?;
+    let init = producer.clone();
+    tokio::task::spawn_blocking(move || init.init_transactions(Duration::from_secs(60))).await??;
+    let (mut acknowledged, mut send_offsets, mut commit, mut transaction) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Round 0 warms up and is not counted.
+    for round in 0..=COST_ROUNDS {
+        let t0 = Instant::now();
+        producer.begin_transaction()?;
+        for delivery in send_batch(&producer)? {
+            delivery.await?.map_err(|(e, _)| e)?;
+        }
+        let t1 = Instant::now();
+        let mut offsets = TopicPartitionList::new();
+        offsets.add_partition_offset(&topic, 0, Offset::Offset(round as i64 + 1))?;
+        let group = consumer
+            .group_metadata()
+            .ok_or_else(|| anyhow::anyhow!("no group metadata"))?;
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || {
+            p.send_offsets_to_transaction(&offsets, &group, Duration::from_secs(30))
+        })
+        .await??;
+        let t2 = Instant::now();
+        let p = producer.clone();
+        tokio::task::spawn_blocking(move || p.commit_transaction(Duration::from_secs(30)))
+            .await??;
+        let t3 = Instant::now();
+        if round > 0 {
+            let ms = |d: Duration| d.as_millis() as i64;
+            acknowledged.push(ms(t1 - t0));
+            send_offsets.push(ms(t2 - t1));
+            commit.push(ms(t3 - t2));
+            transaction.push(ms(t3 - t0));
+        }
+    }
+    Ok(BatchCost {
+        plain: p50_max(plain),
+        acknowledged: p50_max(acknowledged),
+        send_offsets: p50_max(send_offsets),
+        commit: p50_max(commit),
+        transaction: p50_max(transaction),
     })
 }
 
@@ -92,8 +301,8 @@ fn submission(i: usize) -> Submission {
     s
 }
 
-/// Per stage: records consumed and mean seconds from receipt to acknowledged outputs.
-fn print_stage_latencies(metrics: &str) {
+/// Per stage from the metrics text: (sum of seconds, count) of the processing latency.
+fn stage_latencies(metrics: &str) -> HashMap<String, (f64, f64)> {
     let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
     for line in metrics.lines() {
         let Some((name, value)) = line.rsplit_once(' ') else {
@@ -114,11 +323,30 @@ fn print_stage_latencies(metrics: &str) {
             sums.entry(stage).or_default().1 = value;
         }
     }
-    let mut stages: Vec<_> = sums.into_iter().filter(|(_, (_, n))| *n > 0.0).collect();
+    sums
+}
+
+/// Per stage: records consumed and mean seconds from receipt to acknowledged outputs, between
+/// the metrics texts `before` and `after`.
+fn print_stage_latencies(before: &str, after: &str) {
+    let before = stage_latencies(before);
+    let mut stages: Vec<_> = stage_latencies(after)
+        .into_iter()
+        .map(|(stage, (sum, count))| {
+            let (sum0, count0) = before.get(&stage).copied().unwrap_or_default();
+            (stage, (sum - sum0, count - count0))
+        })
+        .filter(|(_, (_, n))| *n > 0.0)
+        .collect();
     stages.sort_by(|a, b| a.0.cmp(&b.0));
-    println!("stages        records  mean ms (receipt → outputs acknowledged)");
+    println!(
+        "  stages                             records  mean ms (receipt → outputs acknowledged)"
+    );
     for (stage, (sum, count)) in stages {
-        println!("  {stage:<34} {count:>7.0}  {:>7.1}", sum / count * 1000.0);
+        println!(
+            "    {stage:<32} {count:>7.0}  {:>7.1}",
+            sum / count * 1000.0
+        );
     }
 }
 
@@ -129,89 +357,174 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let messages: usize = arg(&args, "--messages")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(4000);
-    let raw_records: usize = arg(&args, "--raw")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(20_000);
-    let storage = arg(&args, "--storage").unwrap_or_else(|| "sqlite".into());
-    let rate: Option<f64> = arg(&args, "--rate").and_then(|r| r.parse().ok());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,rdkafka=error"))
-        .init();
+fn spread(sorted: &[i64]) -> String {
+    format!(
+        "p50 {:>5} ms   p99 {:>5} ms   max {:>5} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99),
+        sorted.last().copied().unwrap_or(0)
+    )
+}
 
-    let broker = Broker::start()?;
-    let pace = rate.map_or("all at once".to_string(), |r| format!("paced at {r} msg/s"));
-    println!(
-        "switchyard bench: broker Tansu ({storage} storage), {messages} messages {pace}, {raw_records} raw records"
+/// A final report as the bench's reader saw it.
+struct Seen {
+    client_message_id: String,
+    /// When the reader received it (the report was committed and readable).
+    seen_at: i64,
+    /// When the report stage made it.
+    done_at: i64,
+}
+
+/// Follow `reports.final` (read_committed) until `expected` distinct messages have a final
+/// report; returns them and when the last arrived.
+async fn read_final_reports(
+    runtime: Runtime,
+    reader: Reader,
+    expected: usize,
+) -> anyhow::Result<(Vec<Seen>, Instant)> {
+    let mut seen = Vec::with_capacity(expected);
+    let mut ids = HashSet::with_capacity(expected);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while ids.len() < expected {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {expected} final reports after 600 s",
+            ids.len()
+        );
+        match tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
+            Ok(Ok(message)) => {
+                let seen_at = now_millis();
+                let report: FinalReport = runtime
+                    .codec
+                    .decode(message.payload().unwrap_or_default())
+                    .await?;
+                if let Some(id) = report.client_message_id
+                    && !id.starts_with(WARM_UP_PREFIX)
+                    && ids.insert(id.clone())
+                {
+                    seen.push(Seen {
+                        client_message_id: id,
+                        seen_at,
+                        done_at: report.done_at,
+                    });
+                }
+            }
+            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | Err(_) => {}
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+    Ok((seen, Instant::now()))
+}
+
+/// Encode `submission` (schema subject: the physical topic) and hand it to `producer`.
+async fn produce_direct(
+    runtime: &Runtime,
+    producer: &FutureProducer,
+    submission: &Submission,
+) -> anyhow::Result<DeliveryFuture> {
+    let topic = runtime.kafka.topic(names::ACCEPTED);
+    let payload = runtime.codec.encode(&topic, submission).await?;
+    let record = FutureRecord::to(&topic).key("acme").payload(&payload);
+    Ok(producer.send_result(record).map_err(|(e, _)| e)?)
+}
+
+/// POST one batch of messages to the ingress.
+async fn post_batch(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let status = http
+        .post(url)
+        .bearer_auth(API_KEY)
+        .json(&json!({"messages": body}))
+        .send()
+        .await?
+        .status();
+    anyhow::ensure!(status == 202, "ingress answered {status}");
+    Ok(())
+}
+
+/// The HTTP body of message `i`.
+fn http_message(to: &str, client_message_id: &str) -> serde_json::Value {
+    json!({"channel": "sms", "to": to, "text": format!("bench {client_message_id}"), "client_message_id": client_message_id})
+}
+
+/// One message over HTTP and one produced directly, each through to its final report and
+/// webhook: every stage has joined its group (and started its transactions) before the clock
+/// starts.
+async fn warm_up(pipeline: &Pipeline) -> anyhow::Result<()> {
+    let runtime = &pipeline.stack.runtime;
+    let http_id = format!("{WARM_UP_PREFIX}http");
+    post_batch(
+        &reqwest::Client::new(),
+        &format!("{}/v1/messages", pipeline.ingress_url),
+        vec![http_message("01019999999", &http_id)],
+    )
+    .await?;
+    let mut direct = sample_submission(None, "acme", "warm-up");
+    direct.client_message_id = Some(format!("{WARM_UP_PREFIX}direct"));
+    let producer = runtime.producer()?;
+    produce_direct(runtime, &producer, &direct)
+        .await?
+        .await?
+        .map_err(|(e, _)| e)?;
+    let reports = read_topic(&runtime.kafka, names::FINAL, 2, Duration::from_secs(120)).await?;
+    anyhow::ensure!(
+        reports.len() == 2,
+        "warm-up: {} of 2 final reports",
+        reports.len()
     );
-    let raw = raw_rate(&broker.env(), raw_records).await?;
-    println!(
-        "raw broker    produce {:>9.0} rec/s   consume {:>9.0} rec/s   (300 B, 3 partitions)",
-        raw.produce_per_s, raw.consume_per_s
-    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pipeline.inbox.len() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
 
-    let sim = SimulatorSettings {
-        success_rate: 1.0,
-        receipt_delay: Duration::ZERO,
-    };
-    let pipeline = Pipeline::start_on(broker.env(), &[], sim).await?;
-    let runtime = pipeline.stack.runtime.clone();
-    let mut sent_at: HashMap<String, i64> = HashMap::new();
-
-    // Chunks of 100 messages alternate between the HTTP ingress (one batch request, up to 4
-    // in flight) and direct produce; with --rate, chunks are paced to that many messages/s.
-    let started = Instant::now();
+/// Submit `messages`: chunks alternate between the HTTP ingress (one batch request, up to 4
+/// in flight) and direct produce; with `rate`, chunks are paced to that many messages/s.
+/// Returns when each message was submitted, by client message id.
+async fn submit(
+    pipeline: &Pipeline,
+    messages: usize,
+    rate: Option<f64>,
+    started: Instant,
+) -> anyhow::Result<HashMap<String, i64>> {
+    let runtime = &pipeline.stack.runtime;
+    let mut sent_at: HashMap<String, i64> = HashMap::with_capacity(messages);
     let http = reqwest::Client::new();
     let producer = runtime.producer()?;
-    let accepted_topic = runtime.kafka.topic("messages.accepted");
     let url = format!("{}/v1/messages", pipeline.ingress_url);
     let mut requests = Vec::new();
     let mut deliveries = Vec::new();
-    for chunk in 0..messages.div_ceil(100) {
+    for chunk in 0..messages.div_ceil(CHUNK) {
         if let Some(rate) = rate {
-            let due = started + Duration::from_secs_f64(chunk as f64 * 100.0 / rate);
+            let due = started + Duration::from_secs_f64((chunk * CHUNK) as f64 / rate);
             tokio::time::sleep_until(due.into()).await;
         }
-        let range = chunk * 100..messages.min(chunk * 100 + 100);
+        let range = chunk * CHUNK..messages.min((chunk + 1) * CHUNK);
         if chunk % 2 == 0 {
             let body: Vec<_> = range
                 .clone()
-                .map(|i| json!({"channel": "sms", "to": format!("0101{i:07}"), "text": format!("bench {i}"), "client_message_id": format!("http-{i}")}))
+                .map(|i| http_message(&format!("0101{i:07}"), &format!("http-{i}")))
                 .collect();
             for i in range {
                 sent_at.insert(format!("http-{i}"), now_millis());
             }
             let (http, url) = (http.clone(), url.clone());
-            requests.push(tokio::spawn(async move {
-                http.post(url)
-                    .bearer_auth(API_KEY)
-                    .json(&json!({"messages": body}))
-                    .send()
-                    .await
-                    .map(|r| r.status())
-            }));
+            requests.push(tokio::spawn(
+                async move { post_batch(&http, &url, body).await },
+            ));
             if requests.len() >= 4 {
-                let status = requests.remove(0).await??;
-                anyhow::ensure!(status == 202, "ingress answered {status}");
+                requests.remove(0).await??;
             }
         } else {
             for i in range {
                 let mut submission = submission(i);
                 submission.accepted_at = now_millis();
                 sent_at.insert(format!("direct-{i}"), submission.accepted_at);
-                let payload = runtime
-                    .codec
-                    .encode("messages.accepted", &submission)
-                    .await?;
-                let record = FutureRecord::to(&accepted_topic)
-                    .key("acme")
-                    .payload(&payload);
-                deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+                deliveries.push(produce_direct(runtime, &producer, &submission).await?);
             }
         }
     }
@@ -219,80 +532,269 @@ async fn main() -> anyhow::Result<()> {
         delivery.await?.map_err(|(e, _)| e)?;
     }
     for request in requests {
-        let status = request.await??;
-        anyhow::ensure!(status == 202, "ingress answered {status}");
+        request.await??;
     }
-    let submitted_in = started.elapsed();
+    Ok(sent_at)
+}
 
-    let reader = runtime.kafka.reader("bench.final")?;
-    let mut assignment = TopicPartitionList::new();
-    for partition in 0..3 {
-        assignment.add_partition_offset("reports.final", partition, Offset::Beginning)?;
-    }
-    reader.assign(&assignment)?;
-    let mut latencies = Vec::with_capacity(messages);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while latencies.len() < messages {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {} of {messages} final reports",
-            latencies.len()
-        );
-        match tokio::time::timeout(Duration::from_secs(5), reader.recv()).await {
-            Ok(Ok(message)) => {
-                let report: FinalReport = runtime
-                    .codec
-                    .decode(message.payload().unwrap_or_default())
-                    .await?;
-                if let Some(t0) = report
-                    .client_message_id
-                    .as_ref()
-                    .and_then(|c| sent_at.get(c))
-                {
-                    latencies.push(report.done_at - t0);
-                }
-            }
-            Ok(Err(rdkafka::error::KafkaError::PartitionEOF(_))) | Err(_) => {}
-            Ok(Err(e)) => return Err(e.into()),
+/// Sum of the high watermarks of every partition of the physical `topic`.
+fn high_watermarks(reader: &Reader, topic: &str) -> anyhow::Result<i64> {
+    let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut total = 0;
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            total += reader
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))?
+                .1;
         }
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort_unstable();
-    let achieved = messages as f64 / elapsed;
-    // Each message is produced to 7 topics (accepted, validated, routed, sender, dispatched,
-    // reports, final) and consumed 13 times (5 stages + 8 history readers).
-    let ceiling = (raw.produce_per_s / 7.0).min(raw.consume_per_s / 13.0);
-    let rate = achieved;
+    Ok(total)
+}
+
+/// The outputs of the exactly-once stages: (stage, logical topic).
+fn transactional_outputs() -> Vec<(&'static str, String)> {
+    vec![
+        ("validate", names::VALIDATED.to_string()),
+        ("route", names::ROUTED.to_string()),
+        ("route", names::sender("skt-a")),
+        ("route", names::sender("skt-b")),
+        ("route", names::sender("kt-a")),
+        ("report", names::FINAL.to_string()),
+    ]
+}
+
+/// Per exactly-once output: records the stage produced and offsets the topic holds.
+fn transaction_counts(runtime: &Runtime, reader: &Reader) -> anyhow::Result<Vec<(i64, i64)>> {
+    transactional_outputs()
+        .into_iter()
+        .map(|(stage, topic)| {
+            let records = runtime
+                .metrics
+                .produced
+                .get_or_create(&StageTopic {
+                    stage: stage.to_string(),
+                    topic: topic.clone(),
+                })
+                .get() as i64;
+            Ok((
+                records,
+                high_watermarks(reader, &runtime.kafka.topic(&topic))?,
+            ))
+        })
+        .collect()
+}
+
+/// Exactly once: each committed transaction leaves one commit marker in every partition it
+/// wrote, so offsets beyond the records are markers; records per marker is what a transaction
+/// wrote per partition, i.e. the effective batch, and with every transaction writing all 3
+/// partitions there were about markers ÷ 3 transactions.
+fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)]) {
+    println!("  transactions                       records  markers  records/marker  ≈ txns");
+    for (((stage, topic), (r0, o0)), (r1, o1)) in
+        transactional_outputs().iter().zip(before).zip(after)
+    {
+        let records = r1 - r0;
+        if records == 0 {
+            continue;
+        }
+        let markers = (o1 - o0) - records;
+        println!(
+            "    {:<32} {records:>7}  {markers:>7}  {:>14.1}  {:>6.0}",
+            format!("{stage} → {topic}"),
+            records as f64 / markers.max(1) as f64,
+            markers as f64 / 3.0
+        );
+    }
+}
+
+/// What one pipeline run measured.
+struct Run {
+    processing: Processing,
+    rate: f64,
+    readable: Vec<i64>,
+}
+
+async fn run_pipeline(
+    broker: &Broker,
+    processing: Processing,
+    options: &Options,
+    raw: &Raw,
+) -> anyhow::Result<Run> {
+    let messages = options.messages;
+    let env = broker.env();
     println!(
-        "pipeline      {rate:>9.0} msg/s end to end   ({messages} messages in {elapsed:.1} s; submitting took {:.1} s)",
+        "{processing} (namespace {})",
+        env.namespace.prefix().trim_end_matches('.')
+    );
+    let sim = SimulatorSettings {
+        success_rate: 1.0,
+        receipt_delay: Duration::ZERO,
+    };
+    let pipeline = Pipeline::start_with(env, &[], sim, processing).await?;
+    let runtime = pipeline.stack.runtime.clone();
+    warm_up(&pipeline).await?;
+    let metrics_before = runtime.metrics.encode();
+    let watermarks = runtime.kafka.reader("bench.watermarks")?;
+    let transactions_before = transaction_counts(&runtime, &watermarks)?;
+    let webhooks_before = pipeline.inbox.len();
+
+    // Follow the final reports from before the first submit, so a report is timed when it
+    // becomes readable, not when the bench gets round to it.
+    let reader = runtime.kafka.reader("bench.final")?;
+    read_from_beginning(&reader, &runtime.kafka.topic(names::FINAL))?;
+    let reading = tokio::spawn(read_final_reports(runtime.clone(), reader, messages));
+
+    let started = Instant::now();
+    let sent_at = submit(&pipeline, messages, options.rate, started).await?;
+    let submitted_in = started.elapsed();
+    let (seen, finished) = reading.await??;
+    let elapsed = finished.duration_since(started).as_secs_f64();
+
+    let mut readable = Vec::with_capacity(messages);
+    let mut written = Vec::with_capacity(messages);
+    for report in &seen {
+        if let Some(t0) = sent_at.get(&report.client_message_id) {
+            readable.push(report.seen_at - t0);
+            written.push(report.done_at - t0);
+        }
+    }
+    readable.sort_unstable();
+    written.sort_unstable();
+    let rate = messages as f64 / elapsed;
+    println!(
+        "  pipeline      {rate:>8.0} msg/s end to end   ({messages} messages in {elapsed:.1} s; submitting took {:.1} s)",
         submitted_in.as_secs_f64()
     );
     println!(
-        "latency       accept → final report   p50 {} ms   p99 {} ms   max {} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or(0)
+        "  latency       submit → final report readable   {}",
+        spread(&readable)
     );
     println!(
-        "ratio         pipeline / raw produce = {:.3}   pipeline / raw consume = {:.3}",
+        "                submit → final report written    {}",
+        spread(&written)
+    );
+    println!(
+        "  ratio         pipeline / raw produce = {:.3}   pipeline / raw consume = {:.3}   pipeline / fair ceiling = {:.2}",
         rate / raw.produce_per_s,
-        rate / raw.consume_per_s
+        rate / raw.consume_per_s,
+        rate / raw.fair_ceiling()
     );
-    println!(
-        "              pipeline / fair ceiling (raw produce ÷ 7 topics, raw consume ÷ 13 reads) = {:.2}  ({ceiling:.0} msg/s)",
-        rate / ceiling
-    );
+    if options.rate.is_some() {
+        println!(
+            "                (paced: the rate is the load offered, not what the pipeline could do)"
+        );
+    }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while pipeline.inbox.len() < messages && Instant::now() < deadline {
+    while pipeline.inbox.len() < webhooks_before + messages && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     println!(
-        "webhooks      {} of {messages} signed webhooks received {:.1} s after the first submit",
-        pipeline.inbox.len(),
+        "  webhooks      {} of {messages} signed webhooks received {:.1} s after the first submit",
+        pipeline.inbox.len() - webhooks_before,
         started.elapsed().as_secs_f64()
     );
-    print_stage_latencies(&runtime.metrics.encode());
-    drop((reader, producer, runtime));
-    pipeline.stop().await;
+    // A stage records its latencies once its whole batch is done: let the last ones finish.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    print_stage_latencies(&metrics_before, &runtime.metrics.encode());
+    if processing == Processing::ExactlyOnce {
+        let transactions_after = transaction_counts(&runtime, &watermarks)?;
+        print_transaction_markers(&transactions_before, &transactions_after);
+    }
+    drop(watermarks);
+    drop(runtime);
+    if tokio::time::timeout(Duration::from_secs(60), pipeline.stop())
+        .await
+        .is_err()
+    {
+        println!("  (the roles did not stop within 60 s; going on)");
+    }
+    Ok(Run {
+        processing,
+        rate,
+        readable,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = Options::parse()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "warn,rdkafka=error,librdkafka=error",
+        ))
+        .init();
+    let broker = Broker::start()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(bench(&broker, &options));
+    // Whatever the roles left running (table followers are cancelled, not awaited) ends here,
+    // and its Kafka clients close, while the broker still answers; then the broker is killed.
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    drop(broker);
+    result
+}
+
+async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
+    let pace = options
+        .rate
+        .map_or("all at once".to_string(), |r| format!("paced at {r} msg/s"));
+    let modes: Vec<_> = options.modes.iter().map(|m| m.as_str()).collect();
+    println!(
+        "switchyard bench: Apache Kafka (one KRaft node on {}), {} messages {pace} per mode ({}), {} raw records",
+        broker.brokers(),
+        options.messages,
+        modes.join(", "),
+        options.raw_records
+    );
+    let raw_env = broker.env();
+    let raw = raw_rate(&raw_env, options.raw_records).await?;
+    let cost = batch_cost(&raw_env).await?;
+    println!(
+        "raw broker      produce {:>8.0} rec/s   consume {:>8.0} rec/s   (300 B, 3 partitions, acks=all idempotent; group commit per 500)",
+        raw.produce_per_s, raw.consume_per_s
+    );
+    let ms = |(p50, max): (i64, i64)| format!("{p50} ms (max {max})");
+    println!(
+        "raw batch       {COST_BATCH} records acknowledged: plain {}; in a transaction {} = acknowledged {} + send offsets {} + commit {}",
+        ms(cost.plain),
+        ms(cost.transaction),
+        ms(cost.acknowledged),
+        ms(cost.send_offsets),
+        ms(cost.commit)
+    );
+    println!(
+        "fair ceiling    {:>8.0} msg/s = min(raw produce ÷ {PRODUCES_PER_MESSAGE} produces, raw consume ÷ {CONSUMES_PER_MESSAGE} consumes per message)",
+        raw.fair_ceiling()
+    );
+    println!(
+        "                per message: produced to accepted, validated, sender.<name>, routed, dispatched, reports, final;"
+    );
+    println!(
+        "                read by validate, route, dispatch, report, callback, report's key set on final, history ×6 (of its 8 topics)"
+    );
+
+    let mut runs = Vec::new();
+    for &processing in &options.modes {
+        println!();
+        runs.push(run_pipeline(broker, processing, options, &raw).await?);
+    }
+    if let [first, second] = runs.as_slice() {
+        println!();
+        for run in &runs {
+            println!(
+                "summary         {:<14} {:>8.0} msg/s   readable p50 {} ms   p99 {} ms",
+                run.processing.as_str(),
+                run.rate,
+                percentile(&run.readable, 0.5),
+                percentile(&run.readable, 0.99)
+            );
+        }
+        println!(
+            "                {} / {} = {:.2}",
+            first.processing,
+            second.processing,
+            first.rate / second.rate
+        );
+    }
     Ok(())
 }
