@@ -112,7 +112,11 @@ impl KafkaSettings {
             .set("transactional.id", self.namespace.physical(id))
             .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
             // librdkafka requires a record to time out within its transaction.
-            .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string());
+            .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
+            // Right after a commit the coordinator answers CONCURRENT_TRANSACTIONS for a
+            // moment; retry that sooner than the default 100 ms (measured with `make bench`).
+            .set("retry.backoff.ms", "10")
+            .set("retry.backoff.max.ms", "100");
         for (key, value) in &self.overrides {
             config.set(key, value);
         }
