@@ -11,5 +11,7 @@ port=$(free_port)
 controller=$(free_port)
 kafka() { DATA_DIR=$dir BROKER_PORT=$port CONTROLLER_PORT=$controller WATCH_PID=$$ infra/kafka.sh "$@"; }
 trap 'kafka stop >/dev/null; rm -rf "$dir"' EXIT
+# Tests run the `switchyard` binary as role processes: build it (cargo test alone may not).
+cargo build --workspace --bins
 kafka start
 SWITCHYARD_TEST_BROKERS=127.0.0.1:$port cargo test --workspace --all-targets "$@"

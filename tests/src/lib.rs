@@ -409,15 +409,6 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// The `switchyard` binary of this build (`target/<profile>/switchyard`, beside the test
-/// binary's `deps/` folder); `cargo test --workspace` builds it.
-pub fn switchyard_bin() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent()?.parent().map(|dir| dir.join("switchyard")))
-        .unwrap_or_else(|| PathBuf::from("switchyard"))
-}
-
 /// Where the repository is (for scripts and the Python client).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use switchyard_runtime::{Output, names};
-use switchyard_tests::{Stack, read_all, sample_submission, switchyard_bin};
+use switchyard_tests::{Stack, read_all, sample_submission};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_namespaces_on_one_broker_are_apart() -> anyhow::Result<()> {
@@ -30,11 +30,12 @@ async fn two_namespaces_on_one_broker_are_apart() -> anyhow::Result<()> {
 async fn topics_apply_with_a_prefix_creates_prefixed_topics_only() -> anyhow::Result<()> {
     let stack = Stack::start(&[]).await?;
     let prefix = format!("{}other.", stack.env.namespace.prefix());
+    let bin = switchyard_tests::processes::switchyard_bin()?;
     let output = tokio::task::spawn_blocking({
         let brokers = stack.env.brokers();
         let prefix = prefix.clone();
         move || {
-            Command::new(switchyard_bin())
+            Command::new(bin)
                 .args(["--brokers", &brokers, "--topic-prefix", &prefix])
                 .args(["topics", "apply", "--sender", "skt-1"])
                 .output()

@@ -59,7 +59,7 @@ async fn a_failed_role_makes_the_process_unhealthy_and_its_exit_code_non_zero() 
 async fn switchyard_run_exits_non_zero_when_its_role_fails() -> anyhow::Result<()> {
     let stack = Stack::start(&[]).await?;
     let dir = tempfile::tempdir()?;
-    let mut child = Command::new(switchyard_tests::switchyard_bin())
+    let mut child = Command::new(switchyard_tests::processes::switchyard_bin()?)
         .args(["--brokers", &stack.env.brokers()])
         .args(["--topic-prefix", stack.env.namespace.prefix()])
         .args(["--schema-registry-url", &stack.registry.url()])
