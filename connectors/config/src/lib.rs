@@ -3,10 +3,11 @@
 //! they differ; `config show` prints what the topics hold, secrets masked.
 
 mod apply;
+mod check;
 mod file;
 mod mask;
 
-pub use apply::{ConfigReport, apply, show};
+pub use apply::{ConfigReport, PRUNE_CONFIRM_ABOVE, Plan, apply, plan, show};
 pub use file::{ConfigFile, Desired, hash_api_key};
 pub use mask::{MASK, Masked, is_secret_name, masked_url};
 
