@@ -152,6 +152,10 @@ pub enum ConfigCommand {
         /// Print what the apply would do and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --prune: also delete the topics of deleted senders (messages still queued in
+        /// them are lost). Without it they are left in place and listed.
+        #[arg(long, requires = "prune")]
+        prune_topics: bool,
         /// Replication factor of sender topics it creates.
         #[arg(long, default_value_t = 1)]
         replication_factor: i32,

@@ -195,3 +195,41 @@ async fn a_large_prune_needs_yes_and_a_dry_run_writes_nothing() -> anyhow::Resul
     assert!(topics.contains(&stack.env.topic(&names::sender("skt-b"))));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_topics_deletes_the_topics_of_deleted_senders_only() -> anyhow::Result<()> {
+    let stack = Stack::start(&[]).await?;
+    switchyard_config::apply(&stack.runtime, FULL, false, 1).await?;
+    let kept = stack.env.topic(&names::sender("skt-a"));
+    let gone = stack.env.topic(&names::sender("skt-b"));
+    let gone_dead_letter = stack
+        .env
+        .topic(&names::dead_letter(&names::sender("skt-b")));
+    let topics = topic_names(&stack.env)?;
+    assert!(topics.contains(&gone) && topics.contains(&gone_dead_letter));
+
+    let without_b = FULL.replacen(
+        "[[senders]]\nname = \"skt-b\"\ngroup = \"skt-direct\"\nchannel = \"sms\"\ncarriers = [\"skt\"]\nendpoint = \"http://127.0.0.1:7001/submit\"\n",
+        "",
+        1,
+    );
+    assert_ne!(without_b, FULL);
+    let output = cli_apply(&stack, &without_b, &["--prune", "--prune-topics"]).await?;
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("deleted  topic sender.skt-b of a deleted sender"),
+        "{stdout}"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let topics = topic_names(&stack.env)?;
+        assert!(topics.contains(&kept), "{kept} was deleted");
+        if !topics.contains(&gone) && !topics.contains(&gone_dead_letter) {
+            break;
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{gone} still there");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(())
+}

@@ -21,6 +21,8 @@ pub struct ConfigReport {
     pub unchanged: usize,
     /// Topics of deleted senders (and their dead-letter topics): never deleted by an apply.
     pub sender_topics_left: Vec<String>,
+    /// Topics of deleted senders deleted too (`--prune-topics`).
+    pub sender_topics_deleted: Vec<String>,
 }
 
 impl std::fmt::Display for ConfigReport {
@@ -36,6 +38,9 @@ impl std::fmt::Display for ConfigReport {
         }
         for topic in &self.sender_topics_left {
             writeln!(f, "left in place: topic {topic} of a deleted sender")?;
+        }
+        for topic in &self.sender_topics_deleted {
+            writeln!(f, "deleted  topic {topic} of a deleted sender")?;
         }
         write!(
             f,

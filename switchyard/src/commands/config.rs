@@ -16,6 +16,7 @@ pub async fn run(app: &Context, command: ConfigCommand) -> anyhow::Result<i32> {
             prune,
             yes,
             dry_run,
+            prune_topics,
             replication_factor,
         } => {
             let text = std::fs::read_to_string(&file)
@@ -35,7 +36,13 @@ pub async fn run(app: &Context, command: ConfigCommand) -> anyhow::Result<i32> {
                 );
                 return Ok(NEEDS_CONFIRMATION);
             }
-            let report = plan.execute(&runtime, replication_factor).await?;
+            let mut report = plan.execute(&runtime, replication_factor).await?;
+            if prune_topics {
+                // After the tombstones: nothing routes to these senders any more.
+                let left = std::mem::take(&mut report.sender_topics_left);
+                report.sender_topics_deleted =
+                    switchyard_config::delete_topics(&runtime, &left).await?;
+            }
             println!("{report}");
         }
         ConfigCommand::Show => {
