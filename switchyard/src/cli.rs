@@ -141,9 +141,21 @@ pub enum ConfigCommand {
     /// Write what FILE declares to the config topics; only differences are written.
     Apply {
         file: PathBuf,
-        /// Also delete entities FILE does not declare.
+        /// Also delete entities FILE does not declare (the topics of deleted senders are left
+        /// in place and listed).
         #[arg(long)]
         prune: bool,
+        /// Confirm a prune that deletes more than 3 records; without it such an apply prints
+        /// its plan, writes nothing and exits with status 3.
+        #[arg(long)]
+        yes: bool,
+        /// Print what the apply would do and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --prune: also delete the topics of deleted senders (messages still queued in
+        /// them are lost). Without it they are left in place and listed.
+        #[arg(long, requires = "prune")]
+        prune_topics: bool,
         /// Replication factor of sender topics it creates.
         #[arg(long, default_value_t = 1)]
         replication_factor: i32,

@@ -189,3 +189,29 @@ async fn metrics_are_not_served_on_the_ingress_port() -> anyhow::Result<()> {
     pipeline.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bearer_scheme_is_case_insensitive() -> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    let http = reqwest::Client::new();
+    for scheme in ["bearer", "BEARER"] {
+        let response = http
+            .post(format!("{}/v1/messages", pipeline.ingress_url))
+            .header("authorization", format!("{scheme} {API_KEY}"))
+            .json(&sms(0, 10))
+            .send()
+            .await?;
+        assert_eq!(response.status().as_u16(), 202, "{scheme}");
+    }
+    let wrong = http
+        .post(format!("{}/v1/messages", pipeline.ingress_url))
+        .header("authorization", format!("Basic {API_KEY}"))
+        .json(&sms(0, 10))
+        .send()
+        .await?;
+    assert_eq!(wrong.status().as_u16(), 401);
+    let kafka = &pipeline.stack.runtime.kafka;
+    assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 2);
+    pipeline.stop().await;
+    Ok(())
+}

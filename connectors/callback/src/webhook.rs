@@ -78,10 +78,19 @@ impl Callback {
     }
 
     async fn deliver(&self, report: FinalReport) -> Result<Vec<Output>, StageError> {
-        let Some(client) = self
-            .tables
-            .report_client(&report.customer_id, report.client_id.as_deref())
-        else {
+        // Only a client of the report's own customer may receive it: a client id naming
+        // another customer's client is ignored (that customer's own client gets it instead).
+        let own_client = report.client_id.as_deref().filter(|id| {
+            let owner = self.tables.clients.get(&id.to_string());
+            let own = owner
+                .as_ref()
+                .is_none_or(|c| c.customer_id == report.customer_id);
+            if !own {
+                tracing::warn!(stage = "callback", message_id = %report.message_id, client = %id, customer = %report.customer_id, "report names another customer's client; not using it");
+            }
+            own
+        });
+        let Some(client) = self.tables.report_client(&report.customer_id, own_client) else {
             tracing::debug!(stage = "callback", message_id = %report.message_id, "no report URL; report stays pullable");
             return Ok(Vec::new());
         };

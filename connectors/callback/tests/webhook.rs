@@ -150,3 +150,44 @@ async fn an_unreachable_receiver_is_a_failure_too() {
         attempt.last_failure
     );
 }
+
+#[tokio::test]
+async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only() {
+    let (acme_url, acme_seen) = receiver(StatusCode::NO_CONTENT).await;
+    let (beta_url, beta_seen) = receiver(StatusCode::NO_CONTENT).await;
+    let client = |id: &str, customer: &str, url: &str| ApiClientConfig {
+        client_id: id.into(),
+        customer_id: customer.into(),
+        key_hash: id.into(),
+        report_url: Some(url.into()),
+        signing_secret: None,
+        enabled: true,
+        rate_limit_per_second: None,
+    };
+    let tables = ConfigTables::fixed(
+        vec![],
+        vec![
+            client("acme-web", "acme", &acme_url),
+            client("beta-web", "beta", &beta_url),
+        ],
+        vec![],
+        vec![],
+        vec![],
+    );
+    let callback = Callback::new(tables, Duration::from_secs(60));
+    let mut cross = report();
+    cross.customer_id = "beta".into();
+    cross.client_id = Some("acme-web".into());
+    let outputs = callback.process(cross, origin()).await.expect("processed");
+    assert!(outputs.is_empty());
+    assert_eq!(
+        acme_seen.lock().expect("lock").len(),
+        0,
+        "acme got beta's report"
+    );
+    assert_eq!(
+        beta_seen.lock().expect("lock").len(),
+        1,
+        "beta's own client"
+    );
+}

@@ -12,13 +12,17 @@ use crate::ConfigError;
 use crate::file::{ConfigFile, Desired};
 use crate::mask::Masked;
 
-/// What an apply did, per topic.
+/// What an apply did (or, in a [`Plan`], would do), per topic.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ConfigReport {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub deleted: Vec<String>,
     pub unchanged: usize,
+    /// Topics of deleted senders (and their dead-letter topics): never deleted by an apply.
+    pub sender_topics_left: Vec<String>,
+    /// Topics of deleted senders deleted too (`--prune-topics`).
+    pub sender_topics_deleted: Vec<String>,
 }
 
 impl std::fmt::Display for ConfigReport {
@@ -32,6 +36,12 @@ impl std::fmt::Display for ConfigReport {
                 writeln!(f, "{verb:<8} {key}")?;
             }
         }
+        for topic in &self.sender_topics_left {
+            writeln!(f, "left in place: topic {topic} of a deleted sender")?;
+        }
+        for topic in &self.sender_topics_deleted {
+            writeln!(f, "deleted  topic {topic} of a deleted sender")?;
+        }
         write!(
             f,
             "{} created, {} updated, {} deleted, {} unchanged",
@@ -43,15 +53,60 @@ impl std::fmt::Display for ConfigReport {
     }
 }
 
-/// Apply a config file's text.
+/// A prune deleting more records than this needs confirming (`config apply --yes`).
+pub const PRUNE_CONFIRM_ABOVE: usize = 3;
+
+/// What applying a file would write; nothing is written until [`Plan::execute`].
+#[derive(Debug)]
+pub struct Plan {
+    /// What the apply would do.
+    pub report: ConfigReport,
+    outputs: Vec<Output>,
+    sender_topics: Vec<switchyard_topics::TopicSpec>,
+}
+
+impl Plan {
+    /// Whether this plan deletes so many records that a person should confirm it.
+    pub fn needs_confirmation(&self) -> bool {
+        self.report.deleted.len() > PRUNE_CONFIRM_ABOVE
+    }
+
+    /// Create the sender topics the file needs, then write the records.
+    pub async fn execute(
+        self,
+        runtime: &Runtime,
+        replication_factor: i32,
+    ) -> Result<ConfigReport, ConfigError> {
+        // Every sender needs its topic before anything routes to it.
+        apply_topics(
+            &self.sender_topics,
+            &ApplyOptions {
+                brokers: runtime.kafka.brokers.clone(),
+                replication_factor,
+            },
+        )
+        .await?;
+        write(runtime, self.outputs).await?;
+        Ok(self.report)
+    }
+}
+
+/// Apply a config file's text: [`plan`], then [`Plan::execute`].
 pub async fn apply(
     runtime: &Runtime,
     text: &str,
     prune: bool,
     replication_factor: i32,
 ) -> Result<ConfigReport, ConfigError> {
+    plan(runtime, text, prune)
+        .await?
+        .execute(runtime, replication_factor)
+        .await
+}
+
+/// Check a config file and compare it with what the config topics hold; writes nothing.
+pub async fn plan(runtime: &Runtime, text: &str, prune: bool) -> Result<Plan, ConfigError> {
     let desired = ConfigFile::parse(text)?.desired()?;
-    // Every sender needs its topic before anything routes to it.
     let senders: Vec<String> = desired.senders.keys().cloned().collect();
     let sender_topics: Vec<String> = senders.iter().map(|s| names::sender(s)).collect();
     let specs: Vec<_> = runtime
@@ -65,14 +120,6 @@ pub async fn apply(
         })
         .collect();
     let specs = switchyard_topics::Catalog::in_namespace(specs, &runtime.kafka.namespace);
-    apply_topics(
-        &specs,
-        &ApplyOptions {
-            brokers: runtime.kafka.brokers.clone(),
-            replication_factor,
-        },
-    )
-    .await?;
 
     let shutdown = CancellationToken::new();
     let current = ConfigTables::start(runtime, shutdown.clone()).await;
@@ -80,6 +127,20 @@ pub async fn apply(
     let current = current?;
     let mut outputs = Vec::new();
     let mut report = ConfigReport::default();
+    if prune {
+        let mut gone: Vec<String> = current
+            .senders
+            .snapshot()
+            .into_keys()
+            .filter(|name| !desired.senders.contains_key(name))
+            .collect();
+        gone.sort();
+        for name in gone {
+            let topic = names::sender(&name);
+            report.sender_topics_left.push(names::dead_letter(&topic));
+            report.sender_topics_left.push(topic);
+        }
+    }
     let Desired {
         customers,
         clients,
@@ -104,8 +165,11 @@ pub async fn apply(
         &mut outputs,
         &mut report,
     );
-    write(runtime, outputs).await?;
-    Ok(report)
+    Ok(Plan {
+        report,
+        outputs,
+        sender_topics: specs,
+    })
 }
 
 fn diff<V: Record + Clone + PartialEq>(

@@ -138,6 +138,7 @@ impl ConfigFile {
 
     /// The records this file declares; checks references between them.
     pub fn desired(&self) -> Result<Desired, ConfigError> {
+        crate::check::check(self)?;
         let mut desired = Desired::default();
         for c in &self.customers {
             let record = CustomerConfig {
@@ -191,6 +192,7 @@ impl ConfigFile {
                 &c.id,
             )?;
         }
+        crate::check::distinct_keys(&desired.clients)?;
         for s in &self.senders {
             if s.name.is_empty()
                 || !s

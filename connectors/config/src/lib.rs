@@ -3,12 +3,15 @@
 //! they differ; `config show` prints what the topics hold, secrets masked.
 
 mod apply;
+mod check;
 mod file;
 mod mask;
+mod prune_topics;
 
-pub use apply::{ConfigReport, apply, show};
+pub use apply::{ConfigReport, PRUNE_CONFIRM_ABOVE, Plan, apply, plan, show};
 pub use file::{ConfigFile, Desired, hash_api_key};
 pub use mask::{MASK, Masked, is_secret_name, masked_url};
+pub use prune_topics::delete_topics;
 
 /// What can go wrong applying config.
 #[derive(Debug, thiserror::Error)]
@@ -24,4 +27,10 @@ pub enum ConfigError {
     /// Writing the config records failed (see whether a retry can help).
     #[error(transparent)]
     Publish(#[from] switchyard_runtime::PublishError),
+    /// The broker refused or did not answer an admin request; a retry may help.
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker refused to delete a sender topic (e.g. not authorized); a retry will not help.
+    #[error("deleting topic {0}")]
+    TopicDeletion(String),
 }

@@ -49,14 +49,21 @@ fn authenticate(ingress: &Ingress, headers: &HeaderMap) -> Result<ApiClientConfi
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_token)
         .filter(|k| !k.is_empty())
         .ok_or_else(|| Problem::unauthorized("send Authorization: Bearer <api key>"))?;
     ingress
         .tables
         .client_by_key_hash(&hash_api_key(key))
         .ok_or_else(|| Problem::unauthorized("this API key is not known or is disabled"))
+}
+
+/// The credentials of `Bearer <token>`; the scheme name is case-insensitive (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 async fn submit(
@@ -136,5 +143,25 @@ async fn status(
         }
         Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer k1", "bearer k1", "BEARER k1", "bEaReR   k1 "] {
+            assert_eq!(bearer_token(header), Some("k1"), "{header:?}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_no_token_are_refused() {
+        for header in ["Basic k1", "Bearerk1", "k1", ""] {
+            assert_eq!(bearer_token(header), None, "{header:?}");
+        }
+        assert_eq!(bearer_token("Bearer "), Some(""));
     }
 }

@@ -29,7 +29,9 @@ pub struct MessageRequest {
     pub fallback: Option<FallbackRequest>,
     #[serde(default)]
     pub attachments: Vec<AttachmentRequest>,
-    /// Milliseconds since the Unix epoch.
+    /// Milliseconds since the Unix epoch (a JSON integer, also when written `1.7e12` or
+    /// `1700000000000.0`, as JSON Schema's `integer` allows).
+    #[serde(default, deserialize_with = "integral")]
     pub expires_at: Option<i64>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
@@ -125,6 +127,24 @@ fn field_of(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
         .unwrap_or_else(|| "body".to_string())
 }
 
+/// An optional integer that JSON may spell with a fraction of zero (`5.0`).
+fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    match number.as_f64() {
+        Some(f) if f.fract() == 0.0 && f > i64::MIN as f64 && f < i64::MAX as f64 => {
+            Ok(Some(f as i64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "{number} is not a whole number of milliseconds"
+        ))),
+    }
+}
+
 fn check(index: usize, m: &MessageRequest) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut error = |field: &str, message: &str| {
@@ -142,7 +162,7 @@ fn check(index: usize, m: &MessageRequest) -> Vec<FieldError> {
     }
     if m.client_message_id
         .as_ref()
-        .is_some_and(|id| id.len() > 128)
+        .is_some_and(|id| id.chars().count() > 128)
     {
         error("client_message_id", "is longer than 128 characters");
     }
@@ -230,6 +250,33 @@ mod tests {
         );
         assert_eq!(parse(b"[1,2]").expect_err("array").status, 422);
         assert_eq!(parse(b"{nope").expect_err("not json").status, 422);
+        let whole = parse(br#"{"channel":"sms","to":"1","text":"x","expires_at":60113.0}"#)
+            .expect("a whole float is an integer");
+        assert_eq!(whole.messages[0].expires_at, Some(60113));
+        let none = parse(br#"{"channel":"sms","to":"1","text":"x","expires_at":null}"#)
+            .expect("null is absent");
+        assert_eq!(none.messages[0].expires_at, None);
+        let fraction = parse(br#"{"channel":"sms","to":"1","text":"x","expires_at":1.5}"#)
+            .expect_err("a fraction");
+        assert_eq!(fraction.errors[0].field, "expires_at");
+        let below =
+            parse(br#"{"channel":"sms","to":"1","text":"x","expires_at":-9223372036854775809}"#)
+                .expect_err("below i64");
+        assert_eq!(below.errors[0].field, "expires_at");
+        // 128 characters (as JSON Schema's maxLength counts), not bytes.
+        let korean = format!(
+            r#"{{"channel":"sms","to":"1","text":"x","client_message_id":"{}"}}"#,
+            "가".repeat(128)
+        );
+        assert!(parse(korean.as_bytes()).is_ok());
+        let longer = format!(
+            r#"{{"channel":"sms","to":"1","text":"x","client_message_id":"{}"}}"#,
+            "a".repeat(129)
+        );
+        assert_eq!(
+            parse(longer.as_bytes()).expect_err("129").errors[0].field,
+            "client_message_id"
+        );
         let unknown = parse(br#"{"channel":"sms","to":"1","text":"x","colour":"red"}"#)
             .expect_err("unknown field");
         assert_eq!(unknown.errors[0].field, "colour");

@@ -1,5 +1,6 @@
 //! validate: `messages.accepted` → `messages.validated` or `messages.rejected`.
-//! Known, enabled customer and client; channel enabled; required fields; recipient format;
+//! Known, enabled customer and client (a client of another customer is refused and dropped from
+//! the rejection, so its report URL never sees it); channel enabled; required fields; recipient format;
 //! bill code; expiry; text length by channel (SMS 90 bytes and LMS/MMS 2,000 bytes in EUC-KR).
 
 use switchyard_runtime::{ConfigTables, Origin, Output, Processor, StageError};
@@ -15,6 +16,8 @@ pub mod codes {
     pub const UNKNOWN_CUSTOMER: &str = "unknown_customer";
     pub const CUSTOMER_DISABLED: &str = "customer_disabled";
     pub const UNKNOWN_CLIENT: &str = "unknown_client";
+    /// The client named belongs to another customer.
+    pub const CLIENT_CUSTOMER_MISMATCH: &str = "client_customer_mismatch";
     pub const CHANNEL_NOT_ENABLED: &str = "channel_not_enabled";
     pub const MISSING_FIELD: &str = "missing_field";
     pub const INVALID_RECIPIENT: &str = "invalid_recipient";
@@ -53,14 +56,20 @@ pub fn validate(
             segments,
             validated_at: now,
         }),
-        Err((code, detail)) => Verdict::Rejected(Rejection {
-            message_id,
-            customer_id: submission.customer_id.clone(),
-            code: code.to_string(),
-            detail,
-            submission,
-            rejected_at: now,
-        }),
+        Err((code, detail)) => {
+            if code == codes::CLIENT_CUSTOMER_MISMATCH {
+                // The client is another customer's: its report URL must never see this.
+                submission.client_id = None;
+            }
+            Verdict::Rejected(Rejection {
+                message_id,
+                customer_id: submission.customer_id.clone(),
+                code: code.to_string(),
+                detail,
+                submission,
+                rejected_at: now,
+            })
+        }
     }
 }
 
@@ -81,10 +90,18 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static st
     }
     if let Some(client_id) = &s.client_id {
         let client = tables.clients.get(client_id);
-        if client
-            .as_ref()
-            .is_none_or(|c| c.customer_id != s.customer_id || !c.enabled)
+        if let Some(c) = &client
+            && c.customer_id != s.customer_id
         {
+            return Err((
+                codes::CLIENT_CUSTOMER_MISMATCH,
+                format!(
+                    "client {client_id:?} does not belong to customer {:?}",
+                    s.customer_id
+                ),
+            ));
+        }
+        if client.as_ref().is_none_or(|c| !c.enabled) {
             return Err((
                 codes::UNKNOWN_CLIENT,
                 format!(
@@ -304,10 +321,10 @@ mod tests {
             Some(codes::CHANNEL_NOT_ENABLED)
         );
 
-        let mut foreign_client = submission("m");
-        foreign_client.client_id = Some("other-client".into());
+        let mut ghost_client = submission("m");
+        ghost_client.client_id = Some("ghost".into());
         assert_eq!(
-            verdict_code(foreign_client).as_deref(),
+            verdict_code(ghost_client).as_deref(),
             Some(codes::UNKNOWN_CLIENT)
         );
 
@@ -352,5 +369,28 @@ mod tests {
             verdict_code(emoji).as_deref(),
             Some(codes::UNENCODABLE_TEXT)
         );
+    }
+
+    #[test]
+    fn another_customers_client_is_refused_and_dropped_from_the_rejection() {
+        // other-client belongs to beta; this submission is acme's.
+        let mut foreign = submission("m");
+        foreign.client_id = Some("other-client".into());
+        let Verdict::Rejected(rejection) =
+            validate(foreign, ("messages.accepted", 0, 7), &tables(), 1_000)
+        else {
+            panic!("a cross-tenant client was accepted")
+        };
+        assert_eq!(rejection.code, codes::CLIENT_CUSTOMER_MISMATCH);
+        assert_eq!(rejection.customer_id, "acme");
+        assert_eq!(rejection.submission.client_id, None);
+        assert!(
+            rejection.detail.contains("other-client"),
+            "{}",
+            rejection.detail
+        );
+        let report = crate::report::from_rejection(&rejection, 2_000);
+        assert_eq!(report.client_id, None);
+        assert_eq!(report.customer_id, "acme");
     }
 }

@@ -1,0 +1,195 @@
+//! Config files that must be refused before anything is written, each naming its field.
+
+use switchyard_config::{ConfigFile, hash_api_key};
+
+/// A small valid config; each case below breaks one thing in it.
+const BASE: &str = r#"
+[[customers]]
+id = "acme"
+channels = ["sms"]
+
+[[customers]]
+id = "beta"
+channels = ["sms"]
+
+[[clients]]
+id = "acme-web"
+customer = "acme"
+api_key = "key-acme"
+report_url = "https://acme.example/hooks"
+
+[[clients]]
+id = "beta-web"
+customer = "beta"
+api_key = "key-beta"
+
+[[senders]]
+name = "skt-a"
+group = "skt-direct"
+channel = "sms"
+carriers = ["skt"]
+endpoint = "http://127.0.0.1:7001/submit"
+
+[[routes]]
+customer = "acme"
+channel = "sms"
+carriers = [{ carrier = "skt", groups = [{ group = "skt-direct", ratio = 1 }] }]
+
+[[numbering]]
+prefix = "0101"
+carrier = "skt"
+"#;
+
+fn refusal(text: &str) -> Option<String> {
+    match ConfigFile::parse(text).and_then(|f| f.desired()) {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+fn replaced(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "the base config holds {from:?}");
+    BASE.replacen(from, to, 1)
+}
+
+#[test]
+fn the_base_config_is_accepted() {
+    assert_eq!(refusal(BASE), None);
+}
+
+#[test]
+fn two_clients_with_one_clear_key_are_refused_naming_both() {
+    let text = replaced(r#"api_key = "key-beta""#, r#"api_key = "key-acme""#);
+    let err = refusal(&text).expect("refused");
+    assert!(
+        err.contains("acme-web") && err.contains("beta-web"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_clients_with_one_hash_are_refused_naming_both() {
+    let hash = hash_api_key("shared");
+    let text = replaced(
+        r#"api_key = "key-acme""#,
+        &format!(r#"api_key_sha256 = "{hash}""#),
+    )
+    .replacen(
+        r#"api_key = "key-beta""#,
+        // Upper case: the same hash however it is spelled.
+        &format!(r#"api_key_sha256 = "{}""#, hash.to_uppercase()),
+        1,
+    );
+    let err = refusal(&text).expect("refused");
+    assert!(
+        err.contains("acme-web") && err.contains("beta-web"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_clear_key_hashing_to_another_clients_hash_is_refused() {
+    let text = replaced(
+        r#"api_key = "key-beta""#,
+        &format!(r#"api_key_sha256 = "{}""#, hash_api_key("key-acme")),
+    );
+    let err = refusal(&text).expect("refused");
+    assert!(
+        err.contains("acme-web") && err.contains("beta-web"),
+        "{err}"
+    );
+}
+
+#[test]
+fn nonsense_is_refused_naming_the_field() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (case, replace this, with this, the error names)
+        (
+            "empty customer id",
+            r#"id = "beta""#,
+            r#"id = """#,
+            "customers[1].id is empty",
+        ),
+        (
+            "empty client id",
+            r#"id = "beta-web""#,
+            r#"id = " ""#,
+            "clients[1].id is empty",
+        ),
+        (
+            "empty sender group",
+            r#"group = "skt-direct""#,
+            r#"group = """#,
+            ".group is empty",
+        ),
+        (
+            "empty numbering prefix",
+            r#"prefix = "0101""#,
+            r#"prefix = """#,
+            "numbering[0].prefix is empty",
+        ),
+        (
+            "numbering for an unknown carrier",
+            r#"prefix = "0101"
+carrier = "skt""#,
+            r#"prefix = "0101"
+carrier = "lgt""#,
+            "numbering[0].carrier names carrier \"lgt\"",
+        ),
+        (
+            "negative ratio",
+            "ratio = 1",
+            "ratio = -1",
+            "routes[0] (customer \"acme\").carriers[0].groups[0].ratio is negative",
+        ),
+        (
+            "route to an unknown group",
+            r#"{ group = "skt-direct", ratio = 1 }"#,
+            r#"{ group = "nobody", ratio = 1 }"#,
+            "groups[0].group names group \"nobody\"",
+        ),
+        (
+            "empty group list",
+            r#"groups = [{ group = "skt-direct", ratio = 1 }]"#,
+            "groups = []",
+            "carriers[0].groups lists no group",
+        ),
+        (
+            "route with no carrier",
+            r#"carriers = [{ carrier = "skt", groups = [{ group = "skt-direct", ratio = 1 }] }]"#,
+            "carriers = []",
+            "routes[0] (customer \"acme\").carriers lists no carrier",
+        ),
+        (
+            "sender with no carrier",
+            r#"carriers = ["skt"]"#,
+            "carriers = []",
+            "senders[0] (sender \"skt-a\").carriers lists no carrier",
+        ),
+        (
+            "relative endpoint",
+            r#"endpoint = "http://127.0.0.1:7001/submit""#,
+            r#"endpoint = "/submit""#,
+            "senders[0] (sender \"skt-a\").endpoint is \"/submit\"",
+        ),
+        (
+            "endpoint of another scheme",
+            r#"endpoint = "http://127.0.0.1:7001/submit""#,
+            r#"endpoint = "ftp://127.0.0.1/submit""#,
+            ".endpoint is \"ftp://127.0.0.1/submit\"",
+        ),
+        (
+            "report URL without scheme",
+            r#"report_url = "https://acme.example/hooks""#,
+            r#"report_url = "acme.example/hooks""#,
+            "clients[0].report_url (client acme-web) is \"acme.example/hooks\"",
+        ),
+    ];
+    for (case, from, to, names) in cases {
+        let err = refusal(&replaced(from, to)).unwrap_or_else(|| panic!("{case}: accepted"));
+        assert!(
+            err.contains(names),
+            "{case}: {err:?} does not say {names:?}"
+        );
+    }
+}
