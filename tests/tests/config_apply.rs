@@ -7,7 +7,8 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use switchyard_runtime::names;
-use switchyard_tests::{Stack, TestEnv, read_all, switchyard_bin};
+use switchyard_tests::processes::switchyard_bin;
+use switchyard_tests::{Stack, TestEnv, read_all};
 
 /// Valid apart from the route naming a group no sender belongs to.
 const REFUSED: &str = r#"
@@ -127,7 +128,7 @@ async fn cli_apply(stack: &Stack, text: &str, args: &[&str]) -> anyhow::Result<O
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("config.toml");
     std::fs::write(&file, text)?;
-    let mut command = Command::new(switchyard_bin());
+    let mut command = Command::new(switchyard_bin()?);
     command
         .args(["--brokers", &stack.env.brokers()])
         .args(["--topic-prefix", stack.env.namespace.prefix()])

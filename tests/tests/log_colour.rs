@@ -4,12 +4,13 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use switchyard_tests::{free_port, switchyard_bin, wait_for_port};
+use switchyard_tests::processes::switchyard_bin;
+use switchyard_tests::{free_port, wait_for_port};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_to_a_pipe_have_no_colour_codes() -> anyhow::Result<()> {
     let port = free_port();
-    let mut child = Command::new(switchyard_bin())
+    let mut child = Command::new(switchyard_bin()?)
         .args(["sim", "webhooks", "--listen", &format!("127.0.0.1:{port}")])
         .env_remove("NO_COLOR")
         .env_remove("LOG_FORMAT")
