@@ -111,7 +111,7 @@ async fn accept(
     }
     ingress
         .runtime
-        .publish("ingress", &outputs)
+        .publish_atomic("ingress", &outputs)
         .await
         .map_err(|e| Problem::of_publish(&e))?;
     tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");

@@ -2,6 +2,7 @@
 //! the registry), process with a plain function, produce, commit only after every output is
 //! acknowledged. Plus tables over compacted topics, dead letters, metrics and shutdown.
 
+mod atomic_pool;
 mod batch;
 mod config_tables;
 pub mod dead_letter;
@@ -62,6 +63,7 @@ pub struct Runtime {
     pub instance_id: String,
     /// The health of this process's roles (served at `/healthz` on the metrics address).
     pub health: Health,
+    atomic: Arc<atomic_pool::AtomicPool>,
     producer: Arc<std::sync::OnceLock<rdkafka::producer::FutureProducer>>,
 }
 
@@ -84,6 +86,7 @@ impl Runtime {
             processing: Processing::default(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
             health: Health::default(),
+            atomic: Arc::default(),
             producer: Arc::new(std::sync::OnceLock::new()),
         })
     }

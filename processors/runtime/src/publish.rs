@@ -74,6 +74,34 @@ impl Runtime {
     /// larger than the broker accepts are refused before anything is produced.
     pub async fn publish(&self, origin: &str, outputs: &[Output]) -> Result<(), PublishError> {
         let producer = self.producer().map_err(PublishError::Encode)?;
+        let encoded = self.encode_all(outputs).await?;
+        self.send_all(origin, &producer, &encoded).await
+    }
+
+    /// Like `publish`, but all or nothing: several records go in one Kafka transaction, so a
+    /// failure leaves none of them visible to `read_committed` readers (every switchyard
+    /// consumer). For the ingress's batches (decision 0011).
+    pub async fn publish_atomic(
+        &self,
+        origin: &str,
+        outputs: &[Output],
+    ) -> Result<(), PublishError> {
+        if outputs.len() <= 1 {
+            return self.publish(origin, outputs).await;
+        }
+        let encoded = self.encode_all(outputs).await?;
+        self.atomic
+            .run(self, |producer| async move {
+                self.send_all(origin, &producer, &encoded).await
+            })
+            .await
+    }
+
+    /// Encode every output for its topic on the broker, refusing any record over the limit.
+    async fn encode_all<'a>(
+        &self,
+        outputs: &'a [Output],
+    ) -> Result<Vec<(&'a Output, String, Option<Vec<u8>>)>, PublishError> {
         let mut encoded = Vec::with_capacity(outputs.len());
         for output in outputs {
             let physical = self.kafka.topic(&output.topic);
@@ -92,6 +120,16 @@ impl Runtime {
             }
             encoded.push((output, physical, payload));
         }
+        Ok(encoded)
+    }
+
+    /// Send encoded records with `producer` and wait for every acknowledgement.
+    async fn send_all(
+        &self,
+        origin: &str,
+        producer: &rdkafka::producer::FutureProducer,
+        encoded: &[(&Output, String, Option<Vec<u8>>)],
+    ) -> Result<(), PublishError> {
         let sends = encoded.iter().map(|(output, physical, payload)| {
             let mut record = FutureRecord::<str, Vec<u8>>::to(physical).key(&output.key);
             if let Some(payload) = payload {
@@ -113,7 +151,7 @@ impl Runtime {
             }
         });
         futures::future::try_join_all(sends).await?;
-        for (output, _, _) in &encoded {
+        for (output, _, _) in encoded {
             self.metrics
                 .produced
                 .get_or_create(&StageTopic {

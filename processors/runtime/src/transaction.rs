@@ -33,6 +33,12 @@ pub(crate) struct Transactions {
     producer: FutureProducer,
 }
 
+impl std::fmt::Debug for Transactions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transactions").field("id", &self.id).finish()
+    }
+}
+
 impl Transactions {
     /// Create the producer for `transactional.id` = `id` and register it with the broker,
     /// waiting (with backoff) while the broker cannot be reached. `None` if stopped first.
@@ -89,6 +95,14 @@ impl Transactions {
         })
         .await
         .map_err(classify)
+    }
+
+    /// Commit the records sent since `begin` (no consumed offsets: a publish, not a stage).
+    pub async fn commit_records(&self) -> Result<(), TransactionError> {
+        let producer = self.producer.clone();
+        blocking(move || producer.commit_transaction(TIMEOUT))
+            .await
+            .map_err(classify)
     }
 
     /// Abort the open transaction; after a fatal error, replace the producer (fencing the old
