@@ -35,13 +35,9 @@ num.partitions=3
 auto.create.topics.enable=false
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=3
-# Topics come from the catalog (switchyard topics apply), never from a typo.
-auto.create.topics.enable=false
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=3
-# Topics come from the catalog (switchyard topics apply), never from a typo.
-auto.create.topics.enable=false
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0

@@ -9,9 +9,9 @@ use rdkafka::producer::FutureProducer;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use crate::Runtime;
 use crate::publish::PublishError;
 use crate::transaction::{TransactionError, Transactions};
-use crate::Runtime;
 
 /// How many atomic publishes may run at once in one process.
 const SLOTS: usize = 4;

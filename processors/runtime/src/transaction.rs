@@ -35,7 +35,9 @@ pub(crate) struct Transactions {
 
 impl std::fmt::Debug for Transactions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Transactions").field("id", &self.id).finish()
+        f.debug_struct("Transactions")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
