@@ -15,6 +15,59 @@ pub const API_KEY: &str = "sk-test-key";
 /// The signing secret of the test client.
 pub const SECRET: &str = "whsec-test";
 
+/// Role settings for a test: the history store in `dir`, every listener on a free port, a
+/// 100 ms callback "minute".
+pub fn local_settings(dir: &std::path::Path) -> Settings {
+    Settings {
+        history_path: dir.join("history.db"),
+        ingress_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        receipts_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        receipts_url: None,
+        callback_minute: Duration::from_millis(100),
+    }
+}
+
+/// POST `count` SMS (`to` 0101…, `client_message_id` `<tag>-<i>` from `from` on) as one batch
+/// with the test client's key; the message ids answered, in order.
+pub async fn post_batch(
+    http: &reqwest::Client,
+    url: &str,
+    tag: &str,
+    from: usize,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let messages: Vec<serde_json::Value> = (from..from + count)
+        .map(|i| {
+            serde_json::json!({
+                "channel": "sms",
+                "to": format!("0101{:07}", i % 10_000_000),
+                "text": format!("{tag} {i}"),
+                "client_message_id": format!("{tag}-{i}"),
+            })
+        })
+        .collect();
+    let response = http
+        .post(format!("{url}/v1/messages"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({ "messages": messages }))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status() == 202,
+        "POST answered {}",
+        response.status()
+    );
+    let body: serde_json::Value = response.json().await?;
+    let ids: Vec<String> = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["message_id"].as_str().map(String::from))
+        .collect();
+    anyhow::ensure!(ids.len() == count, "{} ids for {count} messages", ids.len());
+    Ok(ids)
+}
+
 /// A running pipeline and its surroundings.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -123,13 +176,7 @@ impl Pipeline {
         );
         switchyard_config::apply(&stack.runtime, &text, false, 1).await?;
         let history = tempfile::tempdir()?;
-        let settings = Settings {
-            history_path: history.path().join("history.db"),
-            ingress_addr: "127.0.0.1:0".parse()?,
-            receipts_addr: "127.0.0.1:0".parse()?,
-            receipts_url: None,
-            callback_minute: Duration::from_millis(100),
-        };
+        let settings = local_settings(history.path());
         let roles: Vec<Role> = Role::ALL
             .into_iter()
             .filter(|r| !except.contains(r))

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::post;
 use rdkafka::Message;
-use switchyard::pipeline::{Role, Settings, start};
+use switchyard::pipeline::{Role, start};
 use switchyard_runtime::names::{DISPATCHED, sender};
 use switchyard_runtime::{CancellationToken, Output};
 use switchyard_schemas::{DispatchOutcome, DispatchRequest, DispatchStatus, ValidatedMessage};
@@ -84,13 +84,7 @@ endpoint = "{endpoint}"
 
     let shutdown = CancellationToken::new();
     let history = tempfile::tempdir()?;
-    let settings = Settings {
-        history_path: history.path().join("history.db"),
-        ingress_addr: "127.0.0.1:0".parse()?,
-        receipts_addr: "127.0.0.1:0".parse()?,
-        receipts_url: None,
-        callback_minute: Duration::from_millis(100),
-    };
+    let settings = switchyard_tests::pipeline::local_settings(history.path());
     let running = start(runtime, &[Role::Dispatch], &settings, &shutdown).await?;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

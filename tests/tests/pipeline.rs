@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchyard::pipeline::{Role, start};
 use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_schemas::{FinalReport, Rejection, ResultStatus, RoutingDecision, Submission};
-use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 use switchyard_tests::{produce_raw, read_all, sample_submission};
 
 fn fast_carrier() -> SimulatorSettings {
@@ -25,35 +25,6 @@ fn direct(i: usize, customer: &str) -> Submission {
     s.client_message_id = Some(format!("direct-{i}"));
     s.to = format!("0101{i:07}");
     s
-}
-
-async fn post_batch(
-    http: &reqwest::Client,
-    url: &str,
-    from: usize,
-    count: usize,
-) -> anyhow::Result<Vec<String>> {
-    let messages: Vec<Value> = (from..from + count)
-        .map(|i| json!({"channel": "sms", "to": format!("0101{:07}", i), "text": format!("http {i}"), "client_message_id": format!("http-{i}")}))
-        .collect();
-    let response = http
-        .post(format!("{url}/v1/messages"))
-        .bearer_auth(API_KEY)
-        .json(&json!({"messages": messages}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status() == 202,
-        "POST answered {}",
-        response.status()
-    );
-    let body: Value = response.json().await?;
-    Ok(body["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["message_id"].as_str().map(String::from))
-        .collect())
 }
 
 /// Final reports per message id, read back from `reports.final`.
@@ -110,7 +81,7 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
 
     let mut http_ids = Vec::new();
     for batch in 0..5 {
-        http_ids.extend(post_batch(&http, &pipeline.ingress_url, batch * 100, 100).await?);
+        http_ids.extend(post_batch(&http, &pipeline.ingress_url, "http", batch * 100, 100).await?);
     }
     for i in 0..500 {
         let bytes = pipeline
@@ -142,7 +113,7 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
         let _ = task.await;
     }
     for batch in 5..10 {
-        http_ids.extend(post_batch(&http, &pipeline.ingress_url, batch * 100, 100).await?);
+        http_ids.extend(post_batch(&http, &pipeline.ingress_url, "http", batch * 100, 100).await?);
     }
     for i in 500..1000 {
         let bytes = pipeline
@@ -262,7 +233,14 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
 async fn a_one_to_one_rule_splits_ten_messages_five_five() -> anyhow::Result<()> {
     switchyard_tests::init_logging();
     let pipeline = Pipeline::start(&[], fast_carrier()).await?;
-    post_batch(&reqwest::Client::new(), &pipeline.ingress_url, 0, 10).await?;
+    post_batch(
+        &reqwest::Client::new(),
+        &pipeline.ingress_url,
+        "http",
+        0,
+        10,
+    )
+    .await?;
     wait_for_webhooks(&pipeline, 10, Duration::from_secs(60)).await?;
     let mut groups: HashMap<String, usize> = HashMap::new();
     for message in read_all(&pipeline.stack.runtime.kafka, "messages.routed").await? {

@@ -17,7 +17,7 @@ use switchyard_callback::receiver::Inbox;
 use switchyard_carrier_http::simulator::{self, SimulatorSettings};
 use switchyard_runtime::{CancellationToken, KafkaSettings, Runtime};
 use switchyard_schemas::Submission;
-use switchyard_tests::pipeline::{self, API_KEY, Pipeline, SECRET};
+use switchyard_tests::pipeline::{self, API_KEY, Pipeline, SECRET, post_batch};
 use switchyard_tests::processes::{Connection, RoleProcess};
 use switchyard_tests::{
     Broker, Stack, TestEnv, free_port, read_all, read_topic, sample_submission,
@@ -46,46 +46,6 @@ fn log_dir(test: &str, env: &TestEnv) -> PathBuf {
 
 fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder().timeout(timeout).build()?)
-}
-
-/// POST `count` messages in one batch; the ids the ingress accepted (202 only).
-async fn post_batch(
-    http: &reqwest::Client,
-    url: &str,
-    tag: &str,
-    from: usize,
-    count: usize,
-) -> anyhow::Result<Vec<String>> {
-    let messages: Vec<Value> = (from..from + count)
-        .map(|i| {
-            json!({
-                "channel": "sms",
-                "to": format!("0101{:07}", i % 10_000_000),
-                "text": format!("{tag} {i}"),
-                "client_message_id": format!("{tag}-{i}"),
-            })
-        })
-        .collect();
-    let response = http
-        .post(format!("{url}/v1/messages"))
-        .bearer_auth(API_KEY)
-        .json(&json!({ "messages": messages }))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status() == 202,
-        "POST answered {}",
-        response.status()
-    );
-    let body: Value = response.json().await?;
-    let ids: Vec<String> = body["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["message_id"].as_str().map(String::from))
-        .collect();
-    anyhow::ensure!(ids.len() == count, "{} ids for {count} messages", ids.len());
-    Ok(ids)
 }
 
 fn direct_submission(id: &str, i: usize) -> Submission {

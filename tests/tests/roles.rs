@@ -4,23 +4,13 @@
 use std::process::Command;
 use std::time::Duration;
 
-use switchyard::pipeline::{Role, Settings, start};
+use switchyard::pipeline::{Role, start};
 use switchyard_runtime::{CancellationToken, RoleState};
 use switchyard_tests::Stack;
 
 /// A setting the transactional producer of validate refuses (a record may not outlive its
 /// transaction), while every other client accepts it: validate fails after it started.
 const BREAKS_TRANSACTIONS: (&str, &str) = ("message.timeout.ms", "600000");
-
-fn settings(dir: &tempfile::TempDir) -> anyhow::Result<Settings> {
-    Ok(Settings {
-        history_path: dir.path().join("history.db"),
-        ingress_addr: "127.0.0.1:0".parse()?,
-        receipts_addr: "127.0.0.1:0".parse()?,
-        receipts_url: None,
-        callback_minute: Duration::from_millis(100),
-    })
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_role_makes_the_process_unhealthy_and_its_exit_code_non_zero() -> anyhow::Result<()>
@@ -34,7 +24,13 @@ async fn a_failed_role_makes_the_process_unhealthy_and_its_exit_code_non_zero() 
     ));
     let dir = tempfile::tempdir()?;
     let shutdown = CancellationToken::new();
-    let running = start(&runtime, &[Role::Validate], &settings(&dir)?, &shutdown).await?;
+    let running = start(
+        &runtime,
+        &[Role::Validate],
+        &switchyard_tests::pipeline::local_settings(dir.path()),
+        &shutdown,
+    )
+    .await?;
     let failed = running.health.failed();
     tokio::time::timeout(Duration::from_secs(30), failed.cancelled()).await?;
     let report = running.health.report();

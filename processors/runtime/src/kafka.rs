@@ -93,15 +93,12 @@ impl KafkaSettings {
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
-        for (key, value) in &self.overrides {
-            config.set(key, value);
-        }
-        config
+        self.with_overrides(config)
     }
 
     /// A producer that never reorders or duplicates on retry, acknowledged by all replicas.
     pub fn producer(&self) -> KafkaResult<FutureProducer> {
-        self.producer_config().create()
+        self.with_overrides(self.producer_config()).create()
     }
 
     /// A transactional producer with `transactional.id` = namespace + `id`; call
@@ -117,10 +114,7 @@ impl KafkaSettings {
             // moment; retry that sooner than the default 100 ms (measured with `make bench`).
             .set("retry.backoff.ms", "10")
             .set("retry.backoff.max.ms", "100");
-        for (key, value) in &self.overrides {
-            config.set(key, value);
-        }
-        config.create()
+        self.with_overrides(config).create()
     }
 
     fn producer_config(&self) -> ClientConfig {
@@ -133,6 +127,11 @@ impl KafkaSettings {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "120000")
             .set("message.max.bytes", self.max_record_bytes.to_string());
+        config
+    }
+
+    /// `config` with the operator's overrides on top (they win over switchyard's defaults).
+    fn with_overrides(&self, mut config: ClientConfig) -> ClientConfig {
         for (key, value) in &self.overrides {
             config.set(key, value);
         }
@@ -157,10 +156,7 @@ impl KafkaSettings {
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000");
-        for (key, value) in &self.overrides {
-            config.set(key, value);
-        }
-        config
+        self.with_overrides(config)
     }
 
     /// A consumer outside any group, for reading whole topics (tables, tools). It reports
@@ -182,10 +178,8 @@ impl KafkaSettings {
             .set("enable.partition.eof", "true")
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("auto.offset.reset", "earliest");
-        for (key, value) in &self.overrides {
-            config.set(key, value);
-        }
-        config.create_with_context(ReaderContext)
+        self.with_overrides(config)
+            .create_with_context(ReaderContext)
     }
 }
 

@@ -161,13 +161,7 @@ pub async fn run<P: AsyncProcessor>(
                     })
                     .inc();
                 tracing::warn!(stage = %options.stage, %reason, attempt = failures, "batch not committed; consuming it again");
-                if let Sink::Transactions(transactions) = &mut sink
-                    && !transactions
-                        .recover(&TransactionError::Aborted(reason), &shutdown)
-                        .await?
-                {
-                    break;
-                }
+                // `transactional_batch` already aborted (or replaced the producer).
                 if sleep_or_stop(backoff(failures), &shutdown).await {
                     break;
                 }
@@ -221,8 +215,11 @@ async fn transactional_batch<P: AsyncProcessor>(
     {
         Ok(produced) => produced,
         Err(failure) => {
-            transactions.abort_quietly().await;
-            return Err(failure);
+            let aborted = TransactionError::Aborted("the batch was not produced".into());
+            return match transactions.recover(&aborted, shutdown).await {
+                Ok(true) => Err(failure),
+                _ => Err(BatchFailure::Interrupted),
+            };
         }
     };
     let offsets = offsets_list(&next_offsets(batch));

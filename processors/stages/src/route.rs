@@ -158,11 +158,6 @@ impl Route {
     }
 }
 
-/// The topic of a sender (`sender.<name>`, as the catalog declares).
-pub fn sender_topic(sender: &str) -> String {
-    switchyard_runtime::names::sender(sender)
-}
-
 /// The records one routed message becomes.
 pub fn route_outputs(
     message: ValidatedMessage,
@@ -207,7 +202,7 @@ pub fn route_outputs(
             };
             vec![
                 Output::new(
-                    sender_topic(&d.sender.name),
+                    switchyard_runtime::names::sender(&d.sender.name),
                     message.message_id.clone(),
                     request,
                 ),
