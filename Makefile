@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop bench clean
+.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop bench clean api-check
 
 ## setup: install build-essential, Apache Kafka (Maven Central jars) and the Python test client (once per machine)
 setup:
@@ -43,6 +43,11 @@ kafka-stop:
 clean:
 	$(CARGO) clean
 	rm -rf .data
+
+## api-check: schemathesis (--checks all) against the ingress of a running `make up`
+api-check: setup
+	.venv/bin/st run http://127.0.0.1:8080/openapi.json --checks all \
+	    -H 'Authorization: Bearer sk-demo-0123456789'
 
 ## bench: end-to-end throughput and latency next to the broker's raw rate (release build)
 bench: setup

@@ -3,7 +3,7 @@
 #   - Debian's build-essential (g++ and make build the bundled librdkafka)
 #   - Java 17+ and Maven, checked (Apache Kafka runs on the JVM; its jars come from Maven Central)
 #   - Apache Kafka from Maven Central, once per machine, outside the repo (infra/install-kafka.sh)
-#   - a Python virtualenv with Confluent's client, for the cross-client test
+#   - a Python virtualenv with Confluent's client (cross-client test) and schemathesis (API contract test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +22,7 @@ fi
 
 infra/install-kafka.sh
 
-if ! .venv/bin/python -c "import confluent_kafka, fastavro" 2>/dev/null; then
+if ! .venv/bin/python -c "import confluent_kafka, fastavro, schemathesis" 2>/dev/null; then
     echo "setup: creating .venv with tests/python/requirements.txt"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt

@@ -234,3 +234,36 @@ async fn prune_topics_deletes_the_topics_of_deleted_senders_only() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_already_held_by_a_client_on_the_topics_is_refused() -> anyhow::Result<()> {
+    let stack = Stack::start(&[]).await?;
+    switchyard_config::apply(&stack.runtime, FULL, false, 1).await?;
+    // A second file, applied without --prune, that leaves acme-web alone and gives a new
+    // client of another customer the same key.
+    let beta = r#"
+[[customers]]
+id = "beta"
+channels = ["sms"]
+
+[[clients]]
+id = "beta-web"
+customer = "beta"
+api_key = "sk-prune-key"
+"#;
+    let before = config_records(&stack).await?;
+    let err = switchyard_config::apply(&stack.runtime, beta, false, 1)
+        .await
+        .expect_err("the key belongs to acme-web");
+    let message = err.to_string();
+    assert!(
+        message.contains("acme-web") && message.contains("beta-web"),
+        "{message}"
+    );
+    assert_eq!(config_records(&stack).await?, before, "nothing written");
+    // With its own key it is written.
+    let own = beta.replace("sk-prune-key", "sk-beta-own-key");
+    switchyard_config::apply(&stack.runtime, &own, false, 1).await?;
+    assert_eq!(config_records(&stack).await?, before + 2);
+    Ok(())
+}

@@ -1,7 +1,8 @@
 //! The ingress's limits and routes on the real broker: a message over the broker's record limit
 //! and a body over the body limit are refused with 413 problem+json and nothing produced, even
 //! for the other messages of a batch; a batch of 1,000 Korean LMS fits in one request; and
-//! `/metrics` is not served on the ingress port.
+//! `/metrics` is not served on the ingress port; more than 1,000 messages get 422; and a GET right
+//! after the 202 finds each accepted message (read your writes).
 
 use std::time::Duration;
 
@@ -212,6 +213,59 @@ async fn the_bearer_scheme_is_case_insensitive() -> anyhow::Result<()> {
     assert_eq!(wrong.status().as_u16(), 401);
     let kafka = &pipeline.stack.runtime.kafka;
     assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 2);
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_get_right_after_the_202_finds_every_accepted_message() -> anyhow::Result<()> {
+    // No history role runs: only the ingress itself can have put them in the history.
+    let pipeline = ingress_only().await?;
+    let messages: Vec<Value> = (0..3).map(|i| sms(i, 10)).collect();
+    let response = post(
+        &pipeline,
+        serde_json::to_vec(&json!({"messages": messages}))?,
+    )
+    .await?;
+    assert_eq!(response.status(), 202);
+    let answer: Value = response.json().await?;
+    let http = reqwest::Client::new();
+    for accepted in answer["messages"].as_array().into_iter().flatten() {
+        let id = accepted["message_id"].as_str().unwrap_or_default();
+        let found = http
+            .get(format!("{}/v1/messages/{id}", pipeline.ingress_url))
+            .bearer_auth(API_KEY)
+            .send()
+            .await?;
+        assert_eq!(found.status(), 200, "{id}");
+        let view: Value = found.json().await?;
+        assert_eq!(view["message_id"], id);
+        assert_eq!(view["status"], "accepted");
+        assert_eq!(view["events"].as_array().map(Vec::len), Some(1), "{view}");
+    }
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_than_a_thousand_messages_get_422_naming_the_field() -> anyhow::Result<()> {
+    let pipeline = ingress_only().await?;
+    let messages: Vec<Value> = (0..1001).map(|i| sms(i, 10)).collect();
+    let response = post(
+        &pipeline,
+        serde_json::to_vec(&json!({"messages": messages}))?,
+    )
+    .await?;
+    let (status, content_type, body) = problem(response).await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["errors"][0]["field"], "messages");
+    assert_eq!(
+        read_all(&pipeline.stack.runtime.kafka, ACCEPTED)
+            .await?
+            .len(),
+        0
+    );
     pipeline.stop().await;
     Ok(())
 }

@@ -35,7 +35,7 @@ async fn receive(
     let (message_id, status) = (report.message_id.clone(), report.status.as_str());
     let output = Output::new(REPORTS, message_id.clone(), report);
     match runtime.publish("receipts", &[output]).await {
-        Ok(()) => {
+        Ok(_) => {
             tracing::debug!(%message_id, status, "receipt");
             (StatusCode::OK, String::new())
         }

@@ -141,6 +141,12 @@ pub async fn plan(runtime: &Runtime, text: &str, prune: bool) -> Result<Plan, Co
             report.sender_topics_left.push(topic);
         }
     }
+    if !prune {
+        // Clients the file leaves alone stay: the keys must be distinct among all of them.
+        let mut after: BTreeMap<String, _> = current.clients.snapshot().into_iter().collect();
+        after.extend(desired.clients.clone());
+        crate::check::distinct_keys(&after)?;
+    }
     let Desired {
         customers,
         clients,
@@ -203,7 +209,8 @@ fn diff<V: Record + Clone + PartialEq>(
 }
 
 async fn write(runtime: &Runtime, outputs: Vec<Output>) -> Result<(), ConfigError> {
-    Ok(runtime.publish("config", &outputs).await?)
+    runtime.publish("config", &outputs).await?;
+    Ok(())
 }
 
 /// Every config record the topics hold, as `topic key json` lines, sorted; secrets (signing

@@ -9,9 +9,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use switchyard_config::hash_api_key;
-use switchyard_history::SqliteHistory;
-use switchyard_runtime::{ConfigTables, Output, Runtime};
-use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
+use switchyard_history::{HistoryRecord, SqliteHistory};
+use switchyard_runtime::{ConfigTables, Origin, Output, Runtime, Written};
+use switchyard_schemas::{ApiClientConfig, Submission, new_message_id, now_millis};
 
 use crate::problem::Problem;
 use crate::request::parse;
@@ -92,6 +92,7 @@ async fn accept(
     let now = now_millis();
     let mut accepted = Vec::with_capacity(parsed.messages.len());
     let mut outputs = Vec::with_capacity(parsed.messages.len());
+    let mut submissions = Vec::with_capacity(parsed.messages.len());
     for message in parsed.messages {
         let message_id = new_message_id();
         let submission = message.into_submission(
@@ -106,20 +107,51 @@ async fn accept(
         outputs.push(Output::new(
             ACCEPTED,
             client.customer_id.clone(),
-            submission,
+            submission.clone(),
         ));
+        submissions.push(submission);
     }
-    ingress
+    let written = ingress
         .runtime
         .publish_atomic("ingress", &outputs)
         .await
         .map_err(|e| Problem::of_publish(&e))?;
+    remember_accepted(&ingress.history, &submissions, &written).await;
     tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");
     Ok(if parsed.batch {
         json!({"messages": accepted})
     } else {
         accepted.remove(0)
     })
+}
+
+/// Read your writes: put each accepted message in the history at once, as the event the
+/// history stage will derive from the same record (same key, so it is kept once), so a GET
+/// right after the 202 finds it. A failure here loses nothing: the history stage writes it.
+async fn remember_accepted(
+    history: &SqliteHistory,
+    submissions: &[Submission],
+    written: &[Written],
+) {
+    let events: Vec<_> = submissions
+        .iter()
+        .zip(written)
+        .map(|(submission, at)| {
+            submission.event(Origin {
+                topic: &at.topic,
+                partition: at.partition,
+                offset: at.offset,
+                timestamp: None,
+                key: None,
+            })
+        })
+        .collect();
+    let history = history.clone();
+    match tokio::task::spawn_blocking(move || history.record_all(&events)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "accepted messages not yet in the history"),
+        Err(e) => tracing::warn!(error = %e, "accepted messages not yet in the history"),
+    }
 }
 
 async fn status(

@@ -84,11 +84,14 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
         return Err(Problem::invalid("messages is empty", Vec::new()));
     }
     if items.len() > MAX_BATCH {
-        return Err(Problem::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "batch-too-large",
-            "Too many messages",
-            format!("{} messages; at most {MAX_BATCH} per request", items.len()),
+        let detail = format!("{} messages; at most {MAX_BATCH} per request", items.len());
+        return Err(Problem::invalid(
+            detail,
+            vec![FieldError {
+                index: 0,
+                field: "messages".into(),
+                message: format!("has more than {MAX_BATCH} items"),
+            }],
         ));
     }
     let mut messages = Vec::with_capacity(items.len());
@@ -246,7 +249,7 @@ mod tests {
         );
         assert_eq!(
             parse(too_many.as_bytes()).expect_err("too many").status,
-            413
+            422
         );
         assert_eq!(parse(b"[1,2]").expect_err("array").status, 422);
         assert_eq!(parse(b"{nope").expect_err("not json").status, 422);

@@ -26,10 +26,10 @@ pub(crate) struct AtomicPool {
 impl AtomicPool {
     /// Run `send` inside a transaction on one of the pool's producers; commit if it succeeds,
     /// abort (nothing becomes visible) if it fails.
-    pub async fn run<F, Fut>(&self, runtime: &Runtime, send: F) -> Result<(), PublishError>
+    pub async fn run<F, Fut, T>(&self, runtime: &Runtime, send: F) -> Result<T, PublishError>
     where
         F: FnOnce(FutureProducer) -> Fut,
-        Fut: Future<Output = Result<(), PublishError>>,
+        Fut: Future<Output = Result<T, PublishError>>,
     {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % SLOTS;
         let mut slot = self.slots[index].lock().await;
@@ -58,11 +58,15 @@ impl AtomicPool {
         }
         let sent = send(transactions.producer().clone()).await;
         let outcome = match sent {
-            Ok(()) => transactions.commit_records().await.map_err(|e| (e, None)),
+            Ok(value) => transactions
+                .commit_records()
+                .await
+                .map(|()| value)
+                .map_err(|e| (e, None)),
             Err(e) => Err((TransactionError::Aborted(e.to_string()), Some(e))),
         };
         match outcome {
-            Ok(()) => Ok(()),
+            Ok(value) => Ok(value),
             Err((error, original)) => {
                 let stop = CancellationToken::new();
                 stop.cancel();

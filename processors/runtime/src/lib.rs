@@ -38,7 +38,7 @@ pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_http, serve_metrics};
 pub use processing::Processing;
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
-pub use publish::{PublishError, is_permanent};
+pub use publish::{PublishError, Written, is_permanent};
 pub use runner::{RunnerOptions, run};
 pub use stage_consumer::{RebalanceCounter, StageConsumer};
 pub use switchyard_schemas::Codec;

@@ -19,6 +19,14 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// of bytes; this is generous).
 const RECORD_OVERHEAD_BYTES: usize = 1024;
 
+/// Where the broker wrote one published record (its logical topic, as stages see it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
 /// Why a publish failed, and whether sending again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -71,8 +79,13 @@ pub fn is_permanent(error: &KafkaError) -> bool {
 impl Runtime {
     /// Encode and produce `outputs` (logical topics) on behalf of `origin` (a metrics label:
     /// `ingress`, `receipts`, `config`), and wait until every one is acknowledged. Records
-    /// larger than the broker accepts are refused before anything is produced.
-    pub async fn publish(&self, origin: &str, outputs: &[Output]) -> Result<(), PublishError> {
+    /// larger than the broker accepts are refused before anything is produced. Answers where
+    /// each record was written, in the order of `outputs`.
+    pub async fn publish(
+        &self,
+        origin: &str,
+        outputs: &[Output],
+    ) -> Result<Vec<Written>, PublishError> {
         let producer = self.producer().map_err(PublishError::Encode)?;
         let encoded = self.encode_all(outputs).await?;
         self.send_all(origin, &producer, &encoded).await
@@ -85,7 +98,7 @@ impl Runtime {
         &self,
         origin: &str,
         outputs: &[Output],
-    ) -> Result<(), PublishError> {
+    ) -> Result<Vec<Written>, PublishError> {
         if outputs.len() <= 1 {
             return self.publish(origin, outputs).await;
         }
@@ -129,7 +142,7 @@ impl Runtime {
         origin: &str,
         producer: &rdkafka::producer::FutureProducer,
         encoded: &[(&Output, String, Option<Vec<u8>>)],
-    ) -> Result<(), PublishError> {
+    ) -> Result<Vec<Written>, PublishError> {
         let sends = encoded.iter().map(|(output, physical, payload)| {
             let mut record = FutureRecord::<str, Vec<u8>>::to(physical).key(&output.key);
             if let Some(payload) = payload {
@@ -140,6 +153,11 @@ impl Runtime {
                 producer
                     .send(record, PUBLISH_TIMEOUT)
                     .await
+                    .map(|delivery| Written {
+                        topic: output.topic.clone(),
+                        partition: delivery.partition,
+                        offset: delivery.offset,
+                    })
                     .map_err(|(e, _)| {
                         let (topic, reason) = (output.topic.clone(), e.to_string());
                         if is_permanent(&e) {
@@ -150,7 +168,7 @@ impl Runtime {
                     })
             }
         });
-        futures::future::try_join_all(sends).await?;
+        let written = futures::future::try_join_all(sends).await?;
         for (output, _, _) in encoded {
             self.metrics
                 .produced
@@ -160,6 +178,6 @@ impl Runtime {
                 })
                 .inc();
         }
-        Ok(())
+        Ok(written)
     }
 }

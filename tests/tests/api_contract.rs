@@ -1,0 +1,50 @@
+//! Schemathesis (`st run --checks all`) against a running ingress: every answer must match the
+//! OpenAPI document the ingress serves, including a GET right after a 202 (read your writes).
+
+use std::process::Command;
+
+use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::repo_root;
+
+/// Test cases per operation; `SWITCHYARD_SCHEMATHESIS_EXAMPLES` raises it for a deeper run.
+fn max_examples() -> String {
+    std::env::var("SWITCHYARD_SCHEMATHESIS_EXAMPLES").unwrap_or_else(|_| "40".into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_nothing_against_the_running_ingress() -> anyhow::Result<()> {
+    let pipeline = Pipeline::start(&[], SimulatorSettings::default()).await?;
+    let st = repo_root().join(".venv/bin/st");
+    let workdir = tempfile::tempdir()?;
+    let url = format!("{}/openapi.json", pipeline.ingress_url);
+    let run = tokio::task::spawn_blocking({
+        let (st, dir) = (st.clone(), workdir.path().to_path_buf());
+        move || {
+            Command::new(&st)
+                .current_dir(dir)
+                .args(["run", &url, "--checks", "all", "--no-color", "--seed", "1"])
+                .args(["--generation-database", "none", "--max-examples"])
+                .arg(max_examples())
+                .args(["-H", &format!("Authorization: Bearer {API_KEY}")])
+                .output()
+        }
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("running {} (run `make setup`): {e}", st.display()))?;
+    pipeline.stop().await;
+    let report = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "schemathesis found failures:\n{report}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        report.contains("No issues found"),
+        "unexpected report:\n{report}"
+    );
+    // It really exercised the API: generated cases, and the stateful POST→GET link.
+    assert!(report.contains("generated"), "{report}");
+    assert!(report.contains("Stateful"), "{report}");
+    Ok(())
+}
