@@ -46,6 +46,8 @@ pub const FILES: &[(&str, &str)] = avsc![
     "route_rule.avsc",
     "content_policy.avsc",
     "numbering_entry.avsc",
+    "callback_result.avsc",
+    "report_ack.avsc",
 ];
 
 /// A schema resolved from its file: self-contained JSON plus the parsed form.

@@ -45,4 +45,6 @@ records!(
     RouteRule,
     ContentPolicy,
     NumberingEntry,
+    CallbackResult,
+    ReportAck,
 );

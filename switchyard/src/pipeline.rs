@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_callback::Callback;
+use switchyard_callback::schedule::tier_delay;
+use switchyard_callback::{Callback, RetryTier};
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::{
@@ -208,12 +209,26 @@ pub async fn start(
                     shutdown,
                 ));
             }
-            Role::Callback => running.tasks.push(spawn_runner(
-                runtime,
-                Callback::new(tables.clone(), settings.callback_minute),
-                RunnerOptions::new("callback", &[names::FINAL]).at_least_once(),
-                shutdown,
-            )),
+            Role::Callback => {
+                let callback = Callback::new(tables.clone(), settings.callback_minute);
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    callback.clone(),
+                    RunnerOptions::new("callback", &[names::FINAL]).unordered(),
+                    shutdown,
+                ));
+                for tier in 1..=names::CALLBACK_RETRY_TIERS {
+                    let topic = names::callback_retry(tier);
+                    let delay = tier_delay(tier, settings.callback_minute);
+                    running.tasks.push(spawn_runner(
+                        runtime,
+                        RetryTier(callback.clone()),
+                        RunnerOptions::new(&format!("callback.retry.{tier}"), &[&topic])
+                            .delayed(delay),
+                        shutdown,
+                    ));
+                }
+            }
             Role::History => {
                 let (runtime, store, shutdown) = (
                     runtime.clone(),

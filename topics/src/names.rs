@@ -18,6 +18,10 @@ pub const REPORTS: &str = "messages.reports";
 pub const FINAL: &str = "reports.final";
 /// After the tenth failed callback retry.
 pub const CALLBACKS_EXHAUSTED: &str = "callbacks.exhausted";
+/// callback → history: CallbackResult, one per webhook attempt.
+pub const CALLBACK_RESULTS: &str = "callbacks.results";
+/// ingress (`POST /v1/reports/ack`) → history: ReportAck.
+pub const REPORT_ACKS: &str = "callbacks.acks";
 /// Config tables (compacted).
 pub const CONFIG_CUSTOMERS: &str = "config.customers";
 pub const CONFIG_CLIENTS: &str = "config.clients";
@@ -72,6 +76,8 @@ pub fn fixed() -> Vec<String> {
         REPORTS,
         FINAL,
         CALLBACKS_EXHAUSTED,
+        CALLBACK_RESULTS,
+        REPORT_ACKS,
         CONFIG_CUSTOMERS,
         CONFIG_CLIENTS,
         CONFIG_SENDERS,

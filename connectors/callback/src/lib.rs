@@ -1,8 +1,13 @@
 //! The callback connector: signed webhooks of final reports (`reports.final`) to each client's
-//! report URL; failures are recorded in the first retry tier.
+//! report URL, retried through ten delayed tiers (`callbacks.retry.1..10`) on the
+//! (n² − n + 1)-minute schedule, every attempt recorded in `callbacks.results`.
 
+pub mod attempt;
+pub mod deliver;
 pub mod receiver;
+pub mod schedule;
 pub mod signature;
 pub mod webhook;
 
-pub use webhook::{Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody};
+pub use deliver::{ATTEMPT_HEADER, Deliverer, EVENT_ID_HEADER, SIGNATURE_HEADER};
+pub use webhook::{Callback, RetryTier, WebhookBody};

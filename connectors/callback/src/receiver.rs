@@ -18,6 +18,10 @@ use crate::{EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody};
 /// One webhook as received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// When it arrived (ms since the epoch).
+    pub at: i64,
+    /// What the receiver answered.
+    pub status: u16,
     pub event_id: String,
     pub signature_valid: bool,
     pub body: Option<WebhookBody>,
@@ -56,6 +60,8 @@ struct Receiver {
     secret: String,
     inbox: Inbox,
     log: bool,
+    /// Answer 503 to the first this-many deliveries of each event id (`u32::MAX`: always).
+    fail_first: u32,
 }
 
 async fn receive(
@@ -86,21 +92,28 @@ async fn receive(
             None => tracing::warn!("webhook with an unreadable body"),
         }
     }
-    receiver
+    let event_id = header(EVENT_ID_HEADER);
+    let mut received = receiver
         .inbox
         .received
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push(Received {
-            event_id: header(EVENT_ID_HEADER),
-            signature_valid,
-            body: parsed,
-        });
-    if signature_valid {
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let earlier = received.iter().filter(|r| r.event_id == event_id).count();
+    let status = if (earlier as u64) < u64::from(receiver.fail_first) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if signature_valid {
         StatusCode::NO_CONTENT
     } else {
         StatusCode::UNAUTHORIZED
-    }
+    };
+    received.push(Received {
+        at: now_millis(),
+        status: status.as_u16(),
+        event_id,
+        signature_valid,
+        body: parsed,
+    });
+    status
 }
 
 /// Serve a receiver at `POST /webhooks/switchyard` (and `/`) checking signatures with `secret`.
@@ -110,11 +123,24 @@ pub async fn serve(
     log: bool,
     shutdown: CancellationToken,
 ) -> std::io::Result<(SocketAddr, Inbox)> {
+    serve_failing(addr, secret, log, 0, shutdown).await
+}
+
+/// The same receiver, answering 503 to the first `fail_first` deliveries of each event id
+/// (`u32::MAX`: a receiver that is down for good).
+pub async fn serve_failing(
+    addr: SocketAddr,
+    secret: &str,
+    log: bool,
+    fail_first: u32,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, Inbox)> {
     let inbox = Inbox::default();
     let state = Arc::new(Receiver {
         secret: secret.to_string(),
         inbox: inbox.clone(),
         log,
+        fail_first,
     });
     let app = Router::new()
         .route("/webhooks/switchyard", post(receive))

@@ -1,21 +1,17 @@
-//! The callback stage: each final report is POSTed as JSON to its client's report URL, signed.
-//! Any 2xx within 10 s is success. A failure is kept, not lost: it goes to `callbacks.retry.1`
-//! with the time it is due (the retry tiers run it later).
+//! The callback stages: the first delivery of each final report (`reports.final`) and the ten
+//! retry tiers (`callbacks.retry.<n>`), each POSTing the signed report to its client's report
+//! URL. Every attempt is recorded in `callbacks.results`; a failure moves the report to its next
+//! tier (`attempt.rs`), whose runner holds it until it is due.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
-use switchyard_runtime::{AsyncProcessor, ConfigTables, Invalid, Origin, Output, StageError};
-use switchyard_schemas::{CallbackAttempt, FinalReport, now_millis};
-use switchyard_topics::{callback_retry_delay_minutes, callback_retry_topic};
+use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin, Output, StageError};
+use switchyard_schemas::{ApiClientConfig, CallbackAttempt, FinalReport};
 
-use crate::signature::sign;
-
-/// Header: stable id of the report (receivers deduplicate with it).
-pub const EVENT_ID_HEADER: &str = "X-Switchyard-Event-Id";
-/// Header: the signature.
-pub const SIGNATURE_HEADER: &str = "X-Switchyard-Signature";
+use crate::attempt::outputs;
+use crate::deliver::Deliverer;
 
 /// The webhook body (public contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -55,31 +51,27 @@ impl From<&FinalReport> for WebhookBody {
     }
 }
 
-/// The callback stage.
+/// What the first delivery and the tiers share.
 #[derive(Debug, Clone)]
 pub struct Callback {
     pub tables: ConfigTables,
-    pub client: reqwest::Client,
+    pub deliverer: Deliverer,
     /// Length of the retry schedule's "minute" (tests shrink it).
     pub minute: Duration,
 }
 
 impl Callback {
     pub fn new(tables: ConfigTables, minute: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default();
         Callback {
             tables,
-            client,
+            deliverer: Deliverer::new(crate::deliver::DEFAULT_TIMEOUT),
             minute,
         }
     }
 
-    async fn deliver(&self, report: FinalReport) -> Result<Vec<Output>, StageError> {
-        // Only a client of the report's own customer may receive it: a client id naming
-        // another customer's client is ignored (that customer's own client gets it instead).
+    /// The client whose report URL gets `report`: only a client of the report's own customer
+    /// (a client id naming another customer's client is ignored).
+    fn client_of(&self, report: &FinalReport) -> Option<ApiClientConfig> {
         let own_client = report.client_id.as_deref().filter(|id| {
             let owner = self.tables.clients.get(&id.to_string());
             let own = owner
@@ -90,61 +82,54 @@ impl Callback {
             }
             own
         });
-        let Some(client) = self.tables.report_client(&report.customer_id, own_client) else {
+        self.tables.report_client(&report.customer_id, own_client)
+    }
+
+    async fn first(&self, report: FinalReport) -> Result<Vec<Output>, StageError> {
+        let Some(client) = self.client_of(&report) else {
             tracing::debug!(stage = "callback", message_id = %report.message_id, "no report URL; report stays pullable");
             return Ok(Vec::new());
         };
         let Some(url) = client.report_url.clone() else {
             return Ok(Vec::new());
         };
-        let body = serde_json::to_vec(&WebhookBody::from(&report))
-            .map_err(|e| StageError::Invalid(Invalid::new(e.to_string())))?;
-        let now = now_millis();
-        let mut request = self
-            .client
-            .post(&url)
-            .header("Content-Type", "application/json")
-            .header(EVENT_ID_HEADER, &report.event_id)
-            .body(body.clone());
-        if let Some(secret) = &client.signing_secret {
-            request = request.header(SIGNATURE_HEADER, sign(secret, now / 1000, &body));
+        let attempted = self
+            .deliverer
+            .send(&report, &url, client.signing_secret.as_deref(), 1)
+            .await;
+        if let Some(failure) = &attempted.failure {
+            tracing::info!(stage = "callback", message_id = %report.message_id, %failure, "callback failed; queued for retry 1");
         }
-        let failure = match request.send().await {
-            Ok(response) if response.status().is_success() => {
-                tracing::debug!(stage = "callback", message_id = %report.message_id, "delivered");
-                return Ok(Vec::new());
-            }
-            Ok(response) => format!("HTTP {}", response.status()),
-            Err(e) => format!("transport: {e}"),
-        };
-        tracing::info!(stage = "callback", message_id = %report.message_id, %failure, "callback failed; queued for retry 1");
-        Ok(vec![first_retry(report, url, failure, now, self.minute)])
+        Ok(outputs(&report, &url, 1, &attempted, None, self.minute))
     }
-}
 
-/// The record that schedules the first retry of a failed callback.
-pub fn first_retry(
-    report: FinalReport,
-    url: String,
-    failure: String,
-    now: i64,
-    minute: Duration,
-) -> Output {
-    let delay = minute.as_millis() as i64 * i64::from(callback_retry_delay_minutes(1));
-    let key = report.message_id.clone();
-    Output::new(
-        callback_retry_topic(1),
-        key,
-        CallbackAttempt {
+    async fn retry(&self, waiting: CallbackAttempt) -> Result<Vec<Output>, StageError> {
+        let report = &waiting.report;
+        // The client's current URL and secret (they may have changed since the failure); the
+        // URL the report failed at if the client is gone.
+        let client = self.client_of(report);
+        let url = client
+            .as_ref()
+            .and_then(|c| c.report_url.clone())
+            .unwrap_or_else(|| waiting.report_url.clone());
+        let secret = client.as_ref().and_then(|c| c.signing_secret.clone());
+        let attempt = waiting.retry.max(1) as u32 + 1;
+        let attempted = self
+            .deliverer
+            .send(report, &url, secret.as_deref(), attempt as i32)
+            .await;
+        if let Some(failure) = &attempted.failure {
+            tracing::info!(stage = "callback", message_id = %report.message_id, retry = waiting.retry, %failure, "callback retry failed");
+        }
+        Ok(outputs(
             report,
-            report_url: url,
-            retry: 1,
-            due_at: now + delay,
-            last_failure: failure,
-            first_failed_at: now,
-            failed_at: now,
-        },
-    )
+            &url,
+            attempt,
+            &attempted,
+            Some(waiting.first_failed_at),
+            self.minute,
+        ))
+    }
 }
 
 impl AsyncProcessor for Callback {
@@ -155,7 +140,27 @@ impl AsyncProcessor for Callback {
         input: FinalReport,
         _origin: Origin<'a>,
     ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
-        Box::pin(self.deliver(input))
+        Box::pin(self.first(input))
+    }
+
+    fn concurrency(&self) -> usize {
+        64
+    }
+}
+
+/// One retry tier: the same deliveries, of reports that wait in `callbacks.retry.<n>`.
+#[derive(Debug, Clone)]
+pub struct RetryTier(pub Callback);
+
+impl AsyncProcessor for RetryTier {
+    type Input = CallbackAttempt;
+
+    fn process<'a>(
+        &'a self,
+        input: CallbackAttempt,
+        _origin: Origin<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
+        Box::pin(self.0.retry(input))
     }
 
     fn concurrency(&self) -> usize {

@@ -12,7 +12,8 @@ use switchyard_callback::signature::verify;
 use switchyard_callback::{Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody};
 use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin};
 use switchyard_schemas::{
-    ApiClientConfig, CallbackAttempt, Channel, FinalReport, ResultStatus, now_millis,
+    ApiClientConfig, CallbackAttempt, CallbackResult, Channel, FinalReport, ResultStatus,
+    now_millis,
 };
 
 type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
@@ -90,7 +91,10 @@ async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
         .process(report(), origin())
         .await
         .expect("processed");
-    assert!(outputs.is_empty(), "a 2xx needs no retry");
+    assert_eq!(outputs.len(), 1, "a 2xx needs no retry, only its result");
+    let result = outputs[0].value::<CallbackResult>().expect("a result");
+    assert!(result.delivered);
+    assert_eq!(result.http_status, Some(204));
     let seen = seen.lock().expect("lock");
     assert_eq!(seen.len(), 1);
     let (headers, body) = &seen[0];
@@ -118,10 +122,12 @@ async fn a_failed_webhook_is_queued_for_retry_one() {
         .await
         .expect("processed");
     assert_eq!(seen.lock().expect("lock").len(), 1, "one attempt was made");
-    assert_eq!(outputs.len(), 1);
-    assert_eq!(outputs[0].topic, switchyard_topics::callback_retry_topic(1));
-    assert_eq!(outputs[0].key, "m-1");
-    let attempt = outputs[0].value::<CallbackAttempt>().expect("attempt");
+    assert_eq!(outputs.len(), 2, "its result and the retry");
+    assert_eq!(outputs[1].topic, switchyard_topics::callback_retry_topic(1));
+    assert_eq!(outputs[1].key, "m-1");
+    let result = outputs[0].value::<CallbackResult>().expect("a result");
+    assert_eq!((result.delivered, result.http_status), (false, Some(500)));
+    let attempt = outputs[1].value::<CallbackAttempt>().expect("attempt");
     assert_eq!(attempt.retry, 1);
     assert!(
         attempt.last_failure.contains("500"),
@@ -143,7 +149,7 @@ async fn an_unreachable_receiver_is_a_failure_too() {
         .process(report(), origin())
         .await
         .expect("processed");
-    let attempt = outputs[0].value::<CallbackAttempt>().expect("attempt");
+    let attempt = outputs[1].value::<CallbackAttempt>().expect("attempt");
     assert!(
         attempt.last_failure.starts_with("transport"),
         "{}",
@@ -179,7 +185,7 @@ async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only(
     cross.customer_id = "beta".into();
     cross.client_id = Some("acme-web".into());
     let outputs = callback.process(cross, origin()).await.expect("processed");
-    assert!(outputs.is_empty());
+    assert_eq!(outputs.len(), 1, "delivered: only its result");
     assert_eq!(
         acme_seen.lock().expect("lock").len(),
         0,

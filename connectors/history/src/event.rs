@@ -4,8 +4,8 @@
 use serde::Serialize;
 use switchyard_runtime::Origin;
 use switchyard_schemas::{
-    CallbackAttempt, DeliveryReport, DispatchOutcome, DispatchStatus, FinalReport, Rejection,
-    RoutingDecision, Submission, ValidatedMessage, derived_message_id,
+    CallbackResult, DeliveryReport, DispatchOutcome, DispatchStatus, FinalReport, Rejection,
+    ReportAck, RoutingDecision, Submission, ValidatedMessage, derived_message_id,
 };
 
 /// Where a message is in its life; a later stage never moves it back.
@@ -18,6 +18,33 @@ pub enum Stage {
     Submitted = 4,
     Reported = 5,
     Final = 9,
+}
+
+/// Where a report's webhook stands; a later state never goes back to an earlier one (an ack
+/// outranks everything, a delivery outranks any failure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackState {
+    Retrying = 1,
+    Exhausted = 2,
+    Delivered = 3,
+    Acked = 4,
+}
+
+impl CallbackState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackState::Retrying => "retrying",
+            CallbackState::Exhausted => "exhausted",
+            CallbackState::Delivered => "delivered",
+            CallbackState::Acked => "acked",
+        }
+    }
+
+    /// Its order: the stored state only moves to a higher rank.
+    pub fn rank(self) -> i64 {
+        self as i64
+    }
 }
 
 /// Fields of the message summary an event sets (None = leave as is).
@@ -35,6 +62,7 @@ pub struct Summary {
     pub sender: Option<String>,
     pub accepted_at: Option<i64>,
     pub done_at: Option<i64>,
+    pub callback: Option<CallbackState>,
 }
 
 /// One event of one message.
@@ -223,6 +251,7 @@ impl HistoryRecord for FinalReport {
                 sender: self.sender.clone(),
                 done_at: Some(self.done_at),
                 accepted_at: None,
+                callback: None,
             },
             detail: detail(
                 &serde_json::json!({"event_id": self.event_id, "attempt": self.attempt}),
@@ -231,16 +260,46 @@ impl HistoryRecord for FinalReport {
     }
 }
 
-impl HistoryRecord for CallbackAttempt {
+impl HistoryRecord for CallbackResult {
+    fn event(&self, origin: Origin<'_>) -> Event {
+        let state = if self.delivered {
+            CallbackState::Delivered
+        } else if self.exhausted {
+            CallbackState::Exhausted
+        } else {
+            CallbackState::Retrying
+        };
+        Event {
+            event_key: key(origin),
+            message_id: self.message_id.clone(),
+            kind: "callback",
+            at: self.at,
+            stage: Stage::Accepted,
+            summary: Summary {
+                callback: Some(state),
+                ..Summary::default()
+            },
+            detail: serde_json::json!({
+                "attempt": self.attempt, "delivered": self.delivered, "http_status": self.http_status,
+                "failure": self.failure, "next_due_at": self.next_due_at, "exhausted": self.exhausted
+            }),
+        }
+    }
+}
+
+impl HistoryRecord for ReportAck {
     fn event(&self, origin: Origin<'_>) -> Event {
         Event {
             event_key: key(origin),
-            message_id: self.report.message_id.clone(),
-            kind: "callback_failed",
-            at: self.failed_at,
+            message_id: self.message_id.clone(),
+            kind: "acked",
+            at: self.acked_at,
             stage: Stage::Accepted,
-            summary: Summary::default(),
-            detail: serde_json::json!({"retry": self.retry, "due_at": self.due_at, "failure": self.last_failure}),
+            summary: Summary {
+                callback: Some(CallbackState::Acked),
+                ..Summary::default()
+            },
+            detail: serde_json::json!({"client_id": self.client_id}),
         }
     }
 }

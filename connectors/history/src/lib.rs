@@ -6,7 +6,7 @@ pub mod event;
 mod sink;
 mod sqlite;
 
-pub use event::{Event, HistoryRecord, Stage, Summary};
+pub use event::{CallbackState, Event, HistoryRecord, Stage, Summary};
 pub use sink::{HistorySink, run_history};
 pub use sqlite::{EventView, MessageView, SqliteHistory};
 

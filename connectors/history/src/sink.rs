@@ -7,8 +7,8 @@ use switchyard_runtime::{
     CancellationToken, Origin, Output, Processor, RunnerOptions, Runtime, StageError, names,
 };
 use switchyard_schemas::{
-    CallbackAttempt, DeliveryReport, DispatchOutcome, FinalReport, Rejection, RoutingDecision,
-    Submission, ValidatedMessage,
+    CallbackResult, DeliveryReport, DispatchOutcome, FinalReport, Rejection, ReportAck,
+    RoutingDecision, Submission, ValidatedMessage,
 };
 
 use crate::SqliteHistory;
@@ -86,7 +86,8 @@ pub async fn run_history(runtime: Runtime, store: SqliteHistory, shutdown: Cance
         spawn::<DispatchOutcome>(&runtime, &store, names::DISPATCHED, &shutdown),
         spawn::<DeliveryReport>(&runtime, &store, names::REPORTS, &shutdown),
         spawn::<FinalReport>(&runtime, &store, names::FINAL, &shutdown),
-        spawn::<CallbackAttempt>(&runtime, &store, &names::callback_retry(1), &shutdown),
+        spawn::<CallbackResult>(&runtime, &store, names::CALLBACK_RESULTS, &shutdown),
+        spawn::<ReportAck>(&runtime, &store, names::REPORT_ACKS, &shutdown),
     ];
     for task in tasks {
         let _ = task.await;

@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS messages (
     sender            TEXT,
     accepted_at       INTEGER,
     done_at           INTEGER,
-    updated_at        INTEGER NOT NULL
+    updated_at        INTEGER NOT NULL,
+    callback_state    TEXT,
+    callback_rank     INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS messages_by_customer ON messages (customer_id, accepted_at);
 CREATE INDEX IF NOT EXISTS messages_by_client_message_id ON messages (customer_id, client_message_id);
@@ -41,6 +43,17 @@ CREATE TABLE IF NOT EXISTS events (
     detail     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_message ON events (message_id, at);
+";
+
+/// Columns added after the first release, with their definitions: added to older files.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("callback_state", "TEXT"),
+    ("callback_rank", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Indexes over added columns (created once they exist).
+const ADDED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS messages_pullable ON messages (customer_id, callback_rank, done_at, message_id);
 ";
 
 /// A message as the history knows it.
@@ -59,6 +72,9 @@ pub struct MessageView {
     pub sender: Option<String>,
     pub accepted_at: Option<i64>,
     pub done_at: Option<i64>,
+    /// Where the report's webhook stands: retrying, exhausted, delivered or acked (none yet
+    /// when no attempt was made).
+    pub callback_state: Option<String>,
     pub events: Vec<EventView>,
 }
 
@@ -84,12 +100,13 @@ impl SqliteHistory {
         }
         let connection = Connection::open(path)?;
         connection.execute_batch(SCHEMA)?;
+        migrate(&connection)?;
         Ok(SqliteHistory {
             connection: Arc::new(Mutex::new(connection)),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.connection
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -120,7 +137,7 @@ impl SqliteHistory {
         let view = connection
             .query_row(
                 "SELECT message_id, customer_id, client_id, client_message_id, channel, recipient, status,
-                        result_code, result_text, carrier, sender, accepted_at, done_at
+                        result_code, result_text, carrier, sender, accepted_at, done_at, callback_state
                  FROM messages WHERE message_id = ?1",
                 params![message_id],
                 |row| {
@@ -138,6 +155,7 @@ impl SqliteHistory {
                         sender: row.get(10)?,
                         accepted_at: row.get(11)?,
                         done_at: row.get(12)?,
+                        callback_state: row.get(13)?,
                         events: Vec::new(),
                     })
                 },
@@ -187,7 +205,26 @@ fn record_in(tx: &rusqlite::Transaction<'_>, event: &Event) -> Result<(), Histor
         s.accepted_at,
         s.done_at,
         event.at,
+        s.callback.map(|c| c.as_str()),
+        s.callback.map_or(0, |c| c.rank()),
     ])?;
+    Ok(())
+}
+
+/// Add the columns and indexes a file from an older release lacks.
+fn migrate(connection: &Connection) -> Result<(), HistoryError> {
+    let mut statement = connection.prepare("SELECT name FROM pragma_table_info('messages')")?;
+    let existing: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (column, definition) in ADDED_COLUMNS {
+        if !existing.iter().any(|c| c == column) {
+            connection.execute_batch(&format!(
+                "ALTER TABLE messages ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    connection.execute_batch(ADDED_INDEXES)?;
     Ok(())
 }
 
@@ -195,8 +232,10 @@ fn record_in(tx: &rusqlite::Transaction<'_>, event: &Event) -> Result<(), Histor
 /// forward in the message's life.
 const UPSERT_MESSAGE: &str = "
 INSERT INTO messages (message_id, customer_id, client_id, client_message_id, channel, recipient,
-    status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+    status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at,
+    callback_state, callback_rank)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+    ?16, ?17)
 ON CONFLICT (message_id) DO UPDATE SET
     customer_id = coalesce(customer_id, excluded.customer_id),
     client_id = coalesce(client_id, excluded.client_id),
@@ -211,6 +250,8 @@ ON CONFLICT (message_id) DO UPDATE SET
     sender = CASE WHEN excluded.stage >= stage THEN coalesce(?12, sender) ELSE sender END,
     done_at = coalesce(done_at, excluded.done_at),
     stage = max(stage, CASE WHEN ?7 IS NOT NULL THEN excluded.stage ELSE stage END),
+    callback_state = CASE WHEN ?17 > callback_rank THEN ?16 ELSE callback_state END,
+    callback_rank = max(callback_rank, ?17),
     updated_at = excluded.updated_at";
 
 #[cfg(test)]

@@ -64,6 +64,33 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
             deliveries.push((record.topic, record.key, record.headers.is_some(), delivery));
         }
     }
+    let produced = await_deliveries(runtime, stage, deliveries).await?;
+    processor
+        .flush()
+        .await
+        .map_err(|e| BatchFailure::Produce(format!("flush: {e}")))?;
+    let latency = runtime
+        .metrics
+        .processing_latency
+        .get_or_create(&StageLabel {
+            stage: stage.to_string(),
+        });
+    for (_, received) in batch {
+        latency.observe(received.elapsed().as_secs_f64());
+    }
+    Ok(produced)
+}
+
+/// An output handed to the producer: (logical topic, key, is a dead letter, its delivery).
+pub(crate) type Pending = (String, String, bool, DeliveryFuture);
+
+/// Wait until every delivery is acknowledged, counting each in the stage's metrics; returns
+/// the (logical topic, key) of each.
+pub(crate) async fn await_deliveries(
+    runtime: &Runtime,
+    stage: &str,
+    deliveries: Vec<Pending>,
+) -> Result<Vec<(String, String)>, BatchFailure> {
     let mut produced = Vec::with_capacity(deliveries.len());
     for (topic, key, dead_letter, delivery) in deliveries {
         match delivery.await {
@@ -88,24 +115,11 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
             .inc();
         produced.push((topic, key));
     }
-    processor
-        .flush()
-        .await
-        .map_err(|e| BatchFailure::Produce(format!("flush: {e}")))?;
-    let latency = runtime
-        .metrics
-        .processing_latency
-        .get_or_create(&StageLabel {
-            stage: stage.to_string(),
-        });
-    for (_, received) in batch {
-        latency.observe(received.elapsed().as_secs_f64());
-    }
     Ok(produced)
 }
 
 /// Decode, process and encode one input; bad input becomes one dead letter.
-async fn outputs_of<P: AsyncProcessor>(
+pub(crate) async fn outputs_of<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
     stage: &str,

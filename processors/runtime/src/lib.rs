@@ -6,6 +6,7 @@ mod atomic_pool;
 mod batch;
 mod config_tables;
 pub mod dead_letter;
+pub mod delay_gate;
 mod error;
 mod error_log;
 mod follow;
@@ -23,6 +24,8 @@ pub mod shutdown;
 mod stage_consumer;
 mod table;
 mod transaction;
+mod unordered;
+pub mod watermark;
 
 use std::sync::Arc;
 
@@ -46,6 +49,7 @@ use switchyard_topics::Catalog;
 pub use switchyard_topics::{Namespace, names};
 pub use table::{Table, TableKey};
 pub use tokio_util::sync::CancellationToken;
+pub use unordered::run_unordered;
 
 /// What every stage of one process shares: broker settings (with the namespace), the codec,
 /// metrics, the catalog, the processing guarantee and one idempotent producer. Cheap to clone.

@@ -39,6 +39,12 @@ pub struct RunnerOptions {
     /// The guarantee; `None` takes the runtime's (`--processing`). Stages that touch the
     /// outside world set `AtLeastOnce`: a transaction cannot take back an HTTP call.
     pub processing: Option<Processing>,
+    /// Records finish out of order (`unordered.rs`): at least once, for stages whose calls
+    /// to the outside world may be slow for some records and fast for others.
+    pub unordered: bool,
+    /// For a delayed topic (unordered only): a record runs once its timestamp plus this delay
+    /// has passed.
+    pub delay: Option<Duration>,
 }
 
 impl RunnerOptions {
@@ -51,7 +57,23 @@ impl RunnerOptions {
             max_batch: 500,
             linger: Duration::from_millis(5),
             processing: None,
+            unordered: false,
+            delay: None,
         }
+    }
+
+    /// The same options with records finishing out of order, at least once.
+    pub fn unordered(mut self) -> Self {
+        self.unordered = true;
+        self.processing = Some(Processing::AtLeastOnce);
+        self
+    }
+
+    /// The same options for a delayed topic: unordered, each record waiting until its
+    /// timestamp + `delay`.
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self.unordered()
     }
 
     /// The same options for a stage that calls the outside world: always at least once.
@@ -75,6 +97,9 @@ pub async fn run<P: AsyncProcessor>(
     options: RunnerOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
+    if options.unordered {
+        return crate::unordered::run_unordered(runtime, processor, options, shutdown).await;
+    }
     let processing = options.processing.unwrap_or(runtime.processing);
     let (consumer, rebalances) = runtime.kafka.stage_consumer(&options.group_id)?;
     let topics: Vec<String> = options
@@ -337,7 +362,7 @@ fn rewind(consumer: &StageConsumer, batch: &[(OwnedMessage, Instant)], stage: &s
     }
 }
 
-fn commit(
+pub(crate) fn commit(
     consumer: &StageConsumer,
     offsets: &BTreeMap<(String, i32), i64>,
     mode: CommitMode,

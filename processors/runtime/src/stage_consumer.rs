@@ -45,10 +45,21 @@ impl crate::KafkaSettings {
     /// A group consumer (namespaced group id, read_committed, manual commits) that counts
     /// rebalances.
     pub fn stage_consumer(&self, group_id: &str) -> KafkaResult<(StageConsumer, RebalanceCounter)> {
+        self.stage_consumer_with(group_id, &[])
+    }
+
+    /// The same with librdkafka settings changed (`overrides` win).
+    pub fn stage_consumer_with(
+        &self,
+        group_id: &str,
+        overrides: &[(&str, String)],
+    ) -> KafkaResult<(StageConsumer, RebalanceCounter)> {
         let counter = RebalanceCounter::default();
-        let consumer = self
-            .group_consumer_config(group_id)
-            .create_with_context(counter.clone())?;
+        let mut config = self.group_consumer_config(group_id);
+        for (key, value) in overrides {
+            config.set(*key, value);
+        }
+        let consumer = config.create_with_context(counter.clone())?;
         Ok((consumer, counter))
     }
 }

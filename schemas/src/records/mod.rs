@@ -13,7 +13,9 @@ pub use config::{
 pub use message::{
     Attachment, Channel, Fallback, Priority, Rejection, Submission, ValidatedMessage,
 };
-pub use reports::{CallbackAttempt, DeliveryReport, FinalReport, ResultStatus};
+pub use reports::{
+    CallbackAttempt, CallbackResult, DeliveryReport, FinalReport, ReportAck, ResultStatus,
+};
 pub use routing::{
     DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, RouteHop, RoutingDecision,
 };

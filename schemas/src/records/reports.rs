@@ -86,3 +86,29 @@ pub struct CallbackAttempt {
     pub first_failed_at: Millis,
     pub failed_at: Millis,
 }
+
+/// One webhook attempt of a final report and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackResult {
+    pub event_id: String,
+    pub message_id: String,
+    pub customer_id: String,
+    pub client_id: Option<String>,
+    /// 1 for the first delivery, n + 1 for retry n.
+    pub attempt: i32,
+    pub at: Millis,
+    pub delivered: bool,
+    pub http_status: Option<i32>,
+    pub failure: Option<String>,
+    pub next_due_at: Option<Millis>,
+    pub exhausted: bool,
+}
+
+/// A client confirmed it has a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportAck {
+    pub message_id: String,
+    pub customer_id: String,
+    pub client_id: String,
+    pub acked_at: Millis,
+}

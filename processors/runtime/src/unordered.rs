@@ -1,0 +1,258 @@
+//! The runner for stages that call the outside world (webhooks, carriers): at least once, with
+//! records finishing out of order. One slow call holds back only the commit of its own
+//! partition, never the records behind it, so one customer's dead endpoint cannot stall the
+//! others. With a delay (the callback retry tiers) a record runs only once its timestamp plus
+//! the delay has passed: its partition is paused until then, and nothing sleeps holding records.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use switchyard_schemas::now_millis;
+use tokio_util::sync::CancellationToken;
+
+use crate::batch::{BatchFailure, await_deliveries, enqueue, outputs_of};
+use crate::delay_gate::{DelayGate, Gate};
+use crate::error_log::ErrorLog;
+use crate::metrics::StageLabel;
+use crate::processor::AsyncProcessor;
+use crate::retry::{backoff, sleep_or_stop};
+use crate::runner::{RunnerOptions, commit};
+use crate::stage_consumer::StageConsumer;
+use crate::watermark::{Partition, Watermarks};
+use crate::{Runtime, RuntimeError};
+
+/// How often finished offsets are committed.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
+
+/// Run `processor` until `shutdown`: up to `options.max_batch` records in flight, each
+/// committed once it and every record before it on its partition are done. On shutdown the
+/// records in flight are finished (or left uncommitted, to be consumed again).
+pub async fn run_unordered<P: AsyncProcessor>(
+    runtime: &Runtime,
+    processor: Arc<P>,
+    options: RunnerOptions,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    // A resumed partition is fetched with the next fetch request: a delayed topic keeps its
+    // long polls short (a tenth of its delay, at most librdkafka's 500 ms) so records run
+    // within 10% of when they are due.
+    let overrides: Vec<(&str, String)> = options
+        .delay
+        .map(|d| (d.as_millis() / 10).clamp(1, 500))
+        .map(|wait| vec![("fetch.wait.max.ms", wait.to_string())])
+        .unwrap_or_default();
+    let (consumer, rebalances) = runtime
+        .kafka
+        .stage_consumer_with(&options.group_id, &overrides)?;
+    let topics: Vec<String> = options
+        .topics
+        .iter()
+        .map(|t| runtime.kafka.topic(t))
+        .collect();
+    let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topic_refs)?;
+    let producer = runtime.producer()?;
+    let delay_ms = options.delay.map(|d| d.as_millis() as i64);
+    tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, delay_ms, "stage started (unordered, at least once)");
+
+    let mut gate = DelayGate::new(delay_ms);
+    let mut marks = Watermarks::default();
+    let mut errors = ErrorLog::default();
+    let mut epoch = rebalances.epoch();
+    let mut in_flight = FuturesUnordered::new();
+    let mut commit_tick = tokio::time::interval(COMMIT_EVERY);
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stage = options.stage.as_str();
+    loop {
+        if rebalances.epoch() != epoch {
+            // Eager rebalancing: every partition was revoked and assigned anew, from the
+            // committed offsets. What was in flight will be consumed again.
+            epoch = rebalances.epoch();
+            marks.reset();
+            let paused = gate.clear();
+            resume(&consumer, &paused, stage);
+        }
+        let wake = gate.next_wake().map(|at| {
+            let wait = Duration::from_millis((at - now_millis()).max(0) as u64);
+            tokio::time::Instant::now() + wait
+        });
+        let room = in_flight.len() < options.max_batch.max(1);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some((partition, offset)) = in_flight.next(), if !in_flight.is_empty() => {
+                marks.finish(&partition, offset);
+            }
+            _ = sleep_until_some(wake), if wake.is_some() => {
+                let due = gate.wake(now_millis());
+                resume(&consumer, &due, stage);
+            }
+            _ = commit_tick.tick() => {
+                commit_owned(&consumer, marks.to_commit(), CommitMode::Async, stage);
+            }
+            received = consumer.recv(), if room => {
+                let message = match received {
+                    Ok(message) => message.detach(),
+                    Err(e) => {
+                        if let Some(left_out) = errors.admit(Instant::now()) {
+                            tracing::warn!(stage, error = %e, left_out, "consume error");
+                        }
+                        continue;
+                    }
+                };
+                let partition = (message.topic().to_string(), message.partition());
+                match gate.admit(&partition, message.timestamp().to_millis(), now_millis()) {
+                    Gate::Due => {
+                        marks.start(&partition, message.offset());
+                        in_flight.push(handle(runtime, &*processor, &producer, stage, message, &shutdown));
+                    }
+                    Gate::Wait { until } => {
+                        tracing::trace!(stage, topic = %partition.0, partition = partition.1, offset = message.offset(), until, "not due; partition paused");
+                        pause_at(&consumer, &partition, message.offset(), stage);
+                    }
+                    Gate::Skip => {}
+                }
+            }
+        }
+    }
+    // Finish what is in flight (a stop interrupts only records waiting on a retry).
+    while let Some((partition, offset)) = in_flight.next().await {
+        marks.finish(&partition, offset);
+    }
+    commit_owned(&consumer, marks.to_commit(), CommitMode::Sync, stage);
+    consumer.unsubscribe();
+    tracing::info!(stage, "stage stopped");
+    Ok(())
+}
+
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Process one record and produce its outputs; a failed produce is retried (the outputs again,
+/// not the processing: a webhook is not called twice for it). Returns the record's position
+/// once done; a record interrupted by shutdown returns offset -1, so it stays unfinished and
+/// uncommitted.
+async fn handle<P: AsyncProcessor>(
+    runtime: &Runtime,
+    processor: &P,
+    producer: &rdkafka::producer::FutureProducer,
+    stage: &str,
+    message: OwnedMessage,
+    shutdown: &CancellationToken,
+) -> (Partition, i64) {
+    let partition = (message.topic().to_string(), message.partition());
+    let offset = message.offset();
+    let received = Instant::now();
+    let unfinished = (partition.clone(), -1);
+    let records = match outputs_of(runtime, processor, stage, &message, shutdown).await {
+        Ok(records) => records,
+        Err(_) => return unfinished,
+    };
+    let mut tries = 0;
+    loop {
+        let mut deliveries = Vec::with_capacity(records.len());
+        let mut failed = None;
+        for record in &records {
+            match enqueue(producer, record).await {
+                Ok(delivery) => deliveries.push((
+                    record.topic.clone(),
+                    record.key.clone(),
+                    record.headers.is_some(),
+                    delivery,
+                )),
+                Err(reason) => {
+                    failed = Some(reason);
+                    break;
+                }
+            }
+        }
+        let outcome = match failed {
+            Some(reason) => Err(BatchFailure::Produce(reason)),
+            None => await_deliveries(runtime, stage, deliveries).await,
+        };
+        match outcome {
+            Ok(produced) => {
+                for (topic, key) in produced {
+                    processor.produced(&topic, &key);
+                }
+                break;
+            }
+            Err(BatchFailure::Produce(reason)) => {
+                tries += 1;
+                tracing::warn!(stage, %reason, tries, offset, "outputs not acknowledged; producing them again");
+                if sleep_or_stop(backoff(tries), shutdown).await {
+                    return unfinished;
+                }
+            }
+            Err(BatchFailure::Interrupted) => return unfinished,
+        }
+    }
+    runtime
+        .metrics
+        .processing_latency
+        .get_or_create(&StageLabel {
+            stage: stage.to_string(),
+        })
+        .observe(received.elapsed().as_secs_f64());
+    (partition, offset)
+}
+
+/// Pause a partition and rewind it to `offset`, so it is fetched again from there on resume
+/// (records fetched ahead of the pause are discarded by the seek).
+fn pause_at(consumer: &StageConsumer, partition: &Partition, offset: i64, stage: &str) {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&partition.0, partition.1);
+    if let Err(e) = consumer.pause(&list) {
+        tracing::warn!(stage, topic = %partition.0, partition = partition.1, error = %e, "cannot pause");
+    }
+    if let Err(e) = consumer.seek(
+        &partition.0,
+        partition.1,
+        Offset::Offset(offset),
+        Duration::from_secs(5),
+    ) {
+        tracing::warn!(stage, topic = %partition.0, partition = partition.1, error = %e, "cannot rewind a paused partition");
+    }
+}
+
+fn resume(consumer: &StageConsumer, partitions: &[Partition], stage: &str) {
+    if partitions.is_empty() {
+        return;
+    }
+    let owned = consumer.assignment().unwrap_or_default();
+    let mut list = TopicPartitionList::new();
+    for (topic, partition) in partitions {
+        if owned.find_partition(topic, *partition).is_some() {
+            list.add_partition(topic, *partition);
+        }
+    }
+    if list.count() > 0
+        && let Err(e) = consumer.resume(&list)
+    {
+        tracing::warn!(stage, error = %e, "cannot resume");
+    }
+}
+
+/// Commit the offsets of partitions still assigned (a revoked partition's new owner must not
+/// see its offset moved).
+fn commit_owned(
+    consumer: &StageConsumer,
+    mut offsets: BTreeMap<Partition, i64>,
+    mode: CommitMode,
+    stage: &str,
+) {
+    let owned = consumer.assignment().unwrap_or_default();
+    offsets.retain(|(topic, partition), _| owned.find_partition(topic, *partition).is_some());
+    commit(consumer, &offsets, mode, stage);
+}
