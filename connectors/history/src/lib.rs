@@ -3,10 +3,12 @@
 //! same `Event` model.
 
 pub mod event;
+mod pull;
 mod sink;
 mod sqlite;
 
 pub use event::{CallbackState, Event, HistoryRecord, Stage, Summary};
+pub use pull::{FailureCount, PullableReport, ReportPage};
 pub use sink::{HistorySink, run_history};
 pub use sqlite::{EventView, MessageView, SqliteHistory};
 
@@ -16,6 +18,9 @@ pub enum HistoryError {
     /// The store is busy or its file unusable; a retry may help.
     #[error("history store unavailable: {0}")]
     Unavailable(String),
+    /// The query is wrong (a bad cursor); asking again the same way will not help.
+    #[error("bad query: {0}")]
+    BadQuery(String),
 }
 
 impl From<rusqlite::Error> for HistoryError {

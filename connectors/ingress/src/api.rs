@@ -36,6 +36,9 @@ pub fn router(ingress: Ingress) -> Router {
     Router::new()
         .route("/v1/messages", post(submit))
         .route("/v1/messages/{message_id}", get(status))
+        .route("/v1/reports", get(crate::reports::list))
+        .route("/v1/reports/ack", post(crate::reports::ack))
+        .route("/v1/reports/summary", get(crate::reports::summary))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/openapi.json",
@@ -45,7 +48,10 @@ pub fn router(ingress: Ingress) -> Router {
         .with_state(ingress)
 }
 
-fn authenticate(ingress: &Ingress, headers: &HeaderMap) -> Result<ApiClientConfig, Problem> {
+pub(crate) fn authenticate(
+    ingress: &Ingress,
+    headers: &HeaderMap,
+) -> Result<ApiClientConfig, Problem> {
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod problem;
+pub mod reports;
 pub mod request;
 
 use std::net::SocketAddr;
