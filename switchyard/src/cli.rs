@@ -204,16 +204,32 @@ pub struct RoleArgs {
     /// Seconds in a "minute" of the callback retry schedule.
     #[arg(long, default_value_t = 60)]
     pub callback_minute_seconds: u64,
+    /// Webhook policy: `production` (https only, public addresses only) or `dev` (http and
+    /// loopback too). Default: production for `run`, dev for `up`.
+    #[arg(long, env = "WEBHOOK_MODE")]
+    pub webhook_mode: Option<switchyard_callback::WebhookMode>,
+    /// Networks webhooks may reach although they are not public (comma-separated CIDRs,
+    /// e.g. 10.20.0.0/16).
+    #[arg(long, env = "WEBHOOK_ALLOW", value_delimiter = ',')]
+    pub webhook_allow: Vec<ipnet::IpNet>,
 }
 
 impl RoleArgs {
-    pub fn settings(&self) -> switchyard::pipeline::Settings {
+    /// The role settings; `default_mode` is the webhook mode when none is given.
+    pub fn settings(
+        &self,
+        default_mode: switchyard_callback::WebhookMode,
+    ) -> switchyard::pipeline::Settings {
         switchyard::pipeline::Settings {
             history_path: self.history.clone(),
             ingress_addr: self.ingress,
             receipts_addr: self.receipts,
             receipts_url: self.receipts_url.clone(),
             callback_minute: std::time::Duration::from_secs(self.callback_minute_seconds),
+            webhooks: switchyard_callback::WebhookPolicy {
+                mode: self.webhook_mode.unwrap_or(default_mode),
+                allow: self.webhook_allow.clone(),
+            },
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_callback::schedule::tier_delay;
-use switchyard_callback::{Callback, RetryTier};
+use switchyard_callback::{Callback, RetryTier, WebhookPolicy};
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::{
@@ -56,6 +56,8 @@ pub struct Settings {
     pub receipts_url: Option<String>,
     /// Length of a "minute" in the callback retry schedule (tests shrink it).
     pub callback_minute: Duration,
+    /// Where webhooks may go (https and public addresses only in production mode).
+    pub webhooks: WebhookPolicy,
 }
 
 /// What could not start.
@@ -210,7 +212,11 @@ pub async fn start(
                 ));
             }
             Role::Callback => {
-                let callback = Callback::new(tables.clone(), settings.callback_minute);
+                let callback = Callback::new(
+                    tables.clone(),
+                    settings.callback_minute,
+                    settings.webhooks.clone(),
+                );
                 running.tasks.push(spawn_runner(
                     runtime,
                     callback.clone(),

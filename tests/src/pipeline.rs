@@ -16,7 +16,7 @@ pub const API_KEY: &str = "sk-test-key";
 pub const SECRET: &str = "whsec-test";
 
 /// Role settings for a test: the history store in `dir`, every listener on a free port, a
-/// 100 ms callback "minute".
+/// 100 ms callback "minute", webhooks in dev mode (loopback receivers).
 pub fn local_settings(dir: &std::path::Path) -> Settings {
     Settings {
         history_path: dir.join("history.db"),
@@ -24,6 +24,10 @@ pub fn local_settings(dir: &std::path::Path) -> Settings {
         receipts_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         receipts_url: None,
         callback_minute: Duration::from_millis(100),
+        webhooks: switchyard_callback::WebhookPolicy {
+            mode: switchyard_callback::WebhookMode::Dev,
+            allow: Vec::new(),
+        },
     }
 }
 

@@ -21,10 +21,13 @@ pub fn outputs(
     first_failed_at: Option<i64>,
     minute: Duration,
 ) -> Vec<Output> {
-    let next = attempted
-        .failure
-        .as_ref()
-        .map(|_| after_failure(attempt - 1, attempted.at, minute));
+    let next = attempted.failure.as_ref().map(|_| {
+        if attempted.permanent {
+            Next::Exhausted
+        } else {
+            after_failure(attempt - 1, attempted.at, minute)
+        }
+    });
     let result = CallbackResult {
         event_id: report.event_id.clone(),
         message_id: report.message_id.clone(),
@@ -100,6 +103,7 @@ mod tests {
             at,
             http_status: Some(503),
             failure: Some("HTTP 503".into()),
+            permanent: false,
         }
     }
 
@@ -111,6 +115,7 @@ mod tests {
             at: 5,
             http_status: Some(204),
             failure: None,
+            permanent: false,
         };
         let out = outputs(&report(), "http://x", 1, &ok, None, MINUTE);
         assert_eq!(out.len(), 1);
@@ -146,5 +151,23 @@ mod tests {
         assert_eq!(out[1].topic, CALLBACKS_EXHAUSTED);
         let result = out[0].value::<CallbackResult>().expect("a result");
         assert!(result.exhausted && result.next_due_at.is_none());
+    }
+
+    #[test]
+    fn a_refused_url_is_exhausted_at_once() {
+        let refused = Attempted {
+            at: 3,
+            http_status: None,
+            failure: Some("refused by the webhook policy".into()),
+            permanent: true,
+        };
+        let out = outputs(&report(), "http://10.0.0.1", 1, &refused, None, MINUTE);
+        assert_eq!(out[1].topic, CALLBACKS_EXHAUSTED);
+        assert!(
+            out[0]
+                .value::<CallbackResult>()
+                .expect("a result")
+                .exhausted
+        );
     }
 }

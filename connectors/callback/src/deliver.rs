@@ -1,12 +1,16 @@
 //! One webhook POST: the signed JSON body of a final report to a report URL, and how it ended.
-//! No redirect is followed (a redirect is a failure), the answer's body is never read, and a
-//! call takes at most the timeout (10 s by default).
+//! The URL must pass the webhook policy (`url_policy.rs`; its host is resolved and checked at
+//! send time), no redirect is followed (a redirect is a failure), the answer's body is never
+//! read, and a call takes at most the timeout (10 s by default).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_schemas::{FinalReport, now_millis};
 
+use crate::guarded_dns::GuardedResolver;
 use crate::signature::sign;
+use crate::url_policy::WebhookPolicy;
 use crate::webhook::WebhookBody;
 
 /// Header: stable id of the report (receivers deduplicate with it).
@@ -28,6 +32,9 @@ pub struct Attempted {
     pub http_status: Option<u16>,
     /// Why it failed; `None` = delivered (any 2xx).
     pub failure: Option<String>,
+    /// The failure will happen again however often it is retried (the policy refuses the
+    /// URL): no retry tier, the report stays pullable.
+    pub permanent: bool,
 }
 
 impl Attempted {
@@ -40,16 +47,19 @@ impl Attempted {
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     client: reqwest::Client,
+    policy: Arc<WebhookPolicy>,
 }
 
 impl Deliverer {
-    pub fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration, policy: WebhookPolicy) -> Self {
+        let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
             .build()
             .unwrap_or_default();
-        Deliverer { client }
+        Deliverer { client, policy }
     }
 
     /// POST `report` to `url`, signed with `secret` if there is one, as attempt `attempt`.
@@ -60,19 +70,26 @@ impl Deliverer {
         secret: Option<&str>,
         attempt: i32,
     ) -> Attempted {
+        let refused = |reason: String| Attempted {
+            at: now_millis(),
+            http_status: None,
+            failure: Some(reason),
+            permanent: true,
+        };
+        let parsed = match reqwest::Url::parse(url) {
+            Ok(parsed) => parsed,
+            Err(e) => return refused(format!("report URL {url:?}: {e}")),
+        };
+        if let Err(e) = self.policy.check_url(&parsed) {
+            return refused(format!("refused by the webhook policy: {e}"));
+        }
         let body = match serde_json::to_vec(&WebhookBody::from(report)) {
             Ok(body) => body,
-            Err(e) => {
-                return Attempted {
-                    at: now_millis(),
-                    http_status: None,
-                    failure: Some(format!("body: {e}")),
-                };
-            }
+            Err(e) => return refused(format!("body: {e}")),
         };
         let mut request = self
             .client
-            .post(url)
+            .post(parsed)
             .header("Content-Type", "application/json")
             .header(EVENT_ID_HEADER, &report.event_id)
             .header(ATTEMPT_HEADER, attempt.to_string());
@@ -86,22 +103,50 @@ impl Deliverer {
                 at,
                 http_status: Some(response.status().as_u16()),
                 failure: None,
+                permanent: false,
+            },
+            Ok(response) if response.status().is_redirection() => Attempted {
+                at,
+                http_status: Some(response.status().as_u16()),
+                failure: Some(format!(
+                    "HTTP {} (redirects are not followed)",
+                    response.status()
+                )),
+                permanent: false,
             },
             Ok(response) => Attempted {
                 at,
                 http_status: Some(response.status().as_u16()),
                 failure: Some(format!("HTTP {}", response.status())),
+                permanent: false,
             },
             Err(e) if e.is_timeout() => Attempted {
                 at,
                 http_status: None,
                 failure: Some("timeout".into()),
+                permanent: false,
             },
-            Err(e) => Attempted {
-                at,
-                http_status: None,
-                failure: Some(format!("transport: {e}")),
-            },
+            Err(e) => {
+                let reason = error_chain(&e);
+                Attempted {
+                    at,
+                    http_status: None,
+                    permanent: reason.contains("not allowed for webhooks"),
+                    failure: Some(format!("transport: {reason}")),
+                }
+            }
         }
     }
+}
+
+/// An error and its sources, one after the other (the resolver's refusal is a source).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

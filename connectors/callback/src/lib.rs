@@ -4,10 +4,13 @@
 
 pub mod attempt;
 pub mod deliver;
+mod guarded_dns;
 pub mod receiver;
 pub mod schedule;
 pub mod signature;
+pub mod url_policy;
 pub mod webhook;
 
 pub use deliver::{ATTEMPT_HEADER, Deliverer, EVENT_ID_HEADER, SIGNATURE_HEADER};
+pub use url_policy::{WebhookMode, WebhookPolicy};
 pub use webhook::{Callback, RetryTier, WebhookBody};

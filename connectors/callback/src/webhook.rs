@@ -12,6 +12,7 @@ use switchyard_schemas::{ApiClientConfig, CallbackAttempt, FinalReport};
 
 use crate::attempt::outputs;
 use crate::deliver::Deliverer;
+use crate::url_policy::WebhookPolicy;
 
 /// The webhook body (public contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -61,10 +62,10 @@ pub struct Callback {
 }
 
 impl Callback {
-    pub fn new(tables: ConfigTables, minute: Duration) -> Self {
+    pub fn new(tables: ConfigTables, minute: Duration, policy: WebhookPolicy) -> Self {
         Callback {
             tables,
-            deliverer: Deliverer::new(crate::deliver::DEFAULT_TIMEOUT),
+            deliverer: Deliverer::new(crate::deliver::DEFAULT_TIMEOUT, policy),
             minute,
         }
     }

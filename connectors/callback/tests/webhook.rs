@@ -9,7 +9,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use switchyard_callback::signature::verify;
-use switchyard_callback::{Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody};
+use switchyard_callback::{
+    Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody, WebhookMode, WebhookPolicy,
+};
 use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin};
 use switchyard_schemas::{
     ApiClientConfig, CallbackAttempt, CallbackResult, Channel, FinalReport, ResultStatus,
@@ -38,6 +40,14 @@ async fn receiver(status: StatusCode) -> (String, Seen) {
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, app).await });
     (url, seen)
+}
+
+/// Loopback receivers need the dev webhook policy.
+fn dev() -> WebhookPolicy {
+    WebhookPolicy {
+        mode: WebhookMode::Dev,
+        allow: Vec::new(),
+    }
 }
 
 fn tables(url: &str) -> ConfigTables {
@@ -86,7 +96,7 @@ fn origin() -> Origin<'static> {
 #[tokio::test]
 async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
     let (url, seen) = receiver(StatusCode::NO_CONTENT).await;
-    let callback = Callback::new(tables(&url), Duration::from_secs(60));
+    let callback = Callback::new(tables(&url), Duration::from_secs(60), dev());
     let outputs = callback
         .process(report(), origin())
         .await
@@ -115,7 +125,7 @@ async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
 async fn a_failed_webhook_is_queued_for_retry_one() {
     let (url, seen) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
     let minute = Duration::from_millis(250);
-    let callback = Callback::new(tables(&url), minute);
+    let callback = Callback::new(tables(&url), minute, dev());
     let before = now_millis();
     let outputs = callback
         .process(report(), origin())
@@ -144,7 +154,7 @@ async fn an_unreachable_receiver_is_a_failure_too() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     drop(listener);
-    let callback = Callback::new(tables(&url), Duration::from_secs(60));
+    let callback = Callback::new(tables(&url), Duration::from_secs(60), dev());
     let outputs = callback
         .process(report(), origin())
         .await
@@ -180,7 +190,7 @@ async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only(
         vec![],
         vec![],
     );
-    let callback = Callback::new(tables, Duration::from_secs(60));
+    let callback = Callback::new(tables, Duration::from_secs(60), dev());
     let mut cross = report();
     cross.customer_id = "beta".into();
     cross.client_id = Some("acme-web".into());

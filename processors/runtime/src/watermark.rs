@@ -110,7 +110,11 @@ mod tests {
         marks.finish(&p(0), 3);
         assert!(marks.to_commit().is_empty());
         marks.start(&p(0), 3);
-        assert_eq!(marks.to_commit(), BTreeMap::from([(p(0), 3)]), "3 in flight again");
+        assert_eq!(
+            marks.to_commit(),
+            BTreeMap::from([(p(0), 3)]),
+            "3 in flight again"
+        );
         marks.finish(&p(0), 3);
         assert_eq!(marks.to_commit(), BTreeMap::from([(p(0), 4)]));
     }

@@ -57,7 +57,13 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
         app.shutdown.clone(),
     )
     .await?;
-    let running = start(&runtime, &Role::ALL, &up.roles.settings(), &app.shutdown).await?;
+    let running = start(
+        &runtime,
+        &Role::ALL,
+        &up.roles.settings(switchyard_callback::WebhookMode::Dev),
+        &app.shutdown,
+    )
+    .await?;
     let ingress = running.ingress.map(|a| a.to_string()).unwrap_or_default();
     println!();
     println!("switchyard is up");
