@@ -297,7 +297,7 @@ proptest! {
         secret in opt_text(),
     ) {
         roundtrip(&CustomerConfig { customer_id: "c".into(), name: "C".into(), enabled: true, channels: channels.clone(), bill_codes: vec!["b".into()], tps_limits: limits, prepaid: false });
-        roundtrip(&ApiClientConfig { client_id: "k".into(), customer_id: "c".into(), key_hash: "ab".into(), report_url: None, signing_secret: secret, enabled: true, rate_limit_per_second: Some(ratio) });
+        roundtrip(&ApiClientConfig { client_id: "k".into(), customer_id: "c".into(), key_hash: "ab".into(), report_url: None, signing_secret: secret, signing_secret_previous: None, enabled: true, rate_limit_per_second: Some(ratio) });
         roundtrip(&SenderConfig { name: "s".into(), group: "g".into(), channel: Channel::Sms, carriers: vec!["skt".into()], kind: "http".into(), endpoint: "http://x".into(), tps: None, enabled: true, settings });
         roundtrip(&RouteRule { customer_id: "*".into(), channel: Channel::Lms, carriers: vec![CarrierRoute { carrier: "kt".into(), groups: vec![GroupShare { group: "a".into(), ratio }] }] });
         roundtrip(&ContentPolicy { policy_id: "*".into(), blocked_keywords: channels.iter().map(|c| c.to_string()).collect(), ad_prefix: "(광고)".into(), ad_opt_out_marker: "무료수신거부".into(), ad_quiet_start_hour: 21, ad_quiet_end_hour: 8 });

@@ -142,6 +142,12 @@ async fn a_receiver_down_for_the_whole_schedule_sees_eleven_attempts_on_time() -
             .map(|r| r.at)
             .collect();
         assert_eq!(times.len(), 11, "{event}: {times:?}");
+        let offsets: Vec<i64> = times
+            .iter()
+            .zip(SCHEDULE_MINUTES)
+            .map(|(at, minutes)| at - times[0] - i64::from(minutes) * MINUTE_MS)
+            .collect();
+        eprintln!("{event}: ms late against the schedule, per attempt: {offsets:?}");
         for (n, (at, minutes)) in times.iter().zip(SCHEDULE_MINUTES).enumerate().skip(1) {
             let expected = i64::from(minutes) * MINUTE_MS;
             let actual = at - times[0];

@@ -9,7 +9,7 @@ use std::time::Duration;
 use switchyard_schemas::{FinalReport, now_millis};
 
 use crate::guarded_dns::GuardedResolver;
-use crate::signature::sign;
+use crate::signature::sign_all;
 use crate::url_policy::WebhookPolicy;
 use crate::webhook::WebhookBody;
 
@@ -62,12 +62,13 @@ impl Deliverer {
         Deliverer { client, policy }
     }
 
-    /// POST `report` to `url`, signed with `secret` if there is one, as attempt `attempt`.
+    /// POST `report` to `url`, signed with each of `secrets` (none: unsigned), as attempt
+    /// `attempt`.
     pub async fn send(
         &self,
         report: &FinalReport,
         url: &str,
-        secret: Option<&str>,
+        secrets: &[&str],
         attempt: i32,
     ) -> Attempted {
         let refused = |reason: String| Attempted {
@@ -93,8 +94,11 @@ impl Deliverer {
             .header("Content-Type", "application/json")
             .header(EVENT_ID_HEADER, &report.event_id)
             .header(ATTEMPT_HEADER, attempt.to_string());
-        if let Some(secret) = secret {
-            request = request.header(SIGNATURE_HEADER, sign(secret, now_millis() / 1000, &body));
+        if !secrets.is_empty() {
+            request = request.header(
+                SIGNATURE_HEADER,
+                sign_all(secrets, now_millis() / 1000, &body),
+            );
         }
         let result = request.body(body).send().await;
         let at = now_millis();

@@ -96,7 +96,7 @@ impl Callback {
         };
         let attempted = self
             .deliverer
-            .send(&report, &url, client.signing_secret.as_deref(), 1)
+            .send(&report, &url, &secrets(Some(&client)), 1)
             .await;
         if let Some(failure) = &attempted.failure {
             tracing::info!(stage = "callback", message_id = %report.message_id, %failure, "callback failed; queued for retry 1");
@@ -113,11 +113,10 @@ impl Callback {
             .as_ref()
             .and_then(|c| c.report_url.clone())
             .unwrap_or_else(|| waiting.report_url.clone());
-        let secret = client.as_ref().and_then(|c| c.signing_secret.clone());
         let attempt = waiting.retry.max(1) as u32 + 1;
         let attempted = self
             .deliverer
-            .send(report, &url, secret.as_deref(), attempt as i32)
+            .send(report, &url, &secrets(client.as_ref()), attempt as i32)
             .await;
         if let Some(failure) = &attempted.failure {
             tracing::info!(stage = "callback", message_id = %report.message_id, retry = waiting.retry, %failure, "callback retry failed");
@@ -131,6 +130,16 @@ impl Callback {
             self.minute,
         ))
     }
+}
+
+/// The secrets a client's webhooks are signed with: the current one, then during a rotation
+/// the previous one.
+fn secrets(client: Option<&ApiClientConfig>) -> Vec<&str> {
+    client
+        .into_iter()
+        .flat_map(|c| [&c.signing_secret, &c.signing_secret_previous])
+        .filter_map(|s| s.as_deref())
+        .collect()
 }
 
 impl AsyncProcessor for Callback {

@@ -57,6 +57,7 @@ fn tables(url: &str) -> ConfigTables {
         key_hash: "00".into(),
         report_url: Some(url.into()),
         signing_secret: Some("whsec".into()),
+        signing_secret_previous: None,
         enabled: true,
         rate_limit_per_second: None,
     };
@@ -177,6 +178,7 @@ async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only(
         key_hash: id.into(),
         report_url: Some(url.into()),
         signing_secret: None,
+        signing_secret_previous: None,
         enabled: true,
         rate_limit_per_second: None,
     };
@@ -206,4 +208,36 @@ async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only(
         1,
         "beta's own client"
     );
+}
+
+#[tokio::test]
+async fn during_a_secret_rotation_each_webhook_carries_both_signatures() {
+    let (url, seen) = receiver(StatusCode::NO_CONTENT).await;
+    let client = ApiClientConfig {
+        client_id: "acme-web".into(),
+        customer_id: "acme".into(),
+        key_hash: "00".into(),
+        report_url: Some(url),
+        signing_secret: Some("whsec-new".into()),
+        signing_secret_previous: Some("whsec-old".into()),
+        enabled: true,
+        rate_limit_per_second: None,
+    };
+    let tables = ConfigTables::fixed(vec![], vec![client], vec![], vec![], vec![]);
+    let callback = Callback::new(tables, Duration::from_secs(60), dev());
+    callback
+        .process(report(), origin())
+        .await
+        .expect("processed");
+    let seen = seen.lock().expect("lock");
+    let (headers, body) = &seen[0];
+    let signature = headers[SIGNATURE_HEADER].to_str().expect("text");
+    assert_eq!(signature.matches("v1=").count(), 2, "{signature}");
+    for secret in ["whsec-new", "whsec-old"] {
+        assert!(
+            verify(signature, secret, body, now_millis() / 1000, 60),
+            "{secret}"
+        );
+    }
+    assert!(!verify(signature, "whsec", body, now_millis() / 1000, 60));
 }

@@ -81,7 +81,7 @@ async fn production_refuses_private_targets_before_sending_anything() {
         format!("http://127.0.0.1:{port}/"),
         "http://example.com/hook".to_string(),
     ] {
-        let attempted = production.send(&report(), &url, None, 1).await;
+        let attempted = production.send(&report(), &url, &[], 1).await;
         let failure = attempted.failure.clone().unwrap_or_default();
         assert!(attempted.permanent, "{url}: {failure}");
         assert!(
@@ -97,7 +97,7 @@ async fn production_refuses_private_targets_before_sending_anything() {
     // The same server is reachable in dev mode: the refusals above were the policy's.
     let dev = deliverer(WebhookMode::Dev);
     let attempted = dev
-        .send(&report(), &format!("http://localhost:{port}/"), None, 1)
+        .send(&report(), &format!("http://localhost:{port}/"), &[], 1)
         .await;
     assert_eq!(attempted.failure, None);
     assert_eq!(*calls.lock().expect("lock"), 1);
@@ -117,7 +117,7 @@ async fn a_redirect_is_not_followed() {
     })
     .await;
     let attempted = deliverer(WebhookMode::Dev)
-        .send(&report(), &format!("http://127.0.0.1:{port}/"), None, 1)
+        .send(&report(), &format!("http://127.0.0.1:{port}/"), &[], 1)
         .await;
     assert_eq!(attempted.http_status, Some(307));
     assert!(

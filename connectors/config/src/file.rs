@@ -59,6 +59,8 @@ pub struct ClientEntry {
     pub api_key_sha256: Option<String>,
     pub report_url: Option<String>,
     pub signing_secret: Option<String>,
+    /// During a rotation: the old secret, still signing alongside the new one.
+    pub signing_secret_previous: Option<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
     pub rate_limit_per_second: Option<i32>,
@@ -183,6 +185,7 @@ impl ConfigFile {
                 key_hash,
                 report_url: c.report_url.clone(),
                 signing_secret: c.signing_secret.clone(),
+                signing_secret_previous: c.signing_secret_previous.clone(),
                 enabled: c.enabled,
                 rate_limit_per_second: c.rate_limit_per_second,
             };

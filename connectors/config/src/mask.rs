@@ -21,6 +21,7 @@ impl Masked for ApiClientConfig {
     fn masked(self) -> Self {
         ApiClientConfig {
             signing_secret: self.signing_secret.map(|_| MASK.to_string()),
+            signing_secret_previous: self.signing_secret_previous.map(|_| MASK.to_string()),
             report_url: self.report_url.map(|u| masked_url(&u)),
             ..self
         }
@@ -154,6 +155,7 @@ mod tests {
             key_hash: "ab12".into(),
             report_url: Some("https://hooks:hookpass@example.com/in?sig=1&token=tok-9".into()),
             signing_secret: Some("whsec-very-secret".into()),
+            signing_secret_previous: Some("whsec-old-secret".into()),
             enabled: true,
             rate_limit_per_second: None,
         }
@@ -188,6 +190,7 @@ mod tests {
     fn a_clients_signing_secret_is_masked_and_its_key_hash_kept() {
         let shown = client().masked();
         assert_eq!(shown.signing_secret.as_deref(), Some(MASK));
+        assert_eq!(shown.signing_secret_previous.as_deref(), Some(MASK));
         assert_eq!(shown.key_hash, "ab12");
         assert_eq!(
             shown.report_url.as_deref(),

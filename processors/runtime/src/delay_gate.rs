@@ -11,7 +11,8 @@ use crate::watermark::Partition;
 pub enum Gate {
     /// Process it now.
     Due,
-    /// Pause its partition, rewind to this record, and resume at `until` (ms since the epoch).
+    /// Hold this record, pause its partition (rewound just past it), and at `until` (ms since
+    /// the epoch) run it and resume the partition.
     Wait { until: i64 },
     /// Its partition is paused: drop it unprocessed (it is consumed again on resume).
     Skip,

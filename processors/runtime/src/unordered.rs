@@ -2,7 +2,8 @@
 //! records finishing out of order. One slow call holds back only the commit of its own
 //! partition, never the records behind it, so one customer's dead endpoint cannot stall the
 //! others. With a delay (the callback retry tiers) a record runs only once its timestamp plus
-//! the delay has passed: its partition is paused until then, and nothing sleeps holding records.
+//! the delay has passed: its partition is paused until then (the record waiting at its head is
+//! kept, uncommitted, and the partition rewound past it), and nothing sleeps holding records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,11 +42,11 @@ pub async fn run_unordered<P: AsyncProcessor>(
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     // A resumed partition is fetched with the next fetch request: a delayed topic keeps its
-    // long polls short (a tenth of its delay, at most librdkafka's 500 ms) so records run
-    // within 10% of when they are due.
+    // long polls short (a fiftieth of its delay, at most librdkafka's 500 ms) so records run
+    // well within 10% of when they are due.
     let overrides: Vec<(&str, String)> = options
         .delay
-        .map(|d| (d.as_millis() / 10).clamp(1, 500))
+        .map(|d| (d.as_millis() / 50).clamp(1, 500))
         .map(|wait| vec![("fetch.wait.max.ms", wait.to_string())])
         .unwrap_or_default();
     let (consumer, rebalances) = runtime
@@ -63,6 +64,9 @@ pub async fn run_unordered<P: AsyncProcessor>(
     tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, delay_ms, "stage started (unordered, at least once)");
 
     let mut gate = DelayGate::new(delay_ms);
+    // The not-yet-due record at the head of each paused partition (uncommitted: after a crash
+    // or a rebalance it is consumed again).
+    let mut held: BTreeMap<Partition, OwnedMessage> = BTreeMap::new();
     let mut marks = Watermarks::default();
     let mut errors = ErrorLog::default();
     let mut epoch = rebalances.epoch();
@@ -76,6 +80,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
             // committed offsets. What was in flight will be consumed again.
             epoch = rebalances.epoch();
             marks.reset();
+            held.clear();
             let paused = gate.clear();
             resume(&consumer, &paused, stage);
         }
@@ -92,6 +97,12 @@ pub async fn run_unordered<P: AsyncProcessor>(
             }
             _ = sleep_until_some(wake), if wake.is_some() => {
                 let due = gate.wake(now_millis());
+                for partition in &due {
+                    if let Some(message) = held.remove(partition) {
+                        marks.start(partition, message.offset());
+                        in_flight.push(handle(runtime, &*processor, &producer, stage, message, &shutdown));
+                    }
+                }
                 resume(&consumer, &due, stage);
             }
             _ = commit_tick.tick() => {
@@ -115,7 +126,8 @@ pub async fn run_unordered<P: AsyncProcessor>(
                     }
                     Gate::Wait { until } => {
                         tracing::trace!(stage, topic = %partition.0, partition = partition.1, offset = message.offset(), until, "not due; partition paused");
-                        pause_at(&consumer, &partition, message.offset(), stage);
+                        pause_at(&consumer, &partition, message.offset() + 1, stage);
+                        held.insert(partition, message);
                     }
                     Gate::Skip => {}
                 }
@@ -208,8 +220,8 @@ async fn handle<P: AsyncProcessor>(
     (partition, offset)
 }
 
-/// Pause a partition and rewind it to `offset`, so it is fetched again from there on resume
-/// (records fetched ahead of the pause are discarded by the seek).
+/// Pause a partition and rewind it to `offset` (just past the held head record), so it is
+/// fetched from there on resume (records fetched ahead of the pause are discarded by the seek).
 fn pause_at(consumer: &StageConsumer, partition: &Partition, offset: i64, stage: &str) {
     let mut list = TopicPartitionList::new();
     list.add_partition(&partition.0, partition.1);

@@ -26,6 +26,9 @@ pub struct ApiClientConfig {
     pub key_hash: String,
     pub report_url: Option<String>,
     pub signing_secret: Option<String>,
+    /// During a rotation, the secret being retired (both sign each webhook).
+    #[serde(default)]
+    pub signing_secret_previous: Option<String>,
     pub enabled: bool,
     pub rate_limit_per_second: Option<i32>,
 }
