@@ -201,9 +201,10 @@ pub struct RoleArgs {
     /// The embedded history store (history and ingress).
     #[arg(long, env = "HISTORY_PATH", default_value = ".data/history.db")]
     pub history: PathBuf,
-    /// Seconds in a "minute" of the callback retry schedule.
-    #[arg(long, default_value_t = 60)]
-    pub callback_minute_seconds: u64,
+    /// Milliseconds in a "minute" of the callback retry schedule (shorten it to watch the
+    /// whole schedule run in seconds).
+    #[arg(long, env = "CALLBACK_MINUTE_MS", default_value_t = 60_000)]
+    pub callback_minute_ms: u64,
     /// Webhook policy: `production` (https only, public addresses only) or `dev` (http and
     /// loopback too). Default: production for `run`, dev for `up`.
     #[arg(long, env = "WEBHOOK_MODE")]
@@ -225,7 +226,7 @@ impl RoleArgs {
             ingress_addr: self.ingress,
             receipts_addr: self.receipts,
             receipts_url: self.receipts_url.clone(),
-            callback_minute: std::time::Duration::from_secs(self.callback_minute_seconds),
+            callback_minute: std::time::Duration::from_millis(self.callback_minute_ms),
             webhooks: switchyard_callback::WebhookPolicy {
                 mode: self.webhook_mode.unwrap_or(default_mode),
                 allow: self.webhook_allow.clone(),

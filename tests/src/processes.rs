@@ -60,10 +60,12 @@ impl Connection {
 /// senders (dispatch runs one per sender).
 pub fn runners_of(role: &str) -> usize {
     match role {
-        "validate" | "route" | "callback" => 1,
+        "validate" | "route" => 1,
+        // The first delivery and the ten retry tiers.
+        "callback" => 11,
         "report" => 2,
         "dispatch" => 3,
-        "history" => 8,
+        "history" => 9,
         _ => 0,
     }
 }

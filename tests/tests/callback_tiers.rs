@@ -1,8 +1,10 @@
 //! The callback retry tiers on the real broker, with a 100 ms "minute": a receiver down for the
 //! whole schedule sees exactly 11 attempts at the schedule's times, then the report reaches
 //! `callbacks.exhausted`; a receiver that fails twice sees exactly 3; a malformed record in a
-//! tier goes to its dead-letter topic without blocking the tier.
+//! tier goes to its dead-letter topic without blocking the tier; a callback process killed with
+//! kill -9 mid-schedule loses no report.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard::pipeline::{Role, Running, start};
@@ -248,5 +250,80 @@ async fn a_malformed_record_in_a_tier_is_dead_lettered_and_does_not_block_it() -
     .await?;
     assert_eq!(dead.len(), 1);
     tiers.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tier_consumer_killed_mid_schedule_loses_no_report() -> anyhow::Result<()> {
+    use switchyard_tests::processes::{Connection, RoleProcess};
+    let stack = Stack::start(&[]).await?;
+    let shutdown = CancellationToken::new();
+    // Fails the first four deliveries of each report: it is delivered by retry 4, 24 minutes
+    // (2.4 s) after the first attempt.
+    let (addr, inbox) =
+        serve_failing("127.0.0.1:0".parse()?, SECRET, false, 4, shutdown.clone()).await?;
+    switchyard_config::apply(
+        &stack.runtime,
+        &config(&format!("http://{addr}/")),
+        false,
+        1,
+    )
+    .await?;
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "tiers-kill-{}",
+        stack.env.namespace.prefix().trim_end_matches('.')
+    ));
+    let connection = Connection::new(&stack.env, &stack.registry.url());
+    let args: Vec<String> = ["--callback-minute-ms", "100", "--webhook-mode", "dev"]
+        .map(String::from)
+        .to_vec();
+    let mut callback = RoleProcess::spawn(&connection, "callback", "callback-1", &args, &logs)?;
+    callback.wait_ready(None, Duration::from_secs(60)).await?;
+
+    let reports: Vec<FinalReport> = (0..20).map(report).collect();
+    let outputs: Vec<Output> = reports
+        .iter()
+        .map(|r| Output::new(FINAL, r.message_id.clone(), r.clone()))
+        .collect();
+    stack.runtime.publish("test", &outputs).await?;
+    // Mid-schedule: every report has had its second attempt (waiting in tiers 2 and up).
+    let watch = inbox.clone();
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            (0..20).all(|i| {
+                let id = format!("evt-{i}");
+                watch.all().iter().filter(|r| r.event_id == id).count() >= 2
+            })
+        })
+        .await
+    );
+    callback.kill9()?;
+    callback.start_again()?;
+    callback.wait_ready(None, Duration::from_secs(60)).await?;
+    let watch = inbox.clone();
+    let delivered = wait_for(Duration::from_secs(60), || {
+        (0..20).all(|i| {
+            let id = format!("evt-{i}");
+            watch
+                .all()
+                .iter()
+                .any(|r| r.event_id == id && r.status == 204)
+        })
+    })
+    .await;
+    let received = inbox.all();
+    let missing: Vec<usize> = (0..20)
+        .filter(|i| {
+            !received
+                .iter()
+                .any(|r| r.event_id == format!("evt-{i}") && r.status == 204)
+        })
+        .collect();
+    assert!(
+        delivered,
+        "reports never delivered: {missing:?}\n{}",
+        callback.log_tail(20)
+    );
+    shutdown.cancel();
     Ok(())
 }

@@ -590,7 +590,12 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
         ("report", vec![], None),
         (
             "callback",
-            vec!["--callback-minute-seconds".into(), "1".into()],
+            vec![
+                "--callback-minute-ms".into(),
+                "1000".into(),
+                "--webhook-mode".into(),
+                "dev".into(),
+            ],
             None,
         ),
         (
