@@ -227,9 +227,12 @@ impl RoleArgs {
             receipts_addr: self.receipts,
             receipts_url: self.receipts_url.clone(),
             callback_minute: std::time::Duration::from_millis(self.callback_minute_ms),
-            webhooks: switchyard_callback::WebhookPolicy {
-                mode: self.webhook_mode.unwrap_or(default_mode),
-                allow: self.webhook_allow.clone(),
+            webhooks: switchyard_callback::WebhookSettings {
+                policy: switchyard_callback::WebhookPolicy {
+                    mode: self.webhook_mode.unwrap_or(default_mode),
+                    allow: self.webhook_allow.clone(),
+                },
+                ..Default::default()
             },
         }
     }

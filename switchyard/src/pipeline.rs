@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_callback::schedule::tier_delay;
-use switchyard_callback::{Callback, RetryTier, WebhookPolicy};
+use switchyard_callback::{Callback, RetryTier, WebhookSettings};
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::{
@@ -56,8 +56,9 @@ pub struct Settings {
     pub receipts_url: Option<String>,
     /// Length of a "minute" in the callback retry schedule (tests shrink it).
     pub callback_minute: Duration,
-    /// Where webhooks may go (https and public addresses only in production mode).
-    pub webhooks: WebhookPolicy,
+    /// Where webhooks may go (https and public addresses only in production mode), their
+    /// timeout and per-endpoint isolation.
+    pub webhooks: WebhookSettings,
 }
 
 /// What could not start.

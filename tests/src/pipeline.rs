@@ -24,9 +24,12 @@ pub fn local_settings(dir: &std::path::Path) -> Settings {
         receipts_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         receipts_url: None,
         callback_minute: Duration::from_millis(100),
-        webhooks: switchyard_callback::WebhookPolicy {
-            mode: switchyard_callback::WebhookMode::Dev,
-            allow: Vec::new(),
+        webhooks: switchyard_callback::WebhookSettings {
+            policy: switchyard_callback::WebhookPolicy {
+                mode: switchyard_callback::WebhookMode::Dev,
+                allow: Vec::new(),
+            },
+            ..Default::default()
         },
     }
 }

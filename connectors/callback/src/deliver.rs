@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use switchyard_schemas::{FinalReport, now_millis};
 
+use crate::endpoint_guard::{Admission, CallEnd, EndpointGuard, GuardSettings, endpoint_of};
 use crate::guarded_dns::GuardedResolver;
 use crate::signature::sign_all;
 use crate::url_policy::WebhookPolicy;
@@ -43,23 +44,44 @@ impl Attempted {
     }
 }
 
-/// Sends webhooks. Cheap to clone (one connection pool).
+/// How webhooks are sent: where they may go, how long a call may take, and how endpoints are
+/// kept from holding each other up.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookSettings {
+    pub policy: WebhookPolicy,
+    /// `None`: `DEFAULT_TIMEOUT`.
+    pub timeout: Option<Duration>,
+    pub guard: GuardSettings,
+}
+
+/// Sends webhooks. Cheap to clone (one connection pool, one endpoint guard).
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     client: reqwest::Client,
     policy: Arc<WebhookPolicy>,
+    guard: Arc<std::sync::Mutex<EndpointGuard>>,
 }
 
 impl Deliverer {
-    pub fn new(timeout: Duration, policy: WebhookPolicy) -> Self {
-        let policy = Arc::new(policy);
+    pub fn new(settings: WebhookSettings) -> Self {
+        let policy = Arc::new(settings.policy);
         let client = reqwest::Client::builder()
-            .timeout(timeout)
+            .timeout(settings.timeout.unwrap_or(DEFAULT_TIMEOUT))
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
             .build()
             .unwrap_or_default();
-        Deliverer { client, policy }
+        Deliverer {
+            client,
+            policy,
+            guard: Arc::new(std::sync::Mutex::new(EndpointGuard::new(settings.guard))),
+        }
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, EndpointGuard> {
+        self.guard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// POST `report` to `url`, signed with each of `secrets` (none: unsigned), as attempt
@@ -88,6 +110,26 @@ impl Deliverer {
             Ok(body) => body,
             Err(e) => return refused(format!("body: {e}")),
         };
+        let endpoint = endpoint_of(&parsed);
+        let deferred = |reason: String| Attempted {
+            at: now_millis(),
+            http_status: None,
+            failure: Some(reason),
+            permanent: false,
+        };
+        match self.guard().admit(&endpoint, now_millis()) {
+            Admission::Go => {}
+            Admission::Busy => {
+                return deferred(format!(
+                    "not sent: {endpoint} has the most calls in flight it may have"
+                ));
+            }
+            Admission::Open { until } => {
+                return deferred(format!(
+                    "not sent: {endpoint} timed out repeatedly (circuit open until {until})"
+                ));
+            }
+        }
         let mut request = self
             .client
             .post(parsed)
@@ -102,6 +144,12 @@ impl Deliverer {
         }
         let result = request.body(body).send().await;
         let at = now_millis();
+        let end = match &result {
+            Ok(_) => CallEnd::Answered,
+            Err(e) if e.is_timeout() => CallEnd::TimedOut,
+            Err(_) => CallEnd::Failed,
+        };
+        self.guard().end(&endpoint, end, at);
         match result {
             Ok(response) if response.status().is_success() => Attempted {
                 at,

@@ -4,6 +4,7 @@
 
 pub mod attempt;
 pub mod deliver;
+pub mod endpoint_guard;
 mod guarded_dns;
 pub mod receiver;
 pub mod schedule;
@@ -11,6 +12,7 @@ pub mod signature;
 pub mod url_policy;
 pub mod webhook;
 
-pub use deliver::{ATTEMPT_HEADER, Deliverer, EVENT_ID_HEADER, SIGNATURE_HEADER};
+pub use deliver::{ATTEMPT_HEADER, Deliverer, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookSettings};
+pub use endpoint_guard::GuardSettings;
 pub use url_policy::{WebhookMode, WebhookPolicy};
 pub use webhook::{Callback, RetryTier, WebhookBody};

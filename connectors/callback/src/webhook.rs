@@ -11,8 +11,7 @@ use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin, Output, StageErro
 use switchyard_schemas::{ApiClientConfig, CallbackAttempt, FinalReport};
 
 use crate::attempt::outputs;
-use crate::deliver::Deliverer;
-use crate::url_policy::WebhookPolicy;
+use crate::deliver::{Deliverer, WebhookSettings};
 
 /// The webhook body (public contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -62,10 +61,10 @@ pub struct Callback {
 }
 
 impl Callback {
-    pub fn new(tables: ConfigTables, minute: Duration, policy: WebhookPolicy) -> Self {
+    pub fn new(tables: ConfigTables, minute: Duration, webhooks: WebhookSettings) -> Self {
         Callback {
             tables,
-            deliverer: Deliverer::new(crate::deliver::DEFAULT_TIMEOUT, policy),
+            deliverer: Deliverer::new(webhooks),
             minute,
         }
     }

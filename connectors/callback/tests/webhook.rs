@@ -11,6 +11,7 @@ use axum::routing::post;
 use switchyard_callback::signature::verify;
 use switchyard_callback::{
     Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody, WebhookMode, WebhookPolicy,
+    WebhookSettings,
 };
 use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin};
 use switchyard_schemas::{
@@ -43,10 +44,13 @@ async fn receiver(status: StatusCode) -> (String, Seen) {
 }
 
 /// Loopback receivers need the dev webhook policy.
-fn dev() -> WebhookPolicy {
-    WebhookPolicy {
-        mode: WebhookMode::Dev,
-        allow: Vec::new(),
+fn dev() -> WebhookSettings {
+    WebhookSettings {
+        policy: WebhookPolicy {
+            mode: WebhookMode::Dev,
+            allow: Vec::new(),
+        },
+        ..WebhookSettings::default()
     }
 }
 

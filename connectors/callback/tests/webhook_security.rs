@@ -10,7 +10,7 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::post;
-use switchyard_callback::{Deliverer, WebhookMode, WebhookPolicy};
+use switchyard_callback::{Deliverer, WebhookMode, WebhookPolicy, WebhookSettings};
 use switchyard_schemas::{Channel, FinalReport, ResultStatus};
 
 fn report() -> FinalReport {
@@ -57,13 +57,14 @@ fn ok() -> axum::response::Response {
 }
 
 fn deliverer(mode: WebhookMode) -> Deliverer {
-    Deliverer::new(
-        Duration::from_secs(2),
-        WebhookPolicy {
+    Deliverer::new(WebhookSettings {
+        policy: WebhookPolicy {
             mode,
             allow: Vec::new(),
         },
-    )
+        timeout: Some(Duration::from_secs(2)),
+        ..WebhookSettings::default()
+    })
 }
 
 #[tokio::test]
