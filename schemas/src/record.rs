@@ -45,4 +45,6 @@ records!(
     RouteRule,
     ContentPolicy,
     NumberingEntry,
+    BillCode,
+    HeldMessage,
 );
