@@ -254,3 +254,15 @@ mod tests {
         }
     }
 }
+
+impl Masked for switchyard_schemas::ContentPolicy {
+    fn masked(self) -> Self {
+        self
+    }
+}
+
+impl Masked for switchyard_schemas::BillCode {
+    fn masked(self) -> Self {
+        self
+    }
+}
