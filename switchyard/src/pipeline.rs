@@ -14,6 +14,7 @@ use switchyard_runtime::{
 };
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
+use switchyard_stages::clock::Clock;
 use switchyard_stages::validate::Validate;
 use tokio::task::JoinHandle;
 
@@ -55,6 +56,8 @@ pub struct Settings {
     pub receipts_url: Option<String>,
     /// Length of a "minute" in the callback retry schedule (tests shrink it).
     pub callback_minute: Duration,
+    /// The time validate judges by (night hours, expiry): the system clock but in tests.
+    pub clock: Clock,
 }
 
 /// What could not start.
@@ -181,6 +184,7 @@ pub async fn start(
                 runtime,
                 Validate {
                     tables: tables.clone(),
+                    clock: settings.clock.clone(),
                 },
                 RunnerOptions::new("validate", &[names::ACCEPTED]),
                 shutdown,
