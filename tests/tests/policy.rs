@@ -18,6 +18,7 @@ use switchyard_schemas::{
 use switchyard_stages::clock::ManualClock;
 use switchyard_stages::policy::night_hours::{KST_OFFSET_MS, release_at};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::processes::switchyard_bin;
 use switchyard_tests::{TestEnv, produce_raw, read_all, sample_submission};
 
 /// A second customer that holds night ads and upgrades long SMS, its bill codes, and the
@@ -329,6 +330,64 @@ async fn words_added_and_removed_by_an_operator_take_effect_while_running() -> a
     assert!(err.to_string().contains("ghost"), "{err}");
     let words = policy::list_words(runtime, Some("*")).await?;
     assert_eq!(words, [("*".to_string(), vec!["대출".to_string()])]);
+    pipeline.stop().await;
+    Ok(())
+}
+
+/// `switchyard ARGS` against the pipeline's broker, namespace and registry: (status, stdout).
+async fn cli(pipeline: &Pipeline, args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let stack = &pipeline.stack;
+    let mut command = std::process::Command::new(switchyard_bin()?);
+    command
+        .args(["--brokers", &stack.env.brokers()])
+        .args(["--topic-prefix", stack.env.namespace.prefix()])
+        .args(["--schema-registry-url", &stack.registry.url()])
+        .args(args);
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_policy_commands_edit_words_and_list_blocks() -> anyhow::Result<()> {
+    switchyard_tests::init_logging();
+    let clock = ManualClock::new(today_kst(12));
+    let pipeline = Pipeline::start_configured(
+        TestEnv::new()?,
+        &[],
+        SimulatorSettings::default(),
+        Processing::default(),
+        EXTRA,
+        |settings| settings.clock = clock.clock(),
+    )
+    .await?;
+    let (ok, out, err) = cli(&pipeline, &["policy", "words", "add", "도박", "경마", "--policy", "adco"]).await?;
+    assert!(ok, "{err}");
+    assert!(out.contains("policy adco: 2 changed"), "{out}");
+    let (ok, out, err) = cli(&pipeline, &["policy", "words", "remove", "경마", "--policy", "adco"]).await?;
+    assert!(ok && out.contains("1 changed"), "{out} {err}");
+    let (ok, out, _) = cli(&pipeline, &["policy", "words", "list"]).await?;
+    assert!(ok);
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["*\t대출", "adco\t카지노, 도박"]);
+    let (ok, _, err) = cli(&pipeline, &["policy", "words", "add", "x", "--policy", "ghost"]).await?;
+    assert!(!ok && err.contains("ghost"), "{err}");
+
+    clock.set(today_kst(23));
+    send(&pipeline, &sample("cli-night", "acme", Priority::Ad, None, LEGAL_AD)).await?;
+    send(&pipeline, &sample("cli-word", "acme", Priority::Normal, None, "대 출")).await?;
+    outcomes(&pipeline, &["cli-night", "cli-word"]).await?;
+    let (ok, out, err) = cli(&pipeline, &["policy", "blocks", "--customer", "acme", "--limit", "1"]).await?;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].contains("keywords") && lines[1].contains("cli-word") && lines[1].contains("23:00:00 KST"), "{out}");
+    let (ok, out, _) = cli(&pipeline, &["policy", "blocks", "--since", "1970-01-01"]).await?;
+    assert!(ok && out.contains("night_hours") && out.contains("cli-night"), "{out}");
+    let (ok, _, err) = cli(&pipeline, &["policy", "blocks", "--since", "yesterday"]).await?;
+    assert!(!ok && err.contains("--since"), "{err}");
     pipeline.stop().await;
     Ok(())
 }
