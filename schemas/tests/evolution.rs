@@ -40,12 +40,19 @@ fn every_registered_schema_is_readable_by_the_current_one() {
         let new = files::loaded(name)
             .unwrap_or_else(|e| panic!("{name} was registered and is gone: {e}"));
         if let Err(e) = SchemaCompatibility::can_read(&old.parsed, &new.parsed) {
-            panic!("{name}: the current schema cannot read data written with the registered one: {e}");
+            panic!(
+                "{name}: the current schema cannot read data written with the registered one: {e}"
+            );
         }
         checked += 1;
     }
     // The records this change evolved are among them.
-    for name in ["CustomerConfig", "Rejection", "ValidatedMessage", "ContentPolicy"] {
+    for name in [
+        "CustomerConfig",
+        "Rejection",
+        "ValidatedMessage",
+        "ContentPolicy",
+    ] {
         assert!(old.contains_key(&format!("io.switchyard.{name}")), "{name}");
     }
     assert_eq!(checked, old.len());

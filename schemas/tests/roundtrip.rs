@@ -116,15 +116,17 @@ fn validated() -> impl Strategy<Value = ValidatedMessage> {
         any::<i64>(),
         proptest::option::of(channel()),
     )
-        .prop_map(|(submission, encoding, segments, at, upgraded_from)| ValidatedMessage {
-            message_id: submission.message_id.clone().unwrap_or_default(),
-            customer_id: submission.customer_id.clone(),
-            submission,
-            encoding,
-            segments,
-            validated_at: at,
-            upgraded_from,
-        })
+        .prop_map(
+            |(submission, encoding, segments, at, upgraded_from)| ValidatedMessage {
+                message_id: submission.message_id.clone().unwrap_or_default(),
+                customer_id: submission.customer_id.clone(),
+                submission,
+                encoding,
+                segments,
+                validated_at: at,
+                upgraded_from,
+            },
+        )
 }
 
 fn hop() -> impl Strategy<Value = RouteHop> {

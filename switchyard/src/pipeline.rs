@@ -12,9 +12,9 @@ use switchyard_ingress::Ingress;
 use switchyard_runtime::{
     CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, names,
 };
+use switchyard_stages::clock::Clock;
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
-use switchyard_stages::clock::Clock;
 use switchyard_stages::validate::Validate;
 use tokio::task::JoinHandle;
 

@@ -55,7 +55,13 @@ fn today_kst(hour: i64) -> i64 {
     (now + KST_OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - KST_OFFSET_MS + hour * HOUR_MS
 }
 
-fn sample(id: &str, customer: &str, priority: Priority, bill: Option<&str>, text: &str) -> Submission {
+fn sample(
+    id: &str,
+    customer: &str,
+    priority: Priority,
+    bill: Option<&str>,
+    text: &str,
+) -> Submission {
     let mut s = sample_submission(Some(id), customer, text);
     s.priority = priority;
     s.bill_code = bill.map(String::from);
@@ -74,7 +80,10 @@ async fn by_id<T: Record>(pipeline: &Pipeline, topic: &str) -> anyhow::Result<Ha
     let mut out = HashMap::new();
     for message in read_all(&runtime.kafka, topic).await? {
         let key = String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned();
-        let value: T = runtime.codec.decode(message.payload().unwrap_or_default()).await?;
+        let value: T = runtime
+            .codec
+            .decode(message.payload().unwrap_or_default())
+            .await?;
         out.insert(key, value);
     }
     Ok(out)
@@ -90,7 +99,9 @@ struct Outcomes {
 
 impl Outcomes {
     fn has(&self, id: &str) -> bool {
-        self.validated.contains_key(id) || self.rejected.contains_key(id) || self.held.contains_key(id)
+        self.validated.contains_key(id)
+            || self.rejected.contains_key(id)
+            || self.held.contains_key(id)
     }
 }
 
@@ -151,24 +162,114 @@ async fn every_rule_blocks_its_bad_sample_and_passes_the_legal_one() -> anyhow::
     // --- noon KST --------------------------------------------------------------------
     let long_text = "안녕하세요 고객님, ".repeat(10); // 190 EUC-KR bytes
     let mut day: Vec<(Submission, &str)> = vec![
-        (sample("bill-ok", "adco", Priority::Normal, Some("B1"), "배송 안내"), "validated"),
-        (sample("bill-bad", "adco", Priority::Normal, Some("B9"), "배송 안내"), "unknown_bill_code/-"),
-        (sample("ad-ok", "adco", Priority::Ad, None, LEGAL_AD), "validated"),
-        (sample("ad-unmarked", "adco", Priority::Ad, None, "봄 세일\n무료수신거부 080-123-4567"), "ad_not_marked/ad_marking"),
-        (sample("ad-no-opt-out", "adco", Priority::Ad, None, "(광고) 봄 세일"), "ad_no_opt_out/ad_marking"),
-        (sample("adcheck-ok", "adco", Priority::Normal, Some("AD-1"), LEGAL_AD), "validated"),
-        (sample("adcheck-unmarked", "adco", Priority::Normal, Some("AD-1"), "봄 세일"), "ad_not_marked/ad_marking"),
-        (sample("kw-ok", "adco", Priority::Normal, None, "대학 출석 안내"), "validated"),
-        (sample("kw-global", "acme", Priority::Normal, None, "저금리 대.출 상담"), "blocked_keyword/keywords"),
-        (sample("kw-own", "adco", Priority::Normal, None, "카 지 노 오픈"), "blocked_keyword/keywords"),
-        (sample("kw-not-mine", "acme", Priority::Normal, None, "카지노 오픈"), "validated"),
-        (sample("upgrade", "adco", Priority::Normal, None, &long_text), "validated"),
-        (sample("too-long", "acme", Priority::Normal, None, &long_text), "text_too_long/-"),
-        (sample("unencodable", "acme", Priority::Normal, None, "안녕 😀"), "unencodable_text/-"),
-        (sample("intl", "acme", Priority::Normal, None, &"a".repeat(161)), "validated"),
-        (sample("expired", "acme", Priority::Normal, None, "지난 안내"), "expired/-"),
-        (sample("not-expired", "acme", Priority::Normal, None, "오늘 안내"), "validated"),
-        (sample("day-ad", "acme", Priority::Ad, None, LEGAL_AD), "validated"),
+        (
+            sample("bill-ok", "adco", Priority::Normal, Some("B1"), "배송 안내"),
+            "validated",
+        ),
+        (
+            sample(
+                "bill-bad",
+                "adco",
+                Priority::Normal,
+                Some("B9"),
+                "배송 안내",
+            ),
+            "unknown_bill_code/-",
+        ),
+        (
+            sample("ad-ok", "adco", Priority::Ad, None, LEGAL_AD),
+            "validated",
+        ),
+        (
+            sample(
+                "ad-unmarked",
+                "adco",
+                Priority::Ad,
+                None,
+                "봄 세일\n무료수신거부 080-123-4567",
+            ),
+            "ad_not_marked/ad_marking",
+        ),
+        (
+            sample(
+                "ad-no-opt-out",
+                "adco",
+                Priority::Ad,
+                None,
+                "(광고) 봄 세일",
+            ),
+            "ad_no_opt_out/ad_marking",
+        ),
+        (
+            sample(
+                "adcheck-ok",
+                "adco",
+                Priority::Normal,
+                Some("AD-1"),
+                LEGAL_AD,
+            ),
+            "validated",
+        ),
+        (
+            sample(
+                "adcheck-unmarked",
+                "adco",
+                Priority::Normal,
+                Some("AD-1"),
+                "봄 세일",
+            ),
+            "ad_not_marked/ad_marking",
+        ),
+        (
+            sample("kw-ok", "adco", Priority::Normal, None, "대학 출석 안내"),
+            "validated",
+        ),
+        (
+            sample(
+                "kw-global",
+                "acme",
+                Priority::Normal,
+                None,
+                "저금리 대.출 상담",
+            ),
+            "blocked_keyword/keywords",
+        ),
+        (
+            sample("kw-own", "adco", Priority::Normal, None, "카 지 노 오픈"),
+            "blocked_keyword/keywords",
+        ),
+        (
+            sample("kw-not-mine", "acme", Priority::Normal, None, "카지노 오픈"),
+            "validated",
+        ),
+        (
+            sample("upgrade", "adco", Priority::Normal, None, &long_text),
+            "validated",
+        ),
+        (
+            sample("too-long", "acme", Priority::Normal, None, &long_text),
+            "text_too_long/-",
+        ),
+        (
+            sample("unencodable", "acme", Priority::Normal, None, "안녕 😀"),
+            "unencodable_text/-",
+        ),
+        (
+            sample("intl", "acme", Priority::Normal, None, &"a".repeat(161)),
+            "validated",
+        ),
+        (
+            sample("expired", "acme", Priority::Normal, None, "지난 안내"),
+            "expired/-",
+        ),
+        (
+            sample("not-expired", "acme", Priority::Normal, None, "오늘 안내"),
+            "validated",
+        ),
+        (
+            sample("day-ad", "acme", Priority::Ad, None, LEGAL_AD),
+            "validated",
+        ),
     ];
     for (s, _) in &mut day {
         match s.message_id.as_deref() {
@@ -191,11 +292,18 @@ async fn every_rule_blocks_its_bad_sample_and_passes_the_legal_one() -> anyhow::
         }))
         .send()
         .await?;
-    anyhow::ensure!(response.status() == 202, "POST answered {}", response.status());
+    anyhow::ensure!(
+        response.status() == 202,
+        "POST answered {}",
+        response.status()
+    );
     let body: serde_json::Value = response.json().await?;
     let http_id: String = decode_json(body["message_id"].clone())?;
 
-    let mut ids: Vec<&str> = day.iter().filter_map(|(s, _)| s.message_id.as_deref()).collect();
+    let mut ids: Vec<&str> = day
+        .iter()
+        .filter_map(|(s, _)| s.message_id.as_deref())
+        .collect();
     ids.push(&http_id);
     let o = outcomes(&pipeline, &ids).await?;
     for (s, expected) in &day {
@@ -205,10 +313,17 @@ async fn every_rule_blocks_its_bad_sample_and_passes_the_legal_one() -> anyhow::
     assert_eq!(verdict(&o, &http_id), "ad_not_marked/ad_marking");
     // Details name the rule and the word.
     let kw = &o.rejected["kw-global"];
-    assert!(kw.detail.starts_with("rule keywords:") && kw.detail.contains("\"대출\""), "{}", kw.detail);
+    assert!(
+        kw.detail.starts_with("rule keywords:") && kw.detail.contains("\"대출\""),
+        "{}",
+        kw.detail
+    );
     // The upgraded SMS goes as LMS and says so; the international one in GSM-7 parts.
     let upgraded = &o.validated["upgrade"];
-    assert_eq!((upgraded.submission.channel, upgraded.upgraded_from), (Channel::Lms, Some(Channel::Sms)));
+    assert_eq!(
+        (upgraded.submission.channel, upgraded.upgraded_from),
+        (Channel::Lms, Some(Channel::Sms))
+    );
     let intl = &o.validated["intl"];
     assert_eq!((intl.encoding.as_str(), intl.segments), ("gsm-7", 2));
     assert_eq!(o.validated["bill-ok"].encoding, "euc-kr");
@@ -217,15 +332,36 @@ async fn every_rule_blocks_its_bad_sample_and_passes_the_legal_one() -> anyhow::
     // --- 22:00 KST --------------------------------------------------------------------
     clock.set(today_kst(22));
     let night: Vec<(Submission, &str)> = vec![
-        (sample("night-reject", "acme", Priority::Ad, None, LEGAL_AD), "night_ad/night_hours"),
-        (sample("night-hold", "adco", Priority::Ad, None, LEGAL_AD), "held"),
-        (sample("night-adcheck-hold", "adco", Priority::Normal, Some("AD-1"), LEGAL_AD), "held"),
-        (sample("night-otp", "acme", Priority::Otp, None, "인증번호 123456"), "validated"),
+        (
+            sample("night-reject", "acme", Priority::Ad, None, LEGAL_AD),
+            "night_ad/night_hours",
+        ),
+        (
+            sample("night-hold", "adco", Priority::Ad, None, LEGAL_AD),
+            "held",
+        ),
+        (
+            sample(
+                "night-adcheck-hold",
+                "adco",
+                Priority::Normal,
+                Some("AD-1"),
+                LEGAL_AD,
+            ),
+            "held",
+        ),
+        (
+            sample("night-otp", "acme", Priority::Otp, None, "인증번호 123456"),
+            "validated",
+        ),
     ];
     for (s, _) in &night {
         send(&pipeline, s).await?;
     }
-    let ids: Vec<&str> = night.iter().filter_map(|(s, _)| s.message_id.as_deref()).collect();
+    let ids: Vec<&str> = night
+        .iter()
+        .filter_map(|(s, _)| s.message_id.as_deref())
+        .collect();
     let o = outcomes(&pipeline, &ids).await?;
     for (s, expected) in &night {
         let id = s.message_id.as_deref().unwrap_or_default();
@@ -244,17 +380,33 @@ async fn every_rule_blocks_its_bad_sample_and_passes_the_legal_one() -> anyhow::
         let finals: HashMap<String, FinalReport> = by_id(&pipeline, names::FINAL).await?;
         if let Some(report) = finals.get("expired") {
             assert_eq!(report.status, ResultStatus::Expired);
-            assert_eq!(finals.get("bill-bad").map(|r| r.status), Some(ResultStatus::Rejected));
+            assert_eq!(
+                finals.get("bill-bad").map(|r| r.status),
+                Some(ResultStatus::Rejected)
+            );
             break;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no final report for expired");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no final report for expired"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     // --- the block list ----------------------------------------------------------------
     let runtime = &pipeline.stack.runtime;
-    let blocks = policy::blocks(runtime, &BlockFilter { customer: Some("adco".into()), ..Default::default() }).await?;
-    let mut blocked: Vec<(&str, &str)> = blocks.iter().map(|b| (b.message_id.as_str(), b.rule.as_str())).collect();
+    let blocks = policy::blocks(
+        runtime,
+        &BlockFilter {
+            customer: Some("adco".into()),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut blocked: Vec<(&str, &str)> = blocks
+        .iter()
+        .map(|b| (b.message_id.as_str(), b.rule.as_str()))
+        .collect();
     blocked.sort();
     assert_eq!(
         blocked,
@@ -266,9 +418,27 @@ async fn every_rule_blocks_its_bad_sample_and_passes_the_legal_one() -> anyhow::
         ]
     );
     let all = policy::blocks(runtime, &BlockFilter::default()).await?;
-    assert!(all.iter().all(|b| b.message_id != "bill-bad" && b.message_id != "too-long"), "only policy blocks");
-    let latest = policy::blocks(runtime, &BlockFilter { since: Some(today_kst(21)), limit: Some(5), ..Default::default() }).await?;
-    assert_eq!(latest.iter().map(|b| b.message_id.as_str()).collect::<Vec<_>>(), ["night-reject"]);
+    assert!(
+        all.iter()
+            .all(|b| b.message_id != "bill-bad" && b.message_id != "too-long"),
+        "only policy blocks"
+    );
+    let latest = policy::blocks(
+        runtime,
+        &BlockFilter {
+            since: Some(today_kst(21)),
+            limit: Some(5),
+            ..Default::default()
+        },
+    )
+    .await?;
+    assert_eq!(
+        latest
+            .iter()
+            .map(|b| b.message_id.as_str())
+            .collect::<Vec<_>>(),
+        ["night-reject"]
+    );
 
     pipeline.stop().await;
     Ok(())
@@ -289,7 +459,15 @@ async fn words_added_and_removed_by_an_operator_take_effect_while_running() -> a
     .await?;
     let runtime = &pipeline.stack.runtime;
     // A probe is blocked (or not) once validate's table has the change.
-    let probe = |n: usize| sample(&format!("probe-{n}"), "acme", Priority::Normal, None, "온라인 도.박 사이트");
+    let probe = |n: usize| {
+        sample(
+            &format!("probe-{n}"),
+            "acme",
+            Priority::Normal,
+            None,
+            "온라인 도.박 사이트",
+        )
+    };
     let mut n = 0;
     let mut until = |want_blocked: bool| {
         let pipeline = &pipeline;
@@ -305,7 +483,10 @@ async fn words_added_and_removed_by_an_operator_take_effect_while_running() -> a
                 if (verdict(&o, &id) == "blocked_keyword/keywords") == want_blocked {
                     return anyhow::Ok(());
                 }
-                anyhow::ensure!(tokio::time::Instant::now() < deadline, "the word change never took effect");
+                anyhow::ensure!(
+                    tokio::time::Instant::now() < deadline,
+                    "the word change never took effect"
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Ok(())
@@ -317,16 +498,32 @@ async fn words_added_and_removed_by_an_operator_take_effect_while_running() -> a
     assert_eq!(added.changed, ["도박"]);
     assert_eq!(added.unchanged, ["대출"]);
     let listed = policy::list_words(runtime, None).await?;
-    assert!(listed.contains(&("*".to_string(), vec!["대출".to_string(), "도박".to_string()])), "{listed:?}");
+    assert!(
+        listed.contains(&(
+            "*".to_string(),
+            vec!["대출".to_string(), "도박".to_string()]
+        )),
+        "{listed:?}"
+    );
     until(true).await?;
 
-    let removed = policy::remove_words(runtime, "*", &["도박".to_string(), "없음".to_string()]).await?;
-    assert_eq!((removed.changed.as_slice(), removed.unchanged.as_slice()), (&["도박".to_string()][..], &["없음".to_string()][..]));
+    let removed =
+        policy::remove_words(runtime, "*", &["도박".to_string(), "없음".to_string()]).await?;
+    assert_eq!(
+        (removed.changed.as_slice(), removed.unchanged.as_slice()),
+        (&["도박".to_string()][..], &["없음".to_string()][..])
+    );
     until(false).await?;
 
     // Refused: a word of only punctuation, a policy of no customer.
-    assert!(policy::add_words(runtime, "*", &[" . ".to_string()]).await.is_err());
-    let err = policy::add_words(runtime, "ghost", &["x".to_string()]).await.expect_err("unknown policy id");
+    assert!(
+        policy::add_words(runtime, "*", &[" . ".to_string()])
+            .await
+            .is_err()
+    );
+    let err = policy::add_words(runtime, "ghost", &["x".to_string()])
+        .await
+        .expect_err("unknown policy id");
     assert!(err.to_string().contains("ghost"), "{err}");
     let words = policy::list_words(runtime, Some("*")).await?;
     assert_eq!(words, [("*".to_string(), vec!["대출".to_string()])]);
@@ -364,28 +561,63 @@ async fn the_policy_commands_edit_words_and_list_blocks() -> anyhow::Result<()> 
         |settings| settings.clock = clock.clock(),
     )
     .await?;
-    let (ok, out, err) = cli(&pipeline, &["policy", "words", "add", "도박", "경마", "--policy", "adco"]).await?;
+    let (ok, out, err) = cli(
+        &pipeline,
+        &["policy", "words", "add", "도박", "경마", "--policy", "adco"],
+    )
+    .await?;
     assert!(ok, "{err}");
     assert!(out.contains("policy adco: 2 changed"), "{out}");
-    let (ok, out, err) = cli(&pipeline, &["policy", "words", "remove", "경마", "--policy", "adco"]).await?;
+    let (ok, out, err) = cli(
+        &pipeline,
+        &["policy", "words", "remove", "경마", "--policy", "adco"],
+    )
+    .await?;
     assert!(ok && out.contains("1 changed"), "{out} {err}");
     let (ok, out, _) = cli(&pipeline, &["policy", "words", "list"]).await?;
     assert!(ok);
-    assert_eq!(out.lines().collect::<Vec<_>>(), ["*\t대출", "adco\t카지노, 도박"]);
-    let (ok, _, err) = cli(&pipeline, &["policy", "words", "add", "x", "--policy", "ghost"]).await?;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["*\t대출", "adco\t카지노, 도박"]
+    );
+    let (ok, _, err) = cli(
+        &pipeline,
+        &["policy", "words", "add", "x", "--policy", "ghost"],
+    )
+    .await?;
     assert!(!ok && err.contains("ghost"), "{err}");
 
     clock.set(today_kst(23));
-    send(&pipeline, &sample("cli-night", "acme", Priority::Ad, None, LEGAL_AD)).await?;
-    send(&pipeline, &sample("cli-word", "acme", Priority::Normal, None, "대 출")).await?;
+    send(
+        &pipeline,
+        &sample("cli-night", "acme", Priority::Ad, None, LEGAL_AD),
+    )
+    .await?;
+    send(
+        &pipeline,
+        &sample("cli-word", "acme", Priority::Normal, None, "대 출"),
+    )
+    .await?;
     outcomes(&pipeline, &["cli-night", "cli-word"]).await?;
-    let (ok, out, err) = cli(&pipeline, &["policy", "blocks", "--customer", "acme", "--limit", "1"]).await?;
+    let (ok, out, err) = cli(
+        &pipeline,
+        &["policy", "blocks", "--customer", "acme", "--limit", "1"],
+    )
+    .await?;
     assert!(ok, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[1].contains("keywords") && lines[1].contains("cli-word") && lines[1].contains("23:00:00 KST"), "{out}");
+    assert!(
+        lines[1].contains("keywords")
+            && lines[1].contains("cli-word")
+            && lines[1].contains("23:00:00 KST"),
+        "{out}"
+    );
     let (ok, out, _) = cli(&pipeline, &["policy", "blocks", "--since", "1970-01-01"]).await?;
-    assert!(ok && out.contains("night_hours") && out.contains("cli-night"), "{out}");
+    assert!(
+        ok && out.contains("night_hours") && out.contains("cli-night"),
+        "{out}"
+    );
     let (ok, _, err) = cli(&pipeline, &["policy", "blocks", "--since", "yesterday"]).await?;
     assert!(!ok && err.contains("--since"), "{err}");
     pipeline.stop().await;

@@ -186,7 +186,10 @@ fn known_channel(name: &str, map: &str) -> Result<(), ConfigError> {
         let known: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
         field(
             &format!("{map}.{name}"),
-            &format!("names unknown channel {name:?} (one of {})", known.join(", ")),
+            &format!(
+                "names unknown channel {name:?} (one of {})",
+                known.join(", ")
+            ),
         )
     })
 }

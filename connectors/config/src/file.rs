@@ -97,11 +97,17 @@ impl ConfigFile {
     pub(crate) fn all_policies(&self) -> Vec<(String, String, &PolicyEntry)> {
         let mut all = Vec::new();
         if let Some(p) = &self.policy {
-            let id = p.id.clone().unwrap_or_else(|| ContentPolicy::GLOBAL.to_string());
+            let id =
+                p.id.clone()
+                    .unwrap_or_else(|| ContentPolicy::GLOBAL.to_string());
             all.push(("policy".to_string(), id, p));
         }
         for (i, p) in self.policies.iter().enumerate() {
-            all.push((format!("policies[{i}]"), p.id.clone().unwrap_or_default(), p));
+            all.push((
+                format!("policies[{i}]"),
+                p.id.clone().unwrap_or_default(),
+                p,
+            ));
         }
         all
     }
@@ -355,7 +361,11 @@ impl ConfigFile {
                 ad_check: b.ad_check,
                 description: b.description.clone(),
             };
-            unique(desired.bill_codes.insert(key.clone(), record), "bill code", &key)?;
+            unique(
+                desired.bill_codes.insert(key.clone(), record),
+                "bill code",
+                &key,
+            )?;
         }
         for (at, id, p) in self.all_policies() {
             if id != ContentPolicy::GLOBAL && !desired.customers.contains_key(&id) {

@@ -142,6 +142,18 @@ pub fn masked_url(text: &str) -> String {
     out
 }
 
+impl Masked for switchyard_schemas::ContentPolicy {
+    fn masked(self) -> Self {
+        self
+    }
+}
+
+impl Masked for switchyard_schemas::BillCode {
+    fn masked(self) -> Self {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,17 +264,5 @@ mod tests {
         ] {
             assert_eq!(masked_url(url), url);
         }
-    }
-}
-
-impl Masked for switchyard_schemas::ContentPolicy {
-    fn masked(self) -> Self {
-        self
-    }
-}
-
-impl Masked for switchyard_schemas::BillCode {
-    fn masked(self) -> Self {
-        self
     }
 }

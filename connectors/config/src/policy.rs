@@ -195,7 +195,10 @@ pub async fn blocks(runtime: &Runtime, filter: &BlockFilter) -> Result<Vec<Block
     let shutdown = CancellationToken::new();
     let table = Table::<String, Rejection>::start(runtime, names::REJECTED, shutdown.clone()).await;
     let table = match table {
-        Ok(table) => table.wait_ready(Duration::from_secs(60)).await.map(|_| table),
+        Ok(table) => table
+            .wait_ready(Duration::from_secs(60))
+            .await
+            .map(|_| table),
         Err(e) => Err(e),
     };
     shutdown.cancel();
@@ -241,7 +244,10 @@ pub fn parse_since(text: &str, now: i64) -> Result<i64, String> {
         return Ok(ms);
     }
     for (suffix, unit) in [("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)] {
-        if let Some(n) = text.strip_suffix(suffix).and_then(|n| n.parse::<i64>().ok()) {
+        if let Some(n) = text
+            .strip_suffix(suffix)
+            .and_then(|n| n.parse::<i64>().ok())
+        {
             return Ok(now - n * unit);
         }
     }
@@ -254,15 +260,23 @@ pub fn parse_since(text: &str, now: i64) -> Result<i64, String> {
         s.split(sep).map(|p| p.parse::<u32>().ok()).collect()
     };
     let bad = || format!("{text:?} is not ms, 90m/12h/7d, or YYYY-MM-DD[THH:MM] (KST; Z for UTC)");
-    let d = numbers(date, '-').filter(|d| d.len() == 3).ok_or_else(bad)?;
-    let t = numbers(time, ':').filter(|t| t.len() == 2 || t.len() == 3).ok_or_else(bad)?;
+    let d = numbers(date, '-')
+        .filter(|d| d.len() == 3)
+        .ok_or_else(bad)?;
+    let t = numbers(time, ':')
+        .filter(|t| t.len() == 2 || t.len() == 3)
+        .ok_or_else(bad)?;
     let year = i32::try_from(d[0]).map_err(|_| bad())?;
     if !(1..=12).contains(&d[1]) || !(1..=31).contains(&d[2]) || t[0] > 23 || t[1] > 59 {
         return Err(bad());
     }
     let seconds = i64::from(t.get(2).copied().unwrap_or(0)) * 1000;
     let kst = night_hours::kst(year, d[1], d[2], t[0], t[1]) + seconds;
-    Ok(if utc { kst + night_hours::KST_OFFSET_MS } else { kst })
+    Ok(if utc {
+        kst + night_hours::KST_OFFSET_MS
+    } else {
+        kst
+    })
 }
 
 /// `YYYY-MM-DD HH:MM:SS KST` of a time in ms since the epoch.
@@ -374,15 +388,25 @@ mod tests {
         assert_eq!(ids(BlockFilter::default()), ["m1", "m3", "m4", "m5"]);
         let acme = Some("acme".to_string());
         assert_eq!(
-            ids(BlockFilter { customer: acme.clone(), ..Default::default() }),
+            ids(BlockFilter {
+                customer: acme.clone(),
+                ..Default::default()
+            }),
             ["m1", "m4", "m5"]
         );
         assert_eq!(
-            ids(BlockFilter { since: Some(30), ..Default::default() }),
+            ids(BlockFilter {
+                since: Some(30),
+                ..Default::default()
+            }),
             ["m3", "m4", "m5"]
         );
         assert_eq!(
-            ids(BlockFilter { customer: acme, since: Some(15), limit: Some(1) }),
+            ids(BlockFilter {
+                customer: acme,
+                since: Some(15),
+                limit: Some(1)
+            }),
             ["m5"]
         );
     }

@@ -317,7 +317,10 @@ fn the_policy_sections_become_records() {
         .expect("accepted");
     let global = &desired.policies["*"];
     assert_eq!(global.blocked_keywords, vec!["대출", "카지노"]);
-    assert_eq!((global.ad_quiet_start_hour, global.ad_quiet_end_hour), (21, 8));
+    assert_eq!(
+        (global.ad_quiet_start_hour, global.ad_quiet_end_hour),
+        (21, 8)
+    );
     assert_eq!(global.ad_prefix, "(광고)");
     let acme = &desired.policies["acme"];
     assert_eq!((acme.ad_quiet_start_hour, acme.ad_quiet_end_hour), (20, 9));

@@ -212,7 +212,11 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusa
         return Err((codes::MISSING_FIELD, "email needs a subject".to_string()).into());
     }
     if matches!(s.channel, Channel::Kakao) && s.template_code.is_none() {
-        return Err((codes::MISSING_FIELD, "kakao needs a template_code".to_string()).into());
+        return Err((
+            codes::MISSING_FIELD,
+            "kakao needs a template_code".to_string(),
+        )
+            .into());
     }
     check_recipient(s)?;
     if let Some(expires_at) = s.expires_at
@@ -227,17 +231,13 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusa
     let ad_check = match &s.bill_code {
         None => false,
         Some(code) => {
-            let declared = tables
-                .bill_codes
-                .get(&bill_code_key(&s.customer_id, code));
-            bill_codes::lookup(code, &customer.bill_codes, declared.as_ref()).ok_or_else(
-                || {
-                    (
-                        codes::UNKNOWN_BILL_CODE,
-                        format!("bill code {code:?} is not one of {:?}", s.customer_id),
-                    )
-                },
-            )?
+            let declared = tables.bill_codes.get(&bill_code_key(&s.customer_id, code));
+            bill_codes::lookup(code, &customer.bill_codes, declared.as_ref()).ok_or_else(|| {
+                (
+                    codes::UNKNOWN_BILL_CODE,
+                    format!("bill code {code:?} is not one of {:?}", s.customer_id),
+                )
+            })?
         }
     };
     let policy = policy::effective(
@@ -251,10 +251,12 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusa
     for (field, text) in [
         ("text", Some(s.text.as_str())),
         ("subject", s.subject.as_deref()),
-        ("fallback.text", s.fallback.as_ref().map(|f| f.text.as_str())),
+        (
+            "fallback.text",
+            s.fallback.as_ref().map(|f| f.text.as_str()),
+        ),
     ] {
-        if let Some(word) = text.and_then(|t| keywords::find_blocked(t, &policy.blocked_keywords))
-        {
+        if let Some(word) = text.and_then(|t| keywords::find_blocked(t, &policy.blocked_keywords)) {
             return Err(block(
                 rules::KEYWORDS,
                 codes::BLOCKED_KEYWORD,
@@ -275,7 +277,10 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusa
             NightAds::Reject => Err(block(
                 rules::NIGHT_HOURS,
                 codes::NIGHT_AD,
-                format!("{quiet}; customer {:?} has night_ads = \"reject\"", s.customer_id),
+                format!(
+                    "{quiet}; customer {:?} has night_ads = \"reject\"",
+                    s.customer_id
+                ),
             )),
             NightAds::Hold if s.expires_at.is_some_and(|e| e <= release_at) => Err(block(
                 rules::NIGHT_HOURS,
@@ -284,7 +289,10 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusa
             )),
             NightAds::Hold => Ok(Pass::Hold {
                 release_at,
-                reason: format!("rule {}: {quiet}; held until {release_at}", rules::NIGHT_HOURS),
+                reason: format!(
+                    "rule {}: {quiet}; held until {release_at}",
+                    rules::NIGHT_HOURS
+                ),
             }),
         };
     }
@@ -298,7 +306,10 @@ fn check_ad_marking(
     ad_check: bool,
 ) -> Result<(), Refusal> {
     let why = if ad_check {
-        format!("an ad (bill code {:?} is ad_check)", s.bill_code.as_deref().unwrap_or(""))
+        format!(
+            "an ad (bill code {:?} is ad_check)",
+            s.bill_code.as_deref().unwrap_or("")
+        )
     } else {
         "an ad (priority ad)".to_string()
     };
@@ -399,7 +410,11 @@ fn length(s: &Submission, customer: &CustomerConfig) -> Result<Sized, Refusal> {
                 ),
             ))
         })?;
-        let limit = if s.channel == Channel::Sms { SMS_BYTES } else { LMS_BYTES };
+        let limit = if s.channel == Channel::Sms {
+            SMS_BYTES
+        } else {
+            LMS_BYTES
+        };
         if bytes <= limit {
             return Ok(Sized {
                 channel: s.channel,
@@ -692,7 +707,11 @@ mod tests {
         };
         t.with_policy(
             vec![global, own],
-            vec![code("acme", "AD-1", true), code("acme", "B2", false), code("beta", "AD-9", true)],
+            vec![
+                code("acme", "AD-1", true),
+                code("acme", "B2", false),
+                code("beta", "AD-9", true),
+            ],
         )
     }
 
@@ -707,7 +726,11 @@ mod tests {
             Verdict::Held(_) => ("held".into(), None),
             Verdict::Rejected(r) => {
                 if let Some(rule) = &r.rule {
-                    assert!(r.detail.starts_with(&format!("rule {rule}:")), "{}", r.detail);
+                    assert!(
+                        r.detail.starts_with(&format!("rule {rule}:")),
+                        "{}",
+                        r.detail
+                    );
                 }
                 (r.code, r.rule)
             }
@@ -728,32 +751,175 @@ mod tests {
     fn every_rule_rejects_its_bad_sample_and_passes_the_legal_one() {
         let cases: Vec<(&str, Submission, i64, &str, Option<&str>)> = vec![
             // bill codes
-            ("listed code", msg("acme", Priority::Normal, Some("B1"), "배송 안내"), noon(), "valid", None),
-            ("declared code", msg("acme", Priority::Normal, Some("B2"), "배송 안내"), noon(), "valid", None),
-            ("unknown code", msg("acme", Priority::Normal, Some("B9"), "배송 안내"), noon(), codes::UNKNOWN_BILL_CODE, None),
-            ("another customer's code", msg("beta", Priority::Normal, Some("B2"), "배송 안내"), noon(), codes::UNKNOWN_BILL_CODE, None),
-            ("no code", msg("beta", Priority::Normal, None, "배송 안내"), noon(), "valid", None),
+            (
+                "listed code",
+                msg("acme", Priority::Normal, Some("B1"), "배송 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "declared code",
+                msg("acme", Priority::Normal, Some("B2"), "배송 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "unknown code",
+                msg("acme", Priority::Normal, Some("B9"), "배송 안내"),
+                noon(),
+                codes::UNKNOWN_BILL_CODE,
+                None,
+            ),
+            (
+                "another customer's code",
+                msg("beta", Priority::Normal, Some("B2"), "배송 안내"),
+                noon(),
+                codes::UNKNOWN_BILL_CODE,
+                None,
+            ),
+            (
+                "no code",
+                msg("beta", Priority::Normal, None, "배송 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
             // ad marking
-            ("legal ad", msg("acme", Priority::Ad, None, LEGAL_AD), noon(), "valid", None),
-            ("unmarked ad", msg("acme", Priority::Ad, None, "봄 세일 20%\n무료수신거부 080-123-4567"), noon(), codes::AD_NOT_MARKED, Some(rules::AD_MARKING)),
-            ("ad without opt-out", msg("acme", Priority::Ad, None, "(광고) 봄 세일 20%"), noon(), codes::AD_NO_OPT_OUT, Some(rules::AD_MARKING)),
-            ("ad_check bill code, unmarked", msg("acme", Priority::Normal, Some("AD-1"), "봄 세일 20%"), noon(), codes::AD_NOT_MARKED, Some(rules::AD_MARKING)),
-            ("ad_check bill code, marked", msg("acme", Priority::Normal, Some("AD-1"), LEGAL_AD), noon(), "valid", None),
-            ("not an ad needs no marking", msg("acme", Priority::Normal, Some("B1"), "봄 세일 20%"), noon(), "valid", None),
+            (
+                "legal ad",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "unmarked ad",
+                msg(
+                    "acme",
+                    Priority::Ad,
+                    None,
+                    "봄 세일 20%\n무료수신거부 080-123-4567",
+                ),
+                noon(),
+                codes::AD_NOT_MARKED,
+                Some(rules::AD_MARKING),
+            ),
+            (
+                "ad without opt-out",
+                msg("acme", Priority::Ad, None, "(광고) 봄 세일 20%"),
+                noon(),
+                codes::AD_NO_OPT_OUT,
+                Some(rules::AD_MARKING),
+            ),
+            (
+                "ad_check bill code, unmarked",
+                msg("acme", Priority::Normal, Some("AD-1"), "봄 세일 20%"),
+                noon(),
+                codes::AD_NOT_MARKED,
+                Some(rules::AD_MARKING),
+            ),
+            (
+                "ad_check bill code, marked",
+                msg("acme", Priority::Normal, Some("AD-1"), LEGAL_AD),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "not an ad needs no marking",
+                msg("acme", Priority::Normal, Some("B1"), "봄 세일 20%"),
+                noon(),
+                "valid",
+                None,
+            ),
             // keywords: global and own, through tricks
-            ("global word", msg("acme", Priority::Normal, None, "저금리 대.출 상담"), noon(), codes::BLOCKED_KEYWORD, Some(rules::KEYWORDS)),
-            ("global word, spaced", msg("beta", Priority::Normal, None, "저금리 대 출 상담"), noon(), codes::BLOCKED_KEYWORD, Some(rules::KEYWORDS)),
-            ("own word", msg("acme", Priority::Normal, None, "카\u{200b}지노 오픈"), noon(), codes::BLOCKED_KEYWORD, Some(rules::KEYWORDS)),
-            ("another customer's word", msg("beta", Priority::Normal, None, "카지노 오픈"), noon(), "valid", None),
-            ("clean text", msg("acme", Priority::Normal, None, "대학 출석 안내"), noon(), "valid", None),
+            (
+                "global word",
+                msg("acme", Priority::Normal, None, "저금리 대.출 상담"),
+                noon(),
+                codes::BLOCKED_KEYWORD,
+                Some(rules::KEYWORDS),
+            ),
+            (
+                "global word, spaced",
+                msg("beta", Priority::Normal, None, "저금리 대 출 상담"),
+                noon(),
+                codes::BLOCKED_KEYWORD,
+                Some(rules::KEYWORDS),
+            ),
+            (
+                "own word",
+                msg("acme", Priority::Normal, None, "카\u{200b}지노 오픈"),
+                noon(),
+                codes::BLOCKED_KEYWORD,
+                Some(rules::KEYWORDS),
+            ),
+            (
+                "another customer's word",
+                msg("beta", Priority::Normal, None, "카지노 오픈"),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "clean text",
+                msg("acme", Priority::Normal, None, "대학 출석 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
             // night hours
-            ("ad at night, reject", msg("acme", Priority::Ad, None, LEGAL_AD), night(), codes::NIGHT_AD, Some(rules::NIGHT_HOURS)),
-            ("ad at night, hold", msg("beta", Priority::Ad, None, LEGAL_AD), night(), "held", None),
-            ("ad_check ad at night, hold", msg("beta", Priority::Normal, Some("AD-9"), LEGAL_AD), night(), "held", None),
-            ("ad at 08:00", msg("acme", Priority::Ad, None, LEGAL_AD), kst(2026, 11, 23, 8, 0), "valid", None),
-            ("ad at 20:59", msg("acme", Priority::Ad, None, LEGAL_AD), kst(2026, 11, 23, 20, 59), "valid", None),
-            ("non-ad at night", msg("acme", Priority::Otp, None, "인증번호 123456"), night(), "valid", None),
-            ("unmarked ad at night is blocked for the marking", msg("beta", Priority::Ad, None, "세일"), night(), codes::AD_NOT_MARKED, Some(rules::AD_MARKING)),
+            (
+                "ad at night, reject",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                night(),
+                codes::NIGHT_AD,
+                Some(rules::NIGHT_HOURS),
+            ),
+            (
+                "ad at night, hold",
+                msg("beta", Priority::Ad, None, LEGAL_AD),
+                night(),
+                "held",
+                None,
+            ),
+            (
+                "ad_check ad at night, hold",
+                msg("beta", Priority::Normal, Some("AD-9"), LEGAL_AD),
+                night(),
+                "held",
+                None,
+            ),
+            (
+                "ad at 08:00",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                kst(2026, 11, 23, 8, 0),
+                "valid",
+                None,
+            ),
+            (
+                "ad at 20:59",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                kst(2026, 11, 23, 20, 59),
+                "valid",
+                None,
+            ),
+            (
+                "non-ad at night",
+                msg("acme", Priority::Otp, None, "인증번호 123456"),
+                night(),
+                "valid",
+                None,
+            ),
+            (
+                "unmarked ad at night is blocked for the marking",
+                msg("beta", Priority::Ad, None, "세일"),
+                night(),
+                codes::AD_NOT_MARKED,
+                Some(rules::AD_MARKING),
+            ),
         ];
         for (case, s, now, code, rule) in cases {
             let (got, got_rule) = outcome(s, now);
@@ -772,19 +938,27 @@ mod tests {
         assert_eq!(held.held_at, night());
         assert!(held.reason.contains("night_hours"), "{}", held.reason);
         // Released at 08:00 it passes.
-        assert!(matches!(judged(held.submission, held.release_at), Verdict::Valid(_)));
+        assert!(matches!(
+            judged(held.submission, held.release_at),
+            Verdict::Valid(_)
+        ));
 
         let mut expiring = msg("beta", Priority::Ad, None, LEGAL_AD);
         expiring.expires_at = Some(kst(2026, 11, 24, 7, 0));
         assert_eq!(
             outcome(expiring, night()),
-            (codes::NIGHT_AD.to_string(), Some(rules::NIGHT_HOURS.to_string()))
+            (
+                codes::NIGHT_AD.to_string(),
+                Some(rules::NIGHT_HOURS.to_string())
+            )
         );
     }
 
     #[test]
     fn the_blocked_word_is_named() {
-        let Verdict::Rejected(r) = judged(msg("acme", Priority::Normal, None, "대\u{3000}출"), noon()) else {
+        let Verdict::Rejected(r) =
+            judged(msg("acme", Priority::Normal, None, "대\u{3000}출"), noon())
+        else {
             panic!("not rejected")
         };
         assert!(r.detail.contains("\"대출\""), "{}", r.detail);
@@ -804,27 +978,52 @@ mod tests {
         let (code, _) = outcome(msg("acme", Priority::Normal, None, &long), noon());
         assert_eq!(code, codes::TEXT_TOO_LONG);
         // A short one stays SMS.
-        let Verdict::Valid(v) = judged(msg("beta", Priority::Normal, None, "짧은 문자"), noon()) else {
+        let Verdict::Valid(v) = judged(msg("beta", Priority::Normal, None, "짧은 문자"), noon())
+        else {
             panic!("refused")
         };
-        assert_eq!((v.submission.channel, v.upgraded_from), (Channel::Sms, None));
+        assert_eq!(
+            (v.submission.channel, v.upgraded_from),
+            (Channel::Sms, None)
+        );
         // Over 2,000 bytes not even LMS takes it.
-        let (code, _) = outcome(msg("beta", Priority::Normal, None, &"가".repeat(1001)), noon());
+        let (code, _) = outcome(
+            msg("beta", Priority::Normal, None, &"가".repeat(1001)),
+            noon(),
+        );
         assert_eq!(code, codes::TEXT_TOO_LONG);
     }
 
     #[test]
     fn international_numbers_get_gsm7_or_ucs2_segments() {
-        let cases: &[(&str, String, Result<(&str, i32), &str>)] = &[
-            ("+14155550100", "Your code is 123456".into(), Ok(("gsm-7", 1))),
+        // (to, text, Ok((encoding, segments)) or Err(code))
+        type Case<'a> = (&'a str, String, Result<(&'a str, i32), &'a str>);
+        let cases: &[Case] = &[
+            (
+                "+14155550100",
+                "Your code is 123456".into(),
+                Ok(("gsm-7", 1)),
+            ),
             ("+14155550100", "a".repeat(161), Ok(("gsm-7", 2))),
-            ("+819012345678", "認証コード 123456".into(), Ok(("ucs-2", 1))),
+            (
+                "+819012345678",
+                "認証コード 123456".into(),
+                Ok(("ucs-2", 1)),
+            ),
             ("+819012345678", "가".repeat(71), Ok(("ucs-2", 2))),
             ("+14155550100", "hi 😀".into(), Ok(("ucs-2", 1))),
-            ("+14155550100", "a".repeat(153 * 10 + 1), Err(codes::TEXT_TOO_LONG)),
+            (
+                "+14155550100",
+                "a".repeat(153 * 10 + 1),
+                Err(codes::TEXT_TOO_LONG),
+            ),
             // +82 is domestic: EUC-KR bytes.
             ("+821012345678", "인증번호 123456".into(), Ok(("euc-kr", 1))),
-            ("+821012345678", "hi 😀".into(), Err(codes::UNENCODABLE_TEXT)),
+            (
+                "+821012345678",
+                "hi 😀".into(),
+                Err(codes::UNENCODABLE_TEXT),
+            ),
         ];
         for (to, text, expected) in cases {
             let mut s = msg("acme", Priority::Otp, None, text);
@@ -843,7 +1042,8 @@ mod tests {
 
     #[test]
     fn an_unencodable_character_is_named() {
-        let Verdict::Rejected(r) = judged(msg("acme", Priority::Normal, None, "안녕 😀"), noon()) else {
+        let Verdict::Rejected(r) = judged(msg("acme", Priority::Normal, None, "안녕 😀"), noon())
+        else {
             panic!("accepted")
         };
         assert_eq!(r.code, codes::UNENCODABLE_TEXT);

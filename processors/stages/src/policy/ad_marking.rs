@@ -112,12 +112,24 @@ mod tests {
             ("（광고） 세일 무료수신거부 ０８０-１２３-４５６７", Ok(())), // full width
             ("(광고) 세일 무료수신거부 1588-1234", Ok(())),
             ("(광고) 세일 무료수신거부 (080)1234567", Ok(())),
-            ("봄 세일 20%\n무료수신거부 080-123-4567", Err(Missing::Prefix)),
-            ("봄 세일 (광고)\n무료수신거부 080-123-4567", Err(Missing::Prefix)),
-            ("[광고] 봄 세일 무료수신거부 080-123-4567", Err(Missing::Prefix)),
+            (
+                "봄 세일 20%\n무료수신거부 080-123-4567",
+                Err(Missing::Prefix),
+            ),
+            (
+                "봄 세일 (광고)\n무료수신거부 080-123-4567",
+                Err(Missing::Prefix),
+            ),
+            (
+                "[광고] 봄 세일 무료수신거부 080-123-4567",
+                Err(Missing::Prefix),
+            ),
             ("(광고) 봄 세일 20%", Err(Missing::OptOut)),
             ("(광고) 봄 세일 무료수신거부", Err(Missing::OptOut)),
-            ("(광고) 봄 세일 무료수신거부 홈페이지에서", Err(Missing::OptOut)),
+            (
+                "(광고) 봄 세일 무료수신거부 홈페이지에서",
+                Err(Missing::OptOut),
+            ),
             ("(광고) 봄 세일 무료수신거부 080-12", Err(Missing::OptOut)),
             ("(광고) 봄 세일 수신거부 080-123-4567", Err(Missing::OptOut)),
             ("(광고) 무료수신거부\n080-123-4567", Err(Missing::OptOut)), // not on its line

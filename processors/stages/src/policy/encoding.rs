@@ -109,11 +109,11 @@ mod tests {
         let ninety = "가".repeat(45);
         let cases: &[(&str, Result<usize, char>)] = &[
             ("hello", Ok(5)),
-            ("인증번호 123456", Ok(15)),      // 4 syllables × 2 + 7
+            ("인증번호 123456", Ok(15)), // 4 syllables × 2 + 7
             (ninety.as_str(), Ok(90)),
             ("(광고) 세일", Ok(11)),
-            ("똠방각하", Ok(8)),                // 똠 is CP949-only (not in KS X 1001): still 2
-            ("ㄱㄴㄷ", Ok(6)),                  // compatibility jamo
+            ("똠방각하", Ok(8)), // 똠 is CP949-only (not in KS X 1001): still 2
+            ("ㄱㄴㄷ", Ok(6)),   // compatibility jamo
             ("漢字", Ok(4)),
             ("hi 😀", Err('😀')),
             ("café ☃", Err('é')),
@@ -135,9 +135,24 @@ mod tests {
             ("€".repeat(80), SmsEncoding::Gsm7, 160, 1), // extension: 2 septets each
             ("€".repeat(81), SmsEncoding::Gsm7, 162, 2),
             // 152 + an extension character: it does not fit in part one's last septet.
-            (format!("{}{}", "a".repeat(152), "{}"), SmsEncoding::Gsm7, 156, 1),
-            (format!("{}€{}", "a".repeat(152), "a".repeat(10)), SmsEncoding::Gsm7, 164, 2),
-            (format!("{}€{}", "a".repeat(152), "a".repeat(153)), SmsEncoding::Gsm7, 307, 3),
+            (
+                format!("{}{}", "a".repeat(152), "{}"),
+                SmsEncoding::Gsm7,
+                156,
+                1,
+            ),
+            (
+                format!("{}€{}", "a".repeat(152), "a".repeat(10)),
+                SmsEncoding::Gsm7,
+                164,
+                2,
+            ),
+            (
+                format!("{}€{}", "a".repeat(152), "a".repeat(153)),
+                SmsEncoding::Gsm7,
+                307,
+                3,
+            ),
             ("Ünïcode".into(), SmsEncoding::Ucs2, 7, 1), // ï is not GSM-7
             ("안녕하세요".into(), SmsEncoding::Ucs2, 5, 1),
             ("가".repeat(70), SmsEncoding::Ucs2, 70, 1),
@@ -146,7 +161,12 @@ mod tests {
             ("가".repeat(135), SmsEncoding::Ucs2, 135, 3),
             ("😀".repeat(35), SmsEncoding::Ucs2, 70, 1), // surrogate pairs: 2 units
             // 66 units, then a pair that would straddle the 67-unit boundary.
-            (format!("{}{}", "가".repeat(66), "😀".repeat(3)), SmsEncoding::Ucs2, 72, 2),
+            (
+                format!("{}{}", "가".repeat(66), "😀".repeat(3)),
+                SmsEncoding::Ucs2,
+                72,
+                2,
+            ),
             ("".into(), SmsEncoding::Gsm7, 0, 1),
         ];
         for (text, encoding, units, segments) in cases {

@@ -60,7 +60,7 @@ fn compose_hangul(chars: impl Iterator<Item = char>) -> Vec<char> {
             }
             // LV + T → LVT
             if (S_BASE..S_BASE + L_COUNT * V_COUNT * T_COUNT).contains(&last_code)
-                && (last_code - S_BASE) % T_COUNT == 0
+                && (last_code - S_BASE).is_multiple_of(T_COUNT)
                 && (T_BASE + 1..T_BASE + T_COUNT).contains(&code)
                 && let Some(syllable) = char::from_u32(last_code + (code - T_BASE))
             {
@@ -84,14 +84,17 @@ mod tests {
             ("대출", "대출"),
             ("대.출", "대출"),
             ("대 출", "대출"),
-            ("대\u{200b}출", "대출"), // zero-width space
-            ("대\u{feff}출", "대출"), // zero-width no-break space
+            ("대\u{200b}출", "대출"),   // zero-width space
+            ("대\u{feff}출", "대출"),   // zero-width no-break space
             ("대\u{3000}출!!", "대출"), // ideographic space
             ("대-_-출♥", "대출"),
             ("ＬＯＡＮ ５０％", "loan50"),
             ("L.o.A.n", "loan"),
             ("\u{1103}\u{1162}\u{110E}\u{116E}\u{11AF}", "대출"), // decomposed (NFD) Hangul
-            ("(광고) 무료수신거부 080-123-4567", "광고무료수신거부0801234567"),
+            (
+                "(광고) 무료수신거부 080-123-4567",
+                "광고무료수신거부0801234567",
+            ),
             ("", ""),
         ];
         for (text, normal) in cases {

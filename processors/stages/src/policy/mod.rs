@@ -67,7 +67,14 @@ mod tests {
 
     #[test]
     fn the_customer_policy_adds_to_the_global_one() {
-        let cases: &[(Option<ContentPolicy>, Option<ContentPolicy>, &[&str], i32)] = &[
+        // (global, own, effective words, effective quiet start)
+        type Case<'a> = (
+            Option<ContentPolicy>,
+            Option<ContentPolicy>,
+            &'a [&'a str],
+            i32,
+        );
+        let cases: &[Case] = &[
             (None, None, &[], 21),
             (Some(policy("*", &["대출"], 22)), None, &["대출"], 22),
             (None, Some(policy("acme", &["도박"], 20)), &["도박"], 20),

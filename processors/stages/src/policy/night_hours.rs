@@ -83,12 +83,14 @@ mod tests {
 
     #[test]
     fn held_ads_are_released_at_the_next_8_oclock_kst() {
-        let cases: &[((u32, u32, u32), (u32, u32))] = &[
-            ((23, 21, 0), (24, 8)),  // evening: next morning
+        // ((day, hour, minute), (release day, release hour)) in November 2026.
+        type Case = ((u32, u32, u32), (u32, u32));
+        let cases: &[Case] = &[
+            ((23, 21, 0), (24, 8)), // evening: next morning
             ((23, 23, 59), (24, 8)),
-            ((24, 0, 0), (24, 8)),   // after midnight: the same morning
+            ((24, 0, 0), (24, 8)), // after midnight: the same morning
             ((24, 7, 59), (24, 8)),
-            ((30, 22, 0), (32, 8)),  // month end (32 below: December 1st)
+            ((30, 22, 0), (32, 8)), // month end (32 below: December 1st)
         ];
         for ((day, hour, minute), (release_day, release_hour)) in cases {
             let now = kst(2026, 11, *day, *hour, *minute);
