@@ -40,6 +40,7 @@ pub const FILES: &[(&str, &str)] = avsc![
     "final_report.avsc",
     "callback_attempt.avsc",
     "sender_health.avsc",
+    "night_ads.avsc",
     "customer_config.avsc",
     "api_client_config.avsc",
     "sender_config.avsc",
@@ -48,6 +49,8 @@ pub const FILES: &[(&str, &str)] = avsc![
     "numbering_entry.avsc",
     "callback_result.avsc",
     "report_ack.avsc",
+    "bill_code.avsc",
+    "held_message.avsc",
 ];
 
 /// A schema resolved from its file: self-contained JSON plus the parsed form.
@@ -78,8 +81,14 @@ pub fn full_names() -> Result<Vec<String>, SchemaError> {
 }
 
 fn load_all() -> Result<HashMap<String, LoadedSchema>, SchemaError> {
+    resolve(FILES)
+}
+
+/// Resolve a set of schema files (file name, JSON text) the way [`FILES`] is resolved, by full
+/// name: e.g. an older version of the schemas, to check a change against it.
+pub fn resolve(files: &[(&str, &str)]) -> Result<HashMap<String, LoadedSchema>, SchemaError> {
     let mut by_name = HashMap::new();
-    for (file, text) in FILES {
+    for (file, text) in files {
         let json = parse_json(file, text)?;
         by_name.insert(full_name_of(file, &json)?, json);
     }

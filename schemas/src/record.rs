@@ -47,4 +47,6 @@ records!(
     NumberingEntry,
     CallbackResult,
     ReportAck,
+    BillCode,
+    HeldMessage,
 );

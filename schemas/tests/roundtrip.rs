@@ -109,16 +109,24 @@ fn submission() -> impl Strategy<Value = Submission> {
 }
 
 fn validated() -> impl Strategy<Value = ValidatedMessage> {
-    (submission(), text(), any::<i32>(), any::<i64>()).prop_map(
-        |(submission, encoding, segments, at)| ValidatedMessage {
-            message_id: submission.message_id.clone().unwrap_or_default(),
-            customer_id: submission.customer_id.clone(),
-            submission,
-            encoding,
-            segments,
-            validated_at: at,
-        },
+    (
+        submission(),
+        text(),
+        any::<i32>(),
+        any::<i64>(),
+        proptest::option::of(channel()),
     )
+        .prop_map(
+            |(submission, encoding, segments, at, upgraded_from)| ValidatedMessage {
+                message_id: submission.message_id.clone().unwrap_or_default(),
+                customer_id: submission.customer_id.clone(),
+                submission,
+                encoding,
+                segments,
+                validated_at: at,
+                upgraded_from,
+            },
+        )
 }
 
 fn hop() -> impl Strategy<Value = RouteHop> {
@@ -238,8 +246,13 @@ proptest! {
     fn validated_message_roundtrips(v in validated()) { roundtrip(&v); }
 
     #[test]
-    fn rejection_roundtrips(s in submission(), code in text(), detail in text(), at in any::<i64>()) {
-        roundtrip(&Rejection { message_id: "m".into(), customer_id: s.customer_id.clone(), code, detail, submission: s, rejected_at: at });
+    fn rejection_roundtrips(s in submission(), code in text(), detail in text(), at in any::<i64>(), rule in opt_text()) {
+        roundtrip(&Rejection { message_id: "m".into(), customer_id: s.customer_id.clone(), code, detail, submission: s, rejected_at: at, rule });
+    }
+
+    #[test]
+    fn held_message_roundtrips(s in submission(), reason in text(), release_at in any::<i64>(), held_at in any::<i64>()) {
+        roundtrip(&HeldMessage { message_id: "m".into(), customer_id: s.customer_id.clone(), submission: s, release_at, reason, held_at });
     }
 
     #[test]
@@ -296,7 +309,10 @@ proptest! {
         ratio in any::<i32>(),
         secret in opt_text(),
     ) {
-        roundtrip(&CustomerConfig { customer_id: "c".into(), name: "C".into(), enabled: true, channels: channels.clone(), bill_codes: vec!["b".into()], tps_limits: limits, prepaid: false });
+        let prices = limits.iter().map(|(k, v)| (k.clone(), i64::from(*v) * 1_000)).collect();
+        let night_ads = if ratio % 2 == 0 { NightAds::Hold } else { NightAds::Reject };
+        roundtrip(&CustomerConfig { customer_id: "c".into(), name: "C".into(), enabled: true, channels: channels.clone(), bill_codes: vec!["b".into()], tps_limits: limits, prepaid: false, night_ads, auto_lms_upgrade: ratio > 0, prices });
+        roundtrip(&BillCode { customer_id: "c".into(), code: "광고-1".into(), ad_check: ratio > 0, description: secret.clone().unwrap_or_default() });
         roundtrip(&ApiClientConfig { client_id: "k".into(), customer_id: "c".into(), key_hash: "ab".into(), report_url: None, signing_secret: secret, signing_secret_previous: None, enabled: true, rate_limit_per_second: Some(ratio) });
         roundtrip(&SenderConfig { name: "s".into(), group: "g".into(), channel: Channel::Sms, carriers: vec!["skt".into()], kind: "http".into(), endpoint: "http://x".into(), tps: None, enabled: true, settings });
         roundtrip(&RouteRule { customer_id: "*".into(), channel: Channel::Lms, carriers: vec![CarrierRoute { carrier: "kt".into(), groups: vec![GroupShare { group: "a".into(), ratio }] }] });

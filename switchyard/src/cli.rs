@@ -103,6 +103,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Content policy: the keyword blocklist and the list of blocked messages.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run one role (scale a role by running more of them: they share its consumer group).
     Run {
         role: switchyard::pipeline::Role,
@@ -162,6 +167,54 @@ pub enum ConfigCommand {
     },
     /// Print what the config topics hold.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Edit or list the blocked keywords of a policy (`config.policy`).
+    Words {
+        #[command(subcommand)]
+        command: WordsCommand,
+    },
+    /// List the messages content policy blocked (read from messages.rejected), oldest first.
+    Blocks {
+        /// Only this customer's.
+        #[arg(long)]
+        customer: Option<String>,
+        /// Only since: ms since the epoch, 90m / 12h / 7d ago, or YYYY-MM-DD[THH:MM] in KST
+        /// (Z at the end for UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the most recent N.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WordsCommand {
+    /// Add words to the blocklist (matching ignores spaces, punctuation and width).
+    Add {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// The policy: "*" (every customer) or a customer id.
+        #[arg(long, default_value = "*")]
+        policy: String,
+    },
+    /// Remove words from the blocklist.
+    Remove {
+        #[arg(required = true)]
+        words: Vec<String>,
+        /// The policy: "*" (every customer) or a customer id.
+        #[arg(long, default_value = "*")]
+        policy: String,
+    },
+    /// Print each policy's words.
+    List {
+        /// Only this policy.
+        #[arg(long)]
+        policy: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +287,7 @@ impl RoleArgs {
                 },
                 ..Default::default()
             },
+            clock: switchyard_stages::clock::Clock::system(),
         }
     }
 }

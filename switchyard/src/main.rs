@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Topics { command } => commands::topics::run(&app, command).await?,
         Command::Registry { listen } => commands::registry::run(&app, listen).await?,
         Command::Config { command } => commands::config::run(&app, command).await?,
+        Command::Policy { command } => commands::policy::run(&app, command).await?,
         Command::Run { role, roles } => commands::run::run(&app, role, roles).await?,
         Command::Sim { command } => commands::sim::run(&app, command).await?,
         Command::Up {

@@ -13,6 +13,7 @@ use switchyard_ingress::Ingress;
 use switchyard_runtime::{
     CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, names,
 };
+use switchyard_stages::clock::Clock;
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
 use switchyard_stages::validate::Validate;
@@ -59,6 +60,8 @@ pub struct Settings {
     /// Where webhooks may go (https and public addresses only in production mode), their
     /// timeout and per-endpoint isolation.
     pub webhooks: WebhookSettings,
+    /// The time validate judges by (night hours, expiry): the system clock but in tests.
+    pub clock: Clock,
 }
 
 /// What could not start.
@@ -185,6 +188,7 @@ pub async fn start(
                 runtime,
                 Validate {
                     tables: tables.clone(),
+                    clock: settings.clock.clone(),
                 },
                 RunnerOptions::new("validate", &[names::ACCEPTED]),
                 shutdown,

@@ -31,6 +31,7 @@ pub fn local_settings(dir: &std::path::Path) -> Settings {
             },
             ..Default::default()
         },
+        clock: switchyard_stages::clock::Clock::system(),
     }
 }
 
@@ -166,6 +167,19 @@ impl Pipeline {
         sim: SimulatorSettings,
         processing: Processing,
     ) -> anyhow::Result<Self> {
+        Self::start_configured(env, except, sim, processing, "", |_| {}).await
+    }
+
+    /// The same with `extra` appended to the test config (more customers, bill codes,
+    /// policies) and the role settings adjusted by `adjust` (e.g. a manual clock).
+    pub async fn start_configured(
+        env: crate::TestEnv,
+        except: &[Role],
+        sim: SimulatorSettings,
+        processing: Processing,
+        extra: &str,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
         let mut stack = Stack::on(env, &[]).await?;
         stack.runtime.processing = processing;
         let shutdown = CancellationToken::new();
@@ -180,10 +194,11 @@ impl Pipeline {
         let text = config(
             &format!("http://{sim_addr}/submit"),
             &format!("http://{inbox_addr}/webhooks/switchyard"),
-        );
+        ) + extra;
         switchyard_config::apply(&stack.runtime, &text, false, 1).await?;
         let history = tempfile::tempdir()?;
-        let settings = local_settings(history.path());
+        let mut settings = local_settings(history.path());
+        adjust(&mut settings);
         let roles: Vec<Role> = Role::ALL
             .into_iter()
             .filter(|r| !except.contains(r))

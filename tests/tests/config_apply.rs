@@ -34,12 +34,14 @@ channel = "sms"
 carriers = [{ carrier = "skt", groups = [{ group = "skt-typo", ratio = 1 }] }]
 "#;
 
-const CONFIG_TOPICS: [&str; 5] = [
+const CONFIG_TOPICS: [&str; 7] = [
     names::CONFIG_CUSTOMERS,
     names::CONFIG_CLIENTS,
     names::CONFIG_SENDERS,
     names::CONFIG_ROUTES,
     names::CONFIG_NUMBERING,
+    names::CONFIG_POLICY,
+    names::CONFIG_BILL_CODES,
 ];
 
 /// Every physical topic name on the broker (listing all does not create any).
@@ -265,5 +267,98 @@ api_key = "sk-prune-key"
     let own = beta.replace("sk-prune-key", "sk-beta-own-key");
     switchyard_config::apply(&stack.runtime, &own, false, 1).await?;
     assert_eq!(config_records(&stack).await?, before + 2);
+    Ok(())
+}
+
+/// Valid: a customer with prices, TPS limits and night ads held, a bill code and policies.
+const POLICY: &str = r#"
+[[customers]]
+id = "acme"
+channels = ["sms", "lms"]
+tps_limits = { sms = 100 }
+prices = { sms = 9, lms = 30 }
+night_ads = "hold"
+
+[[bill_codes]]
+customer = "acme"
+code = "AD-1"
+ad_check = true
+
+[policy]
+blocked_keywords = ["대출"]
+
+[[policies]]
+id = "acme"
+blocked_keywords = ["카지노"]
+quiet_start_hour = 20
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_range_config_fails_apply_naming_the_field_and_writes_nothing() -> anyhow::Result<()>
+{
+    let stack = Stack::start(&[]).await?;
+    let cases = [
+        (
+            "prices = { sms = 9,",
+            "prices = { sms = -9,",
+            "prices.sms is negative (-9)",
+        ),
+        (
+            "tps_limits = { sms = 100 }",
+            "tps_limits = { fax = 100 }",
+            "tps_limits.fax names unknown channel \"fax\"",
+        ),
+        (
+            "tps_limits = { sms = 100 }",
+            "tps_limits = { sms = -5 }",
+            "tps_limits.sms is negative (-5)",
+        ),
+        (
+            r#"night_ads = "hold""#,
+            r#"night_ads = "sometimes""#,
+            "night_ads is \"sometimes\"",
+        ),
+        (
+            r#"blocked_keywords = ["대출"]"#,
+            r#"blocked_keywords = ["대출", "  "]"#,
+            "policy.blocked_keywords[1]",
+        ),
+        (
+            "quiet_start_hour = 20",
+            "quiet_start_hour = 25",
+            "policies[0].quiet_start_hour is 25",
+        ),
+    ];
+    for (from, to, names_field) in cases {
+        assert!(POLICY.contains(from), "{from}");
+        let output = cli_apply(&stack, &POLICY.replacen(from, to, 1), &[]).await?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{to}: applied");
+        assert!(stderr.contains(names_field), "{to}: {stderr}");
+        assert_eq!(
+            config_records(&stack).await?,
+            0,
+            "{to}: something was written"
+        );
+    }
+    // The valid file is written, policy and bill code included: the checks above could fail.
+    let output = cli_apply(&stack, POLICY, &[]).await?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        read_all(&stack.env.kafka(), names::CONFIG_POLICY)
+            .await?
+            .len(),
+        2
+    );
+    assert_eq!(
+        read_all(&stack.env.kafka(), names::CONFIG_BILL_CODES)
+            .await?
+            .len(),
+        1
+    );
     Ok(())
 }

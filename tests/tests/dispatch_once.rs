@@ -51,6 +51,7 @@ fn request() -> DispatchRequest {
             encoding: "euc-kr".into(),
             segments: 1,
             validated_at: 2,
+            upgraded_from: None,
         },
         trail: vec![],
         routed_at: 3,

@@ -361,6 +361,9 @@ async fn a_table_follows_its_compacted_topic() -> anyhow::Result<()> {
         bill_codes: vec![],
         tps_limits: Default::default(),
         prepaid: false,
+        night_ads: Default::default(),
+        auto_lms_upgrade: false,
+        prices: Default::default(),
     };
     let put = |output: Output| {
         let runtime = stack.runtime.clone();

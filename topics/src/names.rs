@@ -8,6 +8,8 @@ pub const ACCEPTED: &str = "messages.accepted";
 pub const VALIDATED: &str = "messages.validated";
 /// validate → report: Rejection.
 pub const REJECTED: &str = "messages.rejected";
+/// validate → the delayed-topic runner (→ `messages.accepted` at `release_at`): HeldMessage.
+pub const HELD: &str = "messages.held";
 /// route → history: RoutingDecision.
 pub const ROUTED: &str = "messages.routed";
 /// dispatch → route, history: DispatchOutcome.
@@ -29,6 +31,7 @@ pub const CONFIG_SENDERS: &str = "config.senders";
 pub const CONFIG_ROUTES: &str = "config.routes";
 pub const CONFIG_POLICY: &str = "config.policy";
 pub const CONFIG_NUMBERING: &str = "config.numbering";
+pub const CONFIG_BILL_CODES: &str = "config.bill_codes";
 /// Dispatchers' heartbeats (compacted).
 pub const SENDER_HEALTH: &str = "state.sender-health";
 /// validate's dedup window changelog (compacted).
@@ -71,6 +74,7 @@ pub fn fixed() -> Vec<String> {
         ACCEPTED,
         VALIDATED,
         REJECTED,
+        HELD,
         ROUTED,
         DISPATCHED,
         REPORTS,
@@ -84,6 +88,7 @@ pub fn fixed() -> Vec<String> {
         CONFIG_ROUTES,
         CONFIG_POLICY,
         CONFIG_NUMBERING,
+        CONFIG_BILL_CODES,
         SENDER_HEALTH,
         STATE_DEDUP,
         STATE_BALANCES,

@@ -153,6 +153,8 @@ pub async fn plan(runtime: &Runtime, text: &str, prune: bool) -> Result<Plan, Co
         senders,
         routes,
         numbering,
+        bill_codes,
+        policies,
     } = desired;
     diff(
         &current.customers,
@@ -171,6 +173,14 @@ pub async fn plan(runtime: &Runtime, text: &str, prune: bool) -> Result<Plan, Co
         &mut outputs,
         &mut report,
     );
+    diff(
+        &current.bill_codes,
+        bill_codes,
+        prune,
+        &mut outputs,
+        &mut report,
+    );
+    diff(&current.policy, policies, prune, &mut outputs, &mut report);
     Ok(Plan {
         report,
         outputs,
@@ -226,6 +236,8 @@ pub async fn show(runtime: &Runtime) -> Result<Vec<String>, ConfigError> {
     lines.extend(lines_of(&tables.senders));
     lines.extend(lines_of(&tables.routes));
     lines.extend(lines_of(&tables.numbering));
+    lines.extend(lines_of(&tables.bill_codes));
+    lines.extend(lines_of(&tables.policy));
     Ok(lines)
 }
 

@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use switchyard_schemas::ApiClientConfig;
+use switchyard_schemas::{ApiClientConfig, Channel};
+use switchyard_stages::policy::keywords;
 
 use crate::ConfigError;
 use crate::file::ConfigFile;
@@ -13,6 +14,78 @@ use crate::file::ConfigFile;
 pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
     for (i, c) in file.customers.iter().enumerate() {
         non_empty(&c.id, &format!("customers[{i}].id"))?;
+        let at = format!("customers[{i}] (customer {:?})", c.id);
+        for (channel, tps) in &c.tps_limits {
+            known_channel(channel, &format!("{at}.tps_limits"))?;
+            if *tps < 0 {
+                return Err(field(
+                    &format!("{at}.tps_limits.{channel}"),
+                    &format!("is negative ({tps})"),
+                ));
+            }
+        }
+        for (channel, price) in &c.prices {
+            known_channel(channel, &format!("{at}.prices"))?;
+            if *price < 0 {
+                return Err(field(
+                    &format!("{at}.prices.{channel}"),
+                    &format!("is negative ({price})"),
+                ));
+            }
+        }
+        if let Some(night_ads) = &c.night_ads
+            && !matches!(night_ads.as_str(), "hold" | "reject")
+        {
+            return Err(field(
+                &format!("{at}.night_ads"),
+                &format!("is {night_ads:?}, not \"hold\" or \"reject\""),
+            ));
+        }
+        if c.auto_lms_upgrade && !c.channels.contains(&Channel::Lms) {
+            return Err(field(
+                &format!("{at}.auto_lms_upgrade"),
+                "is on but channels does not list lms",
+            ));
+        }
+        for (j, code) in c.bill_codes.iter().enumerate() {
+            non_empty(code, &format!("{at}.bill_codes[{j}]"))?;
+        }
+    }
+    for (i, b) in file.bill_codes.iter().enumerate() {
+        non_empty(&b.customer, &format!("bill_codes[{i}].customer"))?;
+        non_empty(&b.code, &format!("bill_codes[{i}].code"))?;
+    }
+    for (at, id, p) in file.all_policies() {
+        non_empty(&id, &format!("{at}.id"))?;
+        for (j, word) in p.blocked_keywords.iter().enumerate() {
+            if keywords::normalize(word).is_empty() {
+                return Err(field(
+                    &format!("{at}.blocked_keywords[{j}]"),
+                    &format!("is {word:?}, empty once spaces and punctuation are ignored"),
+                ));
+            }
+        }
+        for (name, hour) in [
+            ("quiet_start_hour", p.quiet_start_hour),
+            ("quiet_end_hour", p.quiet_end_hour),
+        ] {
+            if let Some(hour) = hour
+                && !(0..24).contains(&hour)
+            {
+                return Err(field(
+                    &format!("{at}.{name}"),
+                    &format!("is {hour}, not an hour 0-23 (KST)"),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("ad_prefix", &p.ad_prefix),
+            ("ad_opt_out_marker", &p.ad_opt_out_marker),
+        ] {
+            if let Some(value) = value {
+                non_empty(value, &format!("{at}.{name}"))?;
+            }
+        }
     }
     for (i, c) in file.clients.iter().enumerate() {
         non_empty(&c.id, &format!("clients[{i}].id"))?;
@@ -106,6 +179,19 @@ pub(crate) fn distinct_keys(
 
 fn field(name: &str, problem: &str) -> ConfigError {
     ConfigError::File(format!("{name} {problem}"))
+}
+
+fn known_channel(name: &str, map: &str) -> Result<(), ConfigError> {
+    name.parse::<Channel>().map(|_| ()).map_err(|_| {
+        let known: Vec<&str> = Channel::ALL.iter().map(|c| c.as_str()).collect();
+        field(
+            &format!("{map}.{name}"),
+            &format!(
+                "names unknown channel {name:?} (one of {})",
+                known.join(", ")
+            ),
+        )
+    })
 }
 
 fn non_empty(value: &str, name: &str) -> Result<(), ConfigError> {

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use switchyard_runtime::{numbering_key, route_key};
+use switchyard_runtime::{bill_code_key, numbering_key, route_key};
 use switchyard_schemas::{
-    ApiClientConfig, CarrierRoute, Channel, CustomerConfig, GroupShare, NumberingEntry,
-    NumberingKind, RouteRule, SenderConfig,
+    ApiClientConfig, BillCode, CarrierRoute, Channel, ContentPolicy, CustomerConfig, GroupShare,
+    NightAds, NumberingEntry, NumberingKind, RouteRule, SenderConfig,
 };
 
 use crate::ConfigError;
@@ -30,6 +30,14 @@ pub struct ConfigFile {
     pub routes: Vec<RouteEntry>,
     #[serde(default)]
     pub numbering: Vec<NumberingFileEntry>,
+    /// Bill codes with their ad flag (`config.bill_codes`).
+    #[serde(default)]
+    pub bill_codes: Vec<BillCodeEntry>,
+    /// The global content policy (id `*`); same as a `[[policies]]` entry with `id = "*"`.
+    pub policy: Option<PolicyEntry>,
+    /// Content policies: `*` for every customer, or a customer id (added to the global one).
+    #[serde(default)]
+    pub policies: Vec<PolicyEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +54,63 @@ pub struct CustomerEntry {
     pub tps_limits: BTreeMap<String, i32>,
     #[serde(default)]
     pub prepaid: bool,
+    /// "reject" (default) or "hold": what happens to an ad in the quiet hours.
+    pub night_ads: Option<String>,
+    /// Send an SMS over 90 EUC-KR bytes as LMS instead of rejecting it (needs lms enabled).
+    #[serde(default)]
+    pub auto_lms_upgrade: bool,
+    /// Price per message per channel, in integer minor units (e.g. KRW).
+    #[serde(default)]
+    pub prices: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillCodeEntry {
+    pub customer: String,
+    pub code: String,
+    /// Messages billed to this code are ads: the ad rules apply whatever their priority.
+    #[serde(default)]
+    pub ad_check: bool,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyEntry {
+    /// `*` (every customer) or a customer id; `[policy]` may leave it out.
+    pub id: Option<String>,
+    #[serde(default)]
+    pub blocked_keywords: Vec<String>,
+    pub ad_prefix: Option<String>,
+    pub ad_opt_out_marker: Option<String>,
+    /// KST hour (0-23) from which ads are refused or held; default 21.
+    pub quiet_start_hour: Option<i32>,
+    /// KST hour (0-23) at which the quiet hours end; default 8.
+    pub quiet_end_hour: Option<i32>,
+}
+
+impl ConfigFile {
+    /// Every policy entry with its id: `[policy]` first (as `*`), then `[[policies]]`, each
+    /// with the name of its place in the file.
+    pub(crate) fn all_policies(&self) -> Vec<(String, String, &PolicyEntry)> {
+        let mut all = Vec::new();
+        if let Some(p) = &self.policy {
+            let id =
+                p.id.clone()
+                    .unwrap_or_else(|| ContentPolicy::GLOBAL.to_string());
+            all.push(("policy".to_string(), id, p));
+        }
+        for (i, p) in self.policies.iter().enumerate() {
+            all.push((
+                format!("policies[{i}]"),
+                p.id.clone().unwrap_or_default(),
+                p,
+            ));
+        }
+        all
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,6 +195,8 @@ pub struct Desired {
     pub senders: BTreeMap<String, SenderConfig>,
     pub routes: BTreeMap<String, RouteRule>,
     pub numbering: BTreeMap<String, NumberingEntry>,
+    pub bill_codes: BTreeMap<String, BillCode>,
+    pub policies: BTreeMap<String, ContentPolicy>,
 }
 
 impl ConfigFile {
@@ -151,6 +218,13 @@ impl ConfigFile {
                 bill_codes: c.bill_codes.clone(),
                 tps_limits: c.tps_limits.clone(),
                 prepaid: c.prepaid,
+                night_ads: match c.night_ads.as_deref() {
+                    Some("hold") => NightAds::Hold,
+                    // check() refused anything else.
+                    _ => NightAds::Reject,
+                },
+                auto_lms_upgrade: c.auto_lms_upgrade,
+                prices: c.prices.clone(),
             };
             unique(
                 desired.customers.insert(c.id.clone(), record),
@@ -275,6 +349,46 @@ impl ConfigFile {
                 "numbering entry",
                 &key,
             )?;
+        }
+        for b in &self.bill_codes {
+            if !desired.customers.contains_key(&b.customer) {
+                return Err(ConfigError::File(format!(
+                    "bill code {} names unknown customer {}",
+                    b.code, b.customer
+                )));
+            }
+            let key = bill_code_key(&b.customer, &b.code);
+            let record = BillCode {
+                customer_id: b.customer.clone(),
+                code: b.code.clone(),
+                ad_check: b.ad_check,
+                description: b.description.clone(),
+            };
+            unique(
+                desired.bill_codes.insert(key.clone(), record),
+                "bill code",
+                &key,
+            )?;
+        }
+        for (at, id, p) in self.all_policies() {
+            if id != ContentPolicy::GLOBAL && !desired.customers.contains_key(&id) {
+                return Err(ConfigError::File(format!(
+                    "{at}.id names unknown customer {id:?} (a policy is \"*\" or a customer id)"
+                )));
+            }
+            let defaults = ContentPolicy::new(id.clone());
+            let record = ContentPolicy {
+                policy_id: id.clone(),
+                blocked_keywords: p.blocked_keywords.clone(),
+                ad_prefix: p.ad_prefix.clone().unwrap_or(defaults.ad_prefix),
+                ad_opt_out_marker: p
+                    .ad_opt_out_marker
+                    .clone()
+                    .unwrap_or(defaults.ad_opt_out_marker),
+                ad_quiet_start_hour: p.quiet_start_hour.unwrap_or(defaults.ad_quiet_start_hour),
+                ad_quiet_end_hour: p.quiet_end_hour.unwrap_or(defaults.ad_quiet_end_hour),
+            };
+            unique(desired.policies.insert(id.clone(), record), "policy", &id)?;
         }
         Ok(desired)
     }

@@ -1,11 +1,13 @@
 //! Declarative config: `switchyard config apply FILE` writes customers, API clients (keys
 //! hashed), senders, routing rules and numbering to the compacted `config.*` topics, only where
-//! they differ; `config show` prints what the topics hold, secrets masked.
+//! they differ; `config show` prints what the topics hold, secrets masked. Bill codes and
+//! content policies too; `policy` edits a policy's blocklist and lists the blocks.
 
 mod apply;
 mod check;
 mod file;
 mod mask;
+pub mod policy;
 mod prune_topics;
 
 pub use apply::{ConfigReport, PRUNE_CONFIRM_ABOVE, Plan, apply, plan, show};

@@ -143,6 +143,18 @@ pub fn masked_url(text: &str) -> String {
     out
 }
 
+impl Masked for switchyard_schemas::ContentPolicy {
+    fn masked(self) -> Self {
+        self
+    }
+}
+
+impl Masked for switchyard_schemas::BillCode {
+    fn masked(self) -> Self {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

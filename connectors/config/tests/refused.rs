@@ -6,7 +6,12 @@ use switchyard_config::{ConfigFile, hash_api_key};
 const BASE: &str = r#"
 [[customers]]
 id = "acme"
-channels = ["sms"]
+channels = ["sms", "lms"]
+tps_limits = { sms = 100 }
+prices = { sms = 9, lms = 30 }
+night_ads = "hold"
+auto_lms_upgrade = true
+bill_codes = ["B1"]
 
 [[customers]]
 id = "beta"
@@ -38,6 +43,21 @@ carriers = [{ carrier = "skt", groups = [{ group = "skt-direct", ratio = 1 }] }]
 [[numbering]]
 prefix = "0101"
 carrier = "skt"
+
+[[bill_codes]]
+customer = "acme"
+code = "AD-1"
+ad_check = true
+description = "마케팅 발송"
+
+[policy]
+blocked_keywords = ["대출", "카지노"]
+
+[[policies]]
+id = "acme"
+blocked_keywords = ["도박"]
+quiet_start_hour = 20
+quiet_end_hour = 9
 "#;
 
 fn refusal(text: &str) -> Option<String> {
@@ -179,6 +199,102 @@ carrier = "lgt""#,
             ".endpoint is \"ftp://127.0.0.1/submit\"",
         ),
         (
+            "negative price",
+            "prices = { sms = 9, lms = 30 }",
+            "prices = { sms = -9, lms = 30 }",
+            "customers[0] (customer \"acme\").prices.sms is negative (-9)",
+        ),
+        (
+            "price for an unknown channel",
+            "prices = { sms = 9, lms = 30 }",
+            "prices = { sms = 9, fax = 30 }",
+            "customers[0] (customer \"acme\").prices.fax names unknown channel \"fax\"",
+        ),
+        (
+            "unknown channel in a TPS map",
+            "tps_limits = { sms = 100 }",
+            "tps_limits = { smss = 100 }",
+            "customers[0] (customer \"acme\").tps_limits.smss names unknown channel \"smss\"",
+        ),
+        (
+            "negative TPS",
+            "tps_limits = { sms = 100 }",
+            "tps_limits = { sms = -1 }",
+            "customers[0] (customer \"acme\").tps_limits.sms is negative (-1)",
+        ),
+        (
+            "unknown night_ads value",
+            r#"night_ads = "hold""#,
+            r#"night_ads = "later""#,
+            "customers[0] (customer \"acme\").night_ads is \"later\", not \"hold\" or \"reject\"",
+        ),
+        (
+            "auto LMS upgrade without lms",
+            r#"channels = ["sms", "lms"]"#,
+            r#"channels = ["sms"]"#,
+            "customers[0] (customer \"acme\").auto_lms_upgrade is on but channels does not list lms",
+        ),
+        (
+            "empty bill code in a customer's list",
+            r#"bill_codes = ["B1"]"#,
+            r#"bill_codes = [""]"#,
+            "customers[0] (customer \"acme\").bill_codes[0] is empty",
+        ),
+        (
+            "empty bill code",
+            r#"code = "AD-1""#,
+            r#"code = " ""#,
+            "bill_codes[0].code is empty",
+        ),
+        (
+            "bill code of an unknown customer",
+            r#"customer = "acme"
+code = "AD-1""#,
+            r#"customer = "ghost"
+code = "AD-1""#,
+            "bill code AD-1 names unknown customer ghost",
+        ),
+        (
+            "empty keyword",
+            r#"blocked_keywords = ["대출", "카지노"]"#,
+            r#"blocked_keywords = ["대출", ""]"#,
+            "policy.blocked_keywords[1] is \"\"",
+        ),
+        (
+            "keyword of only punctuation",
+            r#"blocked_keywords = ["도박"]"#,
+            r#"blocked_keywords = ["도박", " . "]"#,
+            "policies[0].blocked_keywords[1] is \" . \", empty once spaces and punctuation are ignored",
+        ),
+        (
+            "quiet hours past 23",
+            "quiet_start_hour = 20",
+            "quiet_start_hour = 24",
+            "policies[0].quiet_start_hour is 24, not an hour 0-23",
+        ),
+        (
+            "negative quiet hour",
+            "quiet_end_hour = 9",
+            "quiet_end_hour = -1",
+            "policies[0].quiet_end_hour is -1, not an hour 0-23",
+        ),
+        (
+            "policy of an unknown customer",
+            r#"id = "acme"
+blocked_keywords = ["도박"]"#,
+            r#"id = "acme-typo"
+blocked_keywords = ["도박"]"#,
+            "policies[0].id names unknown customer \"acme-typo\"",
+        ),
+        (
+            "two policies with one id",
+            r#"id = "acme"
+blocked_keywords = ["도박"]"#,
+            r#"id = "*"
+blocked_keywords = ["도박"]"#,
+            "policy * is declared twice",
+        ),
+        (
             "report URL without scheme",
             r#"report_url = "https://acme.example/hooks""#,
             r#"report_url = "acme.example/hooks""#,
@@ -192,4 +308,26 @@ carrier = "lgt""#,
             "{case}: {err:?} does not say {names:?}"
         );
     }
+}
+
+#[test]
+fn the_policy_sections_become_records() {
+    let desired = ConfigFile::parse(BASE)
+        .and_then(|f| f.desired())
+        .expect("accepted");
+    let global = &desired.policies["*"];
+    assert_eq!(global.blocked_keywords, vec!["대출", "카지노"]);
+    assert_eq!(
+        (global.ad_quiet_start_hour, global.ad_quiet_end_hour),
+        (21, 8)
+    );
+    assert_eq!(global.ad_prefix, "(광고)");
+    let acme = &desired.policies["acme"];
+    assert_eq!((acme.ad_quiet_start_hour, acme.ad_quiet_end_hour), (20, 9));
+    let code = &desired.bill_codes["acme/AD-1"];
+    assert!(code.ad_check);
+    let customer = &desired.customers["acme"];
+    assert_eq!(customer.night_ads, switchyard_schemas::NightAds::Hold);
+    assert!(customer.auto_lms_upgrade);
+    assert_eq!(customer.prices.get("lms"), Some(&30));
 }

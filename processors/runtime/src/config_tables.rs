@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use switchyard_schemas::{
-    ApiClientConfig, Channel, CustomerConfig, NumberingEntry, NumberingKind, RouteRule,
-    SenderConfig,
+    ApiClientConfig, BillCode, Channel, ContentPolicy, CustomerConfig, NumberingEntry,
+    NumberingKind, RouteRule, SenderConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +25,11 @@ pub fn numbering_key(kind: NumberingKind, number: &str) -> String {
     format!("{kind}:{number}")
 }
 
+/// Key of a bill code in `config.bill_codes`: `<customer id>/<code>`.
+pub fn bill_code_key(customer_id: &str, code: &str) -> String {
+    format!("{customer_id}/{code}")
+}
+
 /// Every config table.
 #[derive(Debug, Clone)]
 pub struct ConfigTables {
@@ -33,6 +38,10 @@ pub struct ConfigTables {
     pub senders: Table<String, SenderConfig>,
     pub routes: Table<String, RouteRule>,
     pub numbering: Table<String, NumberingEntry>,
+    /// Content policies by policy id (`*` for the global one, else a customer id).
+    pub policy: Table<String, ContentPolicy>,
+    /// Bill codes by `<customer id>/<code>`.
+    pub bill_codes: Table<String, BillCode>,
 }
 
 impl ConfigTables {
@@ -46,7 +55,9 @@ impl ConfigTables {
             clients: Table::start(runtime, names::CONFIG_CLIENTS, shutdown.clone()).await?,
             senders: Table::start(runtime, names::CONFIG_SENDERS, shutdown.clone()).await?,
             routes: Table::start(runtime, names::CONFIG_ROUTES, shutdown.clone()).await?,
-            numbering: Table::start(runtime, names::CONFIG_NUMBERING, shutdown).await?,
+            numbering: Table::start(runtime, names::CONFIG_NUMBERING, shutdown.clone()).await?,
+            policy: Table::start(runtime, names::CONFIG_POLICY, shutdown.clone()).await?,
+            bill_codes: Table::start(runtime, names::CONFIG_BILL_CODES, shutdown).await?,
         };
         let wait = Duration::from_secs(60);
         tables.customers.wait_ready(wait).await?;
@@ -54,6 +65,8 @@ impl ConfigTables {
         tables.senders.wait_ready(wait).await?;
         tables.routes.wait_ready(wait).await?;
         tables.numbering.wait_ready(wait).await?;
+        tables.policy.wait_ready(wait).await?;
+        tables.bill_codes.wait_ready(wait).await?;
         Ok(tables)
     }
 
@@ -90,7 +103,24 @@ impl ConfigTables {
                     .into_iter()
                     .map(|n| (numbering_key(n.kind, &n.number), n)),
             ),
+            policy: Table::from_entries(names::CONFIG_POLICY, []),
+            bill_codes: Table::from_entries(names::CONFIG_BILL_CODES, []),
         }
+    }
+
+    /// The same tables with these content policies and bill codes (unit tests).
+    pub fn with_policy(mut self, policies: Vec<ContentPolicy>, bill_codes: Vec<BillCode>) -> Self {
+        self.policy = Table::from_entries(
+            names::CONFIG_POLICY,
+            policies.into_iter().map(|p| (p.policy_id.clone(), p)),
+        );
+        self.bill_codes = Table::from_entries(
+            names::CONFIG_BILL_CODES,
+            bill_codes
+                .into_iter()
+                .map(|b| (bill_code_key(&b.customer_id, &b.code), b)),
+        );
+        self
     }
 
     /// The rule for a customer's channel, else the default (`*`) rule.

@@ -29,7 +29,7 @@ pub mod watermark;
 
 use std::sync::Arc;
 
-pub use config_tables::{ConfigTables, numbering_key, route_key};
+pub use config_tables::{ConfigTables, bill_code_key, numbering_key, route_key};
 pub use error::RuntimeError;
 pub use follow::follow;
 pub use health::{Health, HealthReport, RoleState, health_router};

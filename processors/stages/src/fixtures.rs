@@ -33,6 +33,7 @@ pub fn validated(id: &str) -> ValidatedMessage {
         encoding: "euc-kr".into(),
         segments: 1,
         validated_at: 600,
+        upgraded_from: None,
     }
 }
 
@@ -61,6 +62,9 @@ pub fn tables() -> ConfigTables {
                 bill_codes: vec!["B1".into()],
                 tps_limits: Default::default(),
                 prepaid: false,
+                night_ads: NightAds::Reject,
+                auto_lms_upgrade: false,
+                prices: Default::default(),
             },
             CustomerConfig {
                 customer_id: "beta".into(),
@@ -70,6 +74,9 @@ pub fn tables() -> ConfigTables {
                 bill_codes: vec![],
                 tps_limits: Default::default(),
                 prepaid: false,
+                night_ads: NightAds::Reject,
+                auto_lms_upgrade: false,
+                prices: Default::default(),
             },
         ],
         vec![

@@ -1,6 +1,8 @@
 //! The topic-to-topic stages. Each is a plain function from an input record and read-only
 //! config tables to output records, wrapped as a `Processor` for the shared runner.
 
+pub mod clock;
+pub mod policy;
 pub mod report;
 pub mod route;
 pub mod validate;

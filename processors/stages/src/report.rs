@@ -51,7 +51,12 @@ pub fn from_rejection(rejection: &Rejection, now: i64) -> FinalReport {
         client_message_id: s.client_message_id.clone(),
         channel: s.channel,
         to: s.to.clone(),
-        status: ResultStatus::Rejected,
+        // An expired message ends `expired`, every other refusal `rejected`.
+        status: if rejection.code == crate::validate::codes::EXPIRED {
+            ResultStatus::Expired
+        } else {
+            ResultStatus::Rejected
+        },
         result_code: rejection.code.clone(),
         result_text: rejection.detail.clone(),
         carrier: None,
@@ -265,10 +270,18 @@ mod tests {
             detail: "no such customer".into(),
             submission: submission("m-4"),
             rejected_at: 1,
+            rule: None,
         };
         let report = from_rejection(&rejection, 5);
         assert_eq!(report.status, ResultStatus::Rejected);
         assert_eq!(report.result_code, "unknown_customer");
+        let expired = Rejection {
+            code: crate::validate::codes::EXPIRED.into(),
+            ..rejection
+        };
+        let report = from_rejection(&expired, 5);
+        assert_eq!(report.status, ResultStatus::Expired);
+        assert_eq!(report.result_code, "expired");
         assert_eq!(report.client_message_id.as_deref(), Some("c-1"));
     }
 }

@@ -1,15 +1,24 @@
-//! validate: `messages.accepted` → `messages.validated` or `messages.rejected`.
+//! validate: `messages.accepted` → `messages.validated`, `messages.rejected` or
+//! `messages.held`.
 //! Known, enabled customer and client (a client of another customer is refused and dropped from
-//! the rejection, so its report URL never sees it); channel enabled; required fields; recipient format;
-//! bill code; expiry; text length by channel (SMS 90 bytes and LMS/MMS 2,000 bytes in EUC-KR).
+//! the rejection, so its report URL never sees it); channel enabled; required fields; recipient
+//! format; expiry; bill code; content policy (ad marking and opt-out, keyword blocklist, no ads
+//! in the quiet hours: held or rejected as the customer chose); text length by channel (SMS 90
+//! and LMS/MMS 2,000 bytes in EUC-KR/CP949, an SMS upgraded to LMS if the customer opted in;
+//! GSM-7/UCS-2 segments abroad). The rules are plain functions in [`crate::policy`]; the time
+//! is the injected `now`.
 
-use switchyard_runtime::{ConfigTables, Origin, Output, Processor, StageError};
+use switchyard_runtime::{ConfigTables, Origin, Output, Processor, StageError, bill_code_key};
 use switchyard_schemas::{
-    Channel, Rejection, Submission, ValidatedMessage, derived_message_id, now_millis,
+    Channel, ContentPolicy, CustomerConfig, HeldMessage, NightAds, Rejection, Submission,
+    ValidatedMessage, derived_message_id,
 };
 
+use crate::clock::Clock;
+use crate::policy::{self, ad_marking, bill_codes, encoding, keywords, night_hours, rules};
+
 /// Output topics.
-pub use switchyard_runtime::names::{REJECTED, VALIDATED};
+pub use switchyard_runtime::names::{HELD, REJECTED, VALIDATED};
 
 /// Why a submission is refused (the `code` of a Rejection).
 pub mod codes {
@@ -21,17 +30,33 @@ pub mod codes {
     pub const CHANNEL_NOT_ENABLED: &str = "channel_not_enabled";
     pub const MISSING_FIELD: &str = "missing_field";
     pub const INVALID_RECIPIENT: &str = "invalid_recipient";
+    /// The bill code is neither in the customer's list nor in `config.bill_codes`.
     pub const UNKNOWN_BILL_CODE: &str = "unknown_bill_code";
     pub const TEXT_TOO_LONG: &str = "text_too_long";
     pub const UNENCODABLE_TEXT: &str = "unencodable_text";
+    /// `expires_at` had passed when validate saw it.
     pub const EXPIRED: &str = "expired";
+    /// An ad that does not begin with the ad prefix, "(광고)" (rule `ad_marking`).
+    pub const AD_NOT_MARKED: &str = "ad_not_marked";
+    /// An ad without "무료수신거부" and a number (rule `ad_marking`).
+    pub const AD_NO_OPT_OUT: &str = "ad_no_opt_out";
+    /// The text holds a word of the blocklist (rule `keywords`).
+    pub const BLOCKED_KEYWORD: &str = "blocked_keyword";
+    /// An ad in the quiet hours of a customer who chose `night_ads = "reject"` (rule
+    /// `night_hours`).
+    pub const NIGHT_AD: &str = "night_ad";
 }
+
+/// Most parts an international SMS may take.
+pub const MAX_INTERNATIONAL_SEGMENTS: usize = 10;
 
 /// The verdict on one submission.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Valid(ValidatedMessage),
     Rejected(Rejection),
+    /// Valid, but not to be sent before `release_at` (an ad in the quiet hours).
+    Held(HeldMessage),
 }
 
 /// Validate one submission read at (topic, partition, offset) at time `now`.
@@ -48,34 +73,87 @@ pub fn validate(
         .unwrap_or_else(|| derived_message_id(origin.0, origin.1, origin.2));
     submission.message_id = Some(message_id.clone());
     match check(&submission, tables, now) {
-        Ok((encoding, segments)) => Verdict::Valid(ValidatedMessage {
+        Ok(Pass::Send(sized)) => {
+            let upgraded_from = (sized.channel != submission.channel).then_some(submission.channel);
+            submission.channel = sized.channel;
+            Verdict::Valid(ValidatedMessage {
+                message_id,
+                customer_id: submission.customer_id.clone(),
+                submission,
+                encoding: sized.encoding.to_string(),
+                segments: sized.segments,
+                validated_at: now,
+                upgraded_from,
+            })
+        }
+        Ok(Pass::Hold { release_at, reason }) => Verdict::Held(HeldMessage {
             message_id,
             customer_id: submission.customer_id.clone(),
             submission,
-            encoding: encoding.to_string(),
-            segments,
-            validated_at: now,
+            release_at,
+            reason,
+            held_at: now,
         }),
-        Err((code, detail)) => {
-            if code == codes::CLIENT_CUSTOMER_MISMATCH {
+        Err(refusal) => {
+            if refusal.code == codes::CLIENT_CUSTOMER_MISMATCH {
                 // The client is another customer's: its report URL must never see this.
                 submission.client_id = None;
             }
             Verdict::Rejected(Rejection {
                 message_id,
                 customer_id: submission.customer_id.clone(),
-                code: code.to_string(),
-                detail,
+                code: refusal.code.to_string(),
+                detail: refusal.detail,
                 submission,
                 rejected_at: now,
+                rule: refusal.rule.map(str::to_string),
             })
         }
     }
 }
 
-type Refusal = (&'static str, String);
+/// Why a submission is refused; `rule` is set for content-policy blocks.
+#[derive(Debug)]
+struct Refusal {
+    code: &'static str,
+    rule: Option<&'static str>,
+    detail: String,
+}
 
-fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static str, i32), Refusal> {
+impl From<(&'static str, String)> for Refusal {
+    fn from((code, detail): (&'static str, String)) -> Self {
+        Refusal {
+            code,
+            rule: None,
+            detail,
+        }
+    }
+}
+
+/// A content-policy block: the detail starts with the rule's name.
+fn block(rule: &'static str, code: &'static str, detail: String) -> Refusal {
+    Refusal {
+        code,
+        rule: Some(rule),
+        detail: format!("rule {rule}: {detail}"),
+    }
+}
+
+/// How a message that passes is sent.
+#[derive(Debug)]
+struct Sized {
+    channel: Channel,
+    encoding: &'static str,
+    segments: i32,
+}
+
+#[derive(Debug)]
+enum Pass {
+    Send(Sized),
+    Hold { release_at: i64, reason: String },
+}
+
+fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusal> {
     let customer = tables.customers.get(&s.customer_id).ok_or_else(|| {
         (
             codes::UNKNOWN_CUSTOMER,
@@ -86,7 +164,8 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static st
         return Err((
             codes::CUSTOMER_DISABLED,
             format!("customer {:?} is disabled", s.customer_id),
-        ));
+        )
+            .into());
     }
     if let Some(client_id) = &s.client_id {
         let client = tables.clients.get(client_id);
@@ -99,7 +178,8 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static st
                     "client {client_id:?} does not belong to customer {:?}",
                     s.customer_id
                 ),
-            ));
+            )
+                .into());
         }
         if client.as_ref().is_none_or(|c| !c.enabled) {
             return Err((
@@ -108,7 +188,8 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static st
                     "client {client_id:?} is not an enabled client of {:?}",
                     s.customer_id
                 ),
-            ));
+            )
+                .into());
         }
     }
     if !customer.channels.contains(&s.channel) {
@@ -118,39 +199,143 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<(&'static st
                 "channel {} is not enabled for {:?}",
                 s.channel, s.customer_id
             ),
-        ));
+        )
+            .into());
     }
     if s.to.trim().is_empty() {
-        return Err((codes::MISSING_FIELD, "to is empty".into()));
+        return Err((codes::MISSING_FIELD, "to is empty".to_string()).into());
     }
     if s.text.is_empty() && s.template_code.is_none() {
-        return Err((codes::MISSING_FIELD, "text is empty".into()));
+        return Err((codes::MISSING_FIELD, "text is empty".to_string()).into());
     }
     if matches!(s.channel, Channel::Email) && s.subject.as_deref().is_none_or(str::is_empty) {
-        return Err((codes::MISSING_FIELD, "email needs a subject".into()));
+        return Err((codes::MISSING_FIELD, "email needs a subject".to_string()).into());
     }
     if matches!(s.channel, Channel::Kakao) && s.template_code.is_none() {
-        return Err((codes::MISSING_FIELD, "kakao needs a template_code".into()));
+        return Err((
+            codes::MISSING_FIELD,
+            "kakao needs a template_code".to_string(),
+        )
+            .into());
     }
     check_recipient(s)?;
-    if let Some(bill_code) = &s.bill_code
-        && !customer.bill_codes.is_empty()
-        && !customer.bill_codes.contains(bill_code)
-    {
-        return Err((
-            codes::UNKNOWN_BILL_CODE,
-            format!("bill code {bill_code:?} is not one of {:?}", s.customer_id),
-        ));
-    }
     if let Some(expires_at) = s.expires_at
         && expires_at <= now
     {
         return Err((
             codes::EXPIRED,
             format!("expired at {expires_at} before validation at {now}"),
+        )
+            .into());
+    }
+    let ad_check = match &s.bill_code {
+        None => false,
+        Some(code) => {
+            let declared = tables.bill_codes.get(&bill_code_key(&s.customer_id, code));
+            bill_codes::lookup(code, &customer.bill_codes, declared.as_ref()).ok_or_else(|| {
+                (
+                    codes::UNKNOWN_BILL_CODE,
+                    format!("bill code {code:?} is not one of {:?}", s.customer_id),
+                )
+            })?
+        }
+    };
+    let policy = policy::effective(
+        tables.policy.get(&ContentPolicy::GLOBAL.to_string()),
+        tables.policy.get(&s.customer_id),
+    );
+    let is_ad = ad_marking::is_ad(s.priority, ad_check);
+    if is_ad {
+        check_ad_marking(s, &policy, ad_check)?;
+    }
+    for (field, text) in [
+        ("text", Some(s.text.as_str())),
+        ("subject", s.subject.as_deref()),
+        (
+            "fallback.text",
+            s.fallback.as_ref().map(|f| f.text.as_str()),
+        ),
+    ] {
+        if let Some(word) = text.and_then(|t| keywords::find_blocked(t, &policy.blocked_keywords)) {
+            return Err(block(
+                rules::KEYWORDS,
+                codes::BLOCKED_KEYWORD,
+                format!("{field} contains the blocked word {word:?}"),
+            ));
+        }
+    }
+    let sized = length(s, &customer)?;
+    if is_ad && night_hours::is_quiet(now, policy.quiet_start_hour, policy.quiet_end_hour) {
+        let quiet = format!(
+            "an ad at {:02}h KST, in the quiet hours {:02}:00-{:02}:00 KST",
+            night_hours::kst_hour(now),
+            policy.quiet_start_hour,
+            policy.quiet_end_hour
+        );
+        let release_at = night_hours::release_at(now, policy.quiet_end_hour);
+        return match customer.night_ads {
+            NightAds::Reject => Err(block(
+                rules::NIGHT_HOURS,
+                codes::NIGHT_AD,
+                format!(
+                    "{quiet}; customer {:?} has night_ads = \"reject\"",
+                    s.customer_id
+                ),
+            )),
+            NightAds::Hold if s.expires_at.is_some_and(|e| e <= release_at) => Err(block(
+                rules::NIGHT_HOURS,
+                codes::NIGHT_AD,
+                format!("{quiet}; it would expire before the release at {release_at}"),
+            )),
+            NightAds::Hold => Ok(Pass::Hold {
+                release_at,
+                reason: format!(
+                    "rule {}: {quiet}; held until {release_at}",
+                    rules::NIGHT_HOURS
+                ),
+            }),
+        };
+    }
+    Ok(Pass::Send(sized))
+}
+
+/// An ad begins with the prefix (in an email: its subject) and has an opt-out number.
+fn check_ad_marking(
+    s: &Submission,
+    policy: &policy::Effective,
+    ad_check: bool,
+) -> Result<(), Refusal> {
+    let why = if ad_check {
+        format!(
+            "an ad (bill code {:?} is ad_check)",
+            s.bill_code.as_deref().unwrap_or("")
+        )
+    } else {
+        "an ad (priority ad)".to_string()
+    };
+    let marked = if matches!(s.channel, Channel::Email) {
+        s.subject.as_deref().unwrap_or("")
+    } else {
+        s.text.as_str()
+    };
+    if !ad_marking::begins_with(marked, &policy.ad_prefix) {
+        return Err(block(
+            rules::AD_MARKING,
+            codes::AD_NOT_MARKED,
+            format!("{why} must begin with {:?}", policy.ad_prefix),
         ));
     }
-    length(s)
+    if !ad_marking::has_opt_out(&s.text, &policy.ad_opt_out_marker) {
+        return Err(block(
+            rules::AD_MARKING,
+            codes::AD_NO_OPT_OUT,
+            format!(
+                "{why} must carry an opt-out line: {:?} followed by a number",
+                policy.ad_opt_out_marker
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Phone channels need a Korean mobile number (01X, 10–11 digits) or an international +number.
@@ -171,47 +356,102 @@ fn check_recipient(s: &Submission) -> Result<(), Refusal> {
             return Err((
                 codes::INVALID_RECIPIENT,
                 format!("{:?} is not a mobile number", s.to),
-            ));
+            )
+                .into());
         }
     }
     if matches!(s.channel, Channel::Email) && !s.to.contains('@') {
         return Err((
             codes::INVALID_RECIPIENT,
             format!("{:?} is not an e-mail address", s.to),
-        ));
+        )
+            .into());
     }
     Ok(())
 }
 
-/// The text's encoding and segment count, or why it does not fit the channel.
-fn length(s: &Submission) -> Result<(&'static str, i32), Refusal> {
-    let euc_kr_limit = match s.channel {
-        Channel::Sms => Some(90),
-        Channel::Lms | Channel::Mms => Some(2000),
-        _ => None,
-    };
-    if let Some(limit) = euc_kr_limit {
-        let (bytes, _, unmappable) = encoding_rs::EUC_KR.encode(&s.text);
-        if unmappable {
-            return Err((
-                codes::UNENCODABLE_TEXT,
-                format!(
-                    "text has characters EUC-KR cannot encode ({} channel)",
-                    s.channel
-                ),
-            ));
-        }
-        if bytes.len() > limit {
+/// Whether a phone number is international (E.164 `+`, not Korea's +82).
+fn is_international(to: &str) -> bool {
+    to.starts_with('+') && !to.starts_with("+82")
+}
+
+/// The text's encoding, segment count and the channel it goes on (an SMS may be upgraded to
+/// LMS), or why it does not fit the channel.
+fn length(s: &Submission, customer: &CustomerConfig) -> Result<Sized, Refusal> {
+    let sms_family = matches!(s.channel, Channel::Sms | Channel::Lms | Channel::Mms);
+    if sms_family && is_international(&s.to) {
+        let segments = encoding::sms_segments(&s.text);
+        if segments.segments > MAX_INTERNATIONAL_SEGMENTS {
             return Err((
                 codes::TEXT_TOO_LONG,
                 format!(
-                    "{} bytes in EUC-KR, {} allows {limit}",
-                    bytes.len(),
-                    s.channel
+                    "{} {} units make {} parts; an international message may have {MAX_INTERNATIONAL_SEGMENTS}",
+                    segments.units,
+                    segments.encoding.as_str(),
+                    segments.segments
                 ),
-            ));
+            )
+                .into());
         }
-        return Ok(("euc-kr", 1));
+        return Ok(Sized {
+            channel: s.channel,
+            encoding: segments.encoding.as_str(),
+            // At most MAX_INTERNATIONAL_SEGMENTS: fits.
+            segments: i32::try_from(segments.segments).unwrap_or(i32::MAX),
+        });
+    }
+    if sms_family {
+        let bytes = encoding::euc_kr_bytes(&s.text).map_err(|c| {
+            Refusal::from((
+                codes::UNENCODABLE_TEXT,
+                format!(
+                    "{c:?} (U+{:04X}) cannot be sent in EUC-KR/CP949 ({} channel)",
+                    c as u32, s.channel
+                ),
+            ))
+        })?;
+        let limit = if s.channel == Channel::Sms {
+            SMS_BYTES
+        } else {
+            LMS_BYTES
+        };
+        if bytes <= limit {
+            return Ok(Sized {
+                channel: s.channel,
+                encoding: "euc-kr",
+                segments: 1,
+            });
+        }
+        if s.channel == Channel::Sms && bytes <= LMS_BYTES && customer.auto_lms_upgrade {
+            if customer.channels.contains(&Channel::Lms) {
+                return Ok(Sized {
+                    channel: Channel::Lms,
+                    encoding: "euc-kr",
+                    segments: 1,
+                });
+            }
+            return Err((
+                codes::TEXT_TOO_LONG,
+                format!(
+                    "{bytes} bytes in EUC-KR, sms allows {SMS_BYTES}; auto_lms_upgrade is on but lms is not enabled for {:?}",
+                    s.customer_id
+                ),
+            )
+                .into());
+        }
+        let hint = if s.channel == Channel::Sms && bytes <= LMS_BYTES {
+            " (send it as lms, or set auto_lms_upgrade)"
+        } else {
+            ""
+        };
+        return Err((
+            codes::TEXT_TOO_LONG,
+            format!(
+                "{bytes} bytes in EUC-KR, {} allows {limit}{hint}",
+                s.channel
+            ),
+        )
+            .into());
     }
     let char_limit = match s.channel {
         Channel::Kakao => 1000,
@@ -224,15 +464,27 @@ fn length(s: &Submission) -> Result<(&'static str, i32), Refusal> {
         return Err((
             codes::TEXT_TOO_LONG,
             format!("{chars} characters, {} allows {char_limit}", s.channel),
-        ));
+        )
+            .into());
     }
-    Ok(("utf-8", 1))
+    Ok(Sized {
+        channel: s.channel,
+        encoding: "utf-8",
+        segments: 1,
+    })
 }
+
+/// EUC-KR bytes an SMS may have.
+pub const SMS_BYTES: usize = 90;
+/// EUC-KR bytes an LMS or MMS may have.
+pub const LMS_BYTES: usize = 2000;
 
 /// The validate stage.
 #[derive(Debug, Clone)]
 pub struct Validate {
     pub tables: ConfigTables,
+    /// Where "now" comes from: the system clock, or one a test sets.
+    pub clock: Clock,
 }
 
 impl Processor for Validate {
@@ -243,7 +495,7 @@ impl Processor for Validate {
             input,
             (origin.topic, origin.partition, origin.offset),
             &self.tables,
-            now_millis(),
+            self.clock.now(),
         );
         Ok(vec![match verdict {
             Verdict::Valid(message) => {
@@ -251,8 +503,23 @@ impl Processor for Validate {
                 Output::new(VALIDATED, message.message_id.clone(), message)
             }
             Verdict::Rejected(rejection) => {
-                tracing::info!(stage = "validate", message_id = %rejection.message_id, code = %rejection.code, "rejected");
+                tracing::info!(
+                    stage = "validate",
+                    message_id = %rejection.message_id,
+                    code = %rejection.code,
+                    rule = rejection.rule.as_deref().unwrap_or(""),
+                    "rejected"
+                );
                 Output::new(REJECTED, rejection.message_id.clone(), rejection)
+            }
+            Verdict::Held(held) => {
+                tracing::info!(
+                    stage = "validate",
+                    message_id = %held.message_id,
+                    release_at = held.release_at,
+                    "held"
+                );
+                Output::new(HELD, held.message_id.clone(), held)
             }
         }])
     }
@@ -267,6 +534,7 @@ mod tests {
         match validate(s, ("messages.accepted", 0, 7), &tables(), 1_000) {
             Verdict::Valid(_) => None,
             Verdict::Rejected(r) => Some(r.code),
+            Verdict::Held(h) => Some(format!("held until {}", h.release_at)),
         }
     }
 
@@ -392,5 +660,393 @@ mod tests {
         let report = crate::report::from_rejection(&rejection, 2_000);
         assert_eq!(report.client_id, None);
         assert_eq!(report.customer_id, "acme");
+    }
+
+    use crate::policy::night_hours::kst;
+    use switchyard_schemas::{BillCode, Priority};
+
+    /// Noon and 22:00 KST on one day.
+    fn noon() -> i64 {
+        kst(2026, 11, 23, 12, 0)
+    }
+    fn night() -> i64 {
+        kst(2026, 11, 23, 22, 0)
+    }
+
+    const LEGAL_AD: &str = "(광고) 봄 세일 20%\n무료수신거부 080-123-4567";
+
+    /// acme with a global and an own policy, bill codes B1 (listed), AD-1 (ad_check) and
+    /// B2 (declared, not ads); beta holds night ads and upgrades long SMS.
+    fn policy_tables() -> ConfigTables {
+        let mut t = tables();
+        let mut beta = t.customers.get(&"beta".to_string()).expect("beta");
+        beta.night_ads = NightAds::Hold;
+        beta.auto_lms_upgrade = true;
+        beta.channels = vec![Channel::Sms, Channel::Lms];
+        let acme = t.customers.get(&"acme".to_string()).expect("acme");
+        t = ConfigTables::fixed(
+            vec![acme, beta],
+            t.clients.snapshot().into_values().collect(),
+            vec![],
+            vec![],
+            vec![],
+        );
+        let global = ContentPolicy {
+            blocked_keywords: vec!["대출".into()],
+            ..ContentPolicy::new("*")
+        };
+        let own = ContentPolicy {
+            blocked_keywords: vec!["카지노".into()],
+            ..ContentPolicy::new("acme")
+        };
+        let code = |customer: &str, code: &str, ad_check: bool| BillCode {
+            customer_id: customer.into(),
+            code: code.into(),
+            ad_check,
+            description: String::new(),
+        };
+        t.with_policy(
+            vec![global, own],
+            vec![
+                code("acme", "AD-1", true),
+                code("acme", "B2", false),
+                code("beta", "AD-9", true),
+            ],
+        )
+    }
+
+    fn judged(s: Submission, now: i64) -> Verdict {
+        validate(s, ("messages.accepted", 0, 7), &policy_tables(), now)
+    }
+
+    /// (code, rule) of a rejection; "valid"/"held" otherwise.
+    fn outcome(s: Submission, now: i64) -> (String, Option<String>) {
+        match judged(s, now) {
+            Verdict::Valid(_) => ("valid".into(), None),
+            Verdict::Held(_) => ("held".into(), None),
+            Verdict::Rejected(r) => {
+                if let Some(rule) = &r.rule {
+                    assert!(
+                        r.detail.starts_with(&format!("rule {rule}:")),
+                        "{}",
+                        r.detail
+                    );
+                }
+                (r.code, r.rule)
+            }
+        }
+    }
+
+    fn msg(customer: &str, priority: Priority, bill_code: Option<&str>, text: &str) -> Submission {
+        let mut s = submission("m");
+        s.customer_id = customer.into();
+        s.client_id = None;
+        s.priority = priority;
+        s.bill_code = bill_code.map(String::from);
+        s.text = text.into();
+        s
+    }
+
+    #[test]
+    fn every_rule_rejects_its_bad_sample_and_passes_the_legal_one() {
+        let cases: Vec<(&str, Submission, i64, &str, Option<&str>)> = vec![
+            // bill codes
+            (
+                "listed code",
+                msg("acme", Priority::Normal, Some("B1"), "배송 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "declared code",
+                msg("acme", Priority::Normal, Some("B2"), "배송 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "unknown code",
+                msg("acme", Priority::Normal, Some("B9"), "배송 안내"),
+                noon(),
+                codes::UNKNOWN_BILL_CODE,
+                None,
+            ),
+            (
+                "another customer's code",
+                msg("beta", Priority::Normal, Some("B2"), "배송 안내"),
+                noon(),
+                codes::UNKNOWN_BILL_CODE,
+                None,
+            ),
+            (
+                "no code",
+                msg("beta", Priority::Normal, None, "배송 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
+            // ad marking
+            (
+                "legal ad",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "unmarked ad",
+                msg(
+                    "acme",
+                    Priority::Ad,
+                    None,
+                    "봄 세일 20%\n무료수신거부 080-123-4567",
+                ),
+                noon(),
+                codes::AD_NOT_MARKED,
+                Some(rules::AD_MARKING),
+            ),
+            (
+                "ad without opt-out",
+                msg("acme", Priority::Ad, None, "(광고) 봄 세일 20%"),
+                noon(),
+                codes::AD_NO_OPT_OUT,
+                Some(rules::AD_MARKING),
+            ),
+            (
+                "ad_check bill code, unmarked",
+                msg("acme", Priority::Normal, Some("AD-1"), "봄 세일 20%"),
+                noon(),
+                codes::AD_NOT_MARKED,
+                Some(rules::AD_MARKING),
+            ),
+            (
+                "ad_check bill code, marked",
+                msg("acme", Priority::Normal, Some("AD-1"), LEGAL_AD),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "not an ad needs no marking",
+                msg("acme", Priority::Normal, Some("B1"), "봄 세일 20%"),
+                noon(),
+                "valid",
+                None,
+            ),
+            // keywords: global and own, through tricks
+            (
+                "global word",
+                msg("acme", Priority::Normal, None, "저금리 대.출 상담"),
+                noon(),
+                codes::BLOCKED_KEYWORD,
+                Some(rules::KEYWORDS),
+            ),
+            (
+                "global word, spaced",
+                msg("beta", Priority::Normal, None, "저금리 대 출 상담"),
+                noon(),
+                codes::BLOCKED_KEYWORD,
+                Some(rules::KEYWORDS),
+            ),
+            (
+                "own word",
+                msg("acme", Priority::Normal, None, "카\u{200b}지노 오픈"),
+                noon(),
+                codes::BLOCKED_KEYWORD,
+                Some(rules::KEYWORDS),
+            ),
+            (
+                "another customer's word",
+                msg("beta", Priority::Normal, None, "카지노 오픈"),
+                noon(),
+                "valid",
+                None,
+            ),
+            (
+                "clean text",
+                msg("acme", Priority::Normal, None, "대학 출석 안내"),
+                noon(),
+                "valid",
+                None,
+            ),
+            // night hours
+            (
+                "ad at night, reject",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                night(),
+                codes::NIGHT_AD,
+                Some(rules::NIGHT_HOURS),
+            ),
+            (
+                "ad at night, hold",
+                msg("beta", Priority::Ad, None, LEGAL_AD),
+                night(),
+                "held",
+                None,
+            ),
+            (
+                "ad_check ad at night, hold",
+                msg("beta", Priority::Normal, Some("AD-9"), LEGAL_AD),
+                night(),
+                "held",
+                None,
+            ),
+            (
+                "ad at 08:00",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                kst(2026, 11, 23, 8, 0),
+                "valid",
+                None,
+            ),
+            (
+                "ad at 20:59",
+                msg("acme", Priority::Ad, None, LEGAL_AD),
+                kst(2026, 11, 23, 20, 59),
+                "valid",
+                None,
+            ),
+            (
+                "non-ad at night",
+                msg("acme", Priority::Otp, None, "인증번호 123456"),
+                night(),
+                "valid",
+                None,
+            ),
+            (
+                "unmarked ad at night is blocked for the marking",
+                msg("beta", Priority::Ad, None, "세일"),
+                night(),
+                codes::AD_NOT_MARKED,
+                Some(rules::AD_MARKING),
+            ),
+        ];
+        for (case, s, now, code, rule) in cases {
+            let (got, got_rule) = outcome(s, now);
+            assert_eq!((got.as_str(), got_rule.as_deref()), (code, rule), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_held_ad_waits_for_8_oclock_kst_unless_it_expires_first() {
+        let Verdict::Held(held) = judged(msg("beta", Priority::Ad, None, LEGAL_AD), night()) else {
+            panic!("not held")
+        };
+        assert_eq!(held.release_at, kst(2026, 11, 24, 8, 0));
+        assert_eq!(held.message_id, "m");
+        assert_eq!(held.submission.message_id.as_deref(), Some("m"));
+        assert_eq!(held.held_at, night());
+        assert!(held.reason.contains("night_hours"), "{}", held.reason);
+        // Released at 08:00 it passes.
+        assert!(matches!(
+            judged(held.submission, held.release_at),
+            Verdict::Valid(_)
+        ));
+
+        let mut expiring = msg("beta", Priority::Ad, None, LEGAL_AD);
+        expiring.expires_at = Some(kst(2026, 11, 24, 7, 0));
+        assert_eq!(
+            outcome(expiring, night()),
+            (
+                codes::NIGHT_AD.to_string(),
+                Some(rules::NIGHT_HOURS.to_string())
+            )
+        );
+    }
+
+    #[test]
+    fn the_blocked_word_is_named() {
+        let Verdict::Rejected(r) =
+            judged(msg("acme", Priority::Normal, None, "대\u{3000}출"), noon())
+        else {
+            panic!("not rejected")
+        };
+        assert!(r.detail.contains("\"대출\""), "{}", r.detail);
+        assert!(r.detail.starts_with("rule keywords:"), "{}", r.detail);
+    }
+
+    #[test]
+    fn a_long_sms_is_upgraded_to_lms_only_if_the_customer_opted_in() {
+        let long = "안녕하세요 고객님, ".repeat(10); // 190 bytes in EUC-KR
+        // beta opted in.
+        let Verdict::Valid(v) = judged(msg("beta", Priority::Normal, None, &long), noon()) else {
+            panic!("not upgraded")
+        };
+        assert_eq!(v.submission.channel, Channel::Lms);
+        assert_eq!(v.upgraded_from, Some(Channel::Sms));
+        // acme did not.
+        let (code, _) = outcome(msg("acme", Priority::Normal, None, &long), noon());
+        assert_eq!(code, codes::TEXT_TOO_LONG);
+        // A short one stays SMS.
+        let Verdict::Valid(v) = judged(msg("beta", Priority::Normal, None, "짧은 문자"), noon())
+        else {
+            panic!("refused")
+        };
+        assert_eq!(
+            (v.submission.channel, v.upgraded_from),
+            (Channel::Sms, None)
+        );
+        // Over 2,000 bytes not even LMS takes it.
+        let (code, _) = outcome(
+            msg("beta", Priority::Normal, None, &"가".repeat(1001)),
+            noon(),
+        );
+        assert_eq!(code, codes::TEXT_TOO_LONG);
+    }
+
+    #[test]
+    fn international_numbers_get_gsm7_or_ucs2_segments() {
+        // (to, text, Ok((encoding, segments)) or Err(code))
+        type Case<'a> = (&'a str, String, Result<(&'a str, i32), &'a str>);
+        let cases: &[Case] = &[
+            (
+                "+14155550100",
+                "Your code is 123456".into(),
+                Ok(("gsm-7", 1)),
+            ),
+            ("+14155550100", "a".repeat(161), Ok(("gsm-7", 2))),
+            (
+                "+819012345678",
+                "認証コード 123456".into(),
+                Ok(("ucs-2", 1)),
+            ),
+            ("+819012345678", "가".repeat(71), Ok(("ucs-2", 2))),
+            ("+14155550100", "hi 😀".into(), Ok(("ucs-2", 1))),
+            (
+                "+14155550100",
+                "a".repeat(153 * 10 + 1),
+                Err(codes::TEXT_TOO_LONG),
+            ),
+            // +82 is domestic: EUC-KR bytes.
+            ("+821012345678", "인증번호 123456".into(), Ok(("euc-kr", 1))),
+            (
+                "+821012345678",
+                "hi 😀".into(),
+                Err(codes::UNENCODABLE_TEXT),
+            ),
+        ];
+        for (to, text, expected) in cases {
+            let mut s = msg("acme", Priority::Otp, None, text);
+            s.to = to.to_string();
+            let got = match judged(s, noon()) {
+                Verdict::Valid(v) => Ok((v.encoding, v.segments)),
+                Verdict::Rejected(r) => Err(r.code),
+                Verdict::Held(_) => panic!("held"),
+            };
+            let expected = expected
+                .map(|(e, n)| (e.to_string(), n))
+                .map_err(str::to_string);
+            assert_eq!(got, expected, "{to} {text:?}");
+        }
+    }
+
+    #[test]
+    fn an_unencodable_character_is_named() {
+        let Verdict::Rejected(r) = judged(msg("acme", Priority::Normal, None, "안녕 😀"), noon())
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(r.code, codes::UNENCODABLE_TEXT);
+        assert!(r.detail.contains("U+1F600"), "{}", r.detail);
     }
 }

@@ -16,6 +16,43 @@ pub struct CustomerConfig {
     pub bill_codes: Vec<String>,
     pub tps_limits: BTreeMap<String, i32>,
     pub prepaid: bool,
+    /// An ad in the quiet hours: rejected or held until they end.
+    pub night_ads: NightAds,
+    /// An SMS over 90 EUC-KR bytes goes as LMS instead of being rejected.
+    pub auto_lms_upgrade: bool,
+    /// Price per message per channel name, in integer minor units.
+    pub prices: BTreeMap<String, i64>,
+}
+
+/// What a customer wants done with an ad submitted in the quiet hours (21:00–08:00 KST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NightAds {
+    /// Refuse it (`night_ad`).
+    #[default]
+    Reject,
+    /// Put it on `messages.held` until the quiet hours end.
+    Hold,
+}
+
+impl NightAds {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NightAds::Reject => "reject",
+            NightAds::Hold => "hold",
+        }
+    }
+}
+
+/// A customer's bill code; the record of `config.bill_codes` (key `<customer>/<code>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BillCode {
+    pub customer_id: String,
+    pub code: String,
+    /// Messages billed to this code are ads: the ad rules apply whatever their priority.
+    pub ad_check: bool,
+    pub description: String,
 }
 
 /// An HTTP API client of a customer; the record of `config.clients`.
@@ -78,6 +115,24 @@ pub struct ContentPolicy {
     pub ad_opt_out_marker: String,
     pub ad_quiet_start_hour: i32,
     pub ad_quiet_end_hour: i32,
+}
+
+impl ContentPolicy {
+    /// The id of the policy every customer gets (a customer's own policy adds to it).
+    pub const GLOBAL: &'static str = "*";
+
+    /// A policy with the schema's defaults: no keywords, "(광고)", "무료수신거부", quiet
+    /// 21:00–08:00 KST.
+    pub fn new(policy_id: impl Into<String>) -> Self {
+        ContentPolicy {
+            policy_id: policy_id.into(),
+            blocked_keywords: Vec::new(),
+            ad_prefix: "(광고)".into(),
+            ad_opt_out_marker: "무료수신거부".into(),
+            ad_quiet_start_hour: 21,
+            ad_quiet_end_hour: 8,
+        }
+    }
 }
 
 /// Whether a numbering entry is a prefix rule or a ported number.

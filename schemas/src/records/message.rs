@@ -125,6 +125,8 @@ pub struct ValidatedMessage {
     pub encoding: String,
     pub segments: i32,
     pub validated_at: Millis,
+    /// The channel submitted when validate changed it (an SMS upgraded to LMS).
+    pub upgraded_from: Option<Channel>,
 }
 
 /// A submission that failed validation; the record of `messages.rejected`.
@@ -136,4 +138,18 @@ pub struct Rejection {
     pub detail: String,
     pub submission: Submission,
     pub rejected_at: Millis,
+    /// The content-policy rule that blocked it; `None` for other refusals.
+    pub rule: Option<String>,
+}
+
+/// A valid submission that may not be sent yet (an ad in the quiet hours); the record of
+/// `messages.held`. Written back to `messages.accepted` at `release_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldMessage {
+    pub message_id: String,
+    pub customer_id: String,
+    pub submission: Submission,
+    pub release_at: Millis,
+    pub reason: String,
+    pub held_at: Millis,
 }

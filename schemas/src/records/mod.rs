@@ -7,11 +7,11 @@ mod routing;
 mod state;
 
 pub use config::{
-    ApiClientConfig, CarrierRoute, ContentPolicy, CustomerConfig, GroupShare, NumberingEntry,
-    NumberingKind, RouteRule, SenderConfig,
+    ApiClientConfig, BillCode, CarrierRoute, ContentPolicy, CustomerConfig, GroupShare, NightAds,
+    NumberingEntry, NumberingKind, RouteRule, SenderConfig,
 };
 pub use message::{
-    Attachment, Channel, Fallback, Priority, Rejection, Submission, ValidatedMessage,
+    Attachment, Channel, Fallback, HeldMessage, Priority, Rejection, Submission, ValidatedMessage,
 };
 pub use reports::{
     CallbackAttempt, CallbackResult, DeliveryReport, FinalReport, ReportAck, ResultStatus,

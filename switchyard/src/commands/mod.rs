@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod config;
+pub mod policy;
 pub mod registry;
 pub mod run;
 pub mod sim;
