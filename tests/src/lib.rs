@@ -3,6 +3,7 @@
 //! transactional-id prefix); tests that kill or restart the broker get their own. Plus an
 //! in-process schema registry and helpers to produce and read topics. No Kafka stand-ins.
 
+pub mod bench_callbacks;
 pub mod pipeline;
 pub mod processes;
 

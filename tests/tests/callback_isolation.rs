@@ -160,7 +160,9 @@ async fn a_dead_endpoint_does_not_hold_up_another_customers_webhooks() -> anyhow
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut waiting = 0;
     while tokio::time::Instant::now() < deadline {
-        waiting = read_all(&stack.runtime.kafka, &callback_retry(1)).await?.len();
+        waiting = read_all(&stack.runtime.kafka, &callback_retry(1))
+            .await?
+            .len();
         if waiting >= 100 - most {
             break;
         }

@@ -117,19 +117,23 @@ impl Deliverer {
             failure: Some(reason),
             permanent: false,
         };
-        match self.guard().admit(&endpoint, now_millis()) {
-            Admission::Go => {}
-            Admission::Busy => {
-                return deferred(format!(
-                    "not sent: {endpoint} has the most calls in flight it may have"
-                ));
+        let started = loop {
+            let admission = self.guard().admit(&endpoint, now_millis());
+            match admission {
+                Admission::Go { started } => break started,
+                Admission::Wait => tokio::time::sleep(Duration::from_millis(5)).await,
+                Admission::Busy => {
+                    return deferred(format!(
+                        "not sent: {endpoint} is slow and has the most calls in flight it may have"
+                    ));
+                }
+                Admission::Open { until } => {
+                    return deferred(format!(
+                        "not sent: {endpoint} timed out repeatedly (circuit open until {until})"
+                    ));
+                }
             }
-            Admission::Open { until } => {
-                return deferred(format!(
-                    "not sent: {endpoint} timed out repeatedly (circuit open until {until})"
-                ));
-            }
-        }
+        };
         let mut request = self
             .client
             .post(parsed)
@@ -149,7 +153,7 @@ impl Deliverer {
             Err(e) if e.is_timeout() => CallEnd::TimedOut,
             Err(_) => CallEnd::Failed,
         };
-        self.guard().end(&endpoint, end, at);
+        self.guard().end(&endpoint, started, end, at);
         match result {
             Ok(response) if response.status().is_success() => Attempted {
                 at,

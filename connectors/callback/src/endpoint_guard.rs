@@ -1,8 +1,10 @@
 //! Isolation between customers' webhook endpoints: at most `limit` calls in flight per endpoint
 //! (scheme, host, port), and a circuit breaker that opens after `trip_after` timeouts in a row
-//! and lets one probe through after `cooldown`. A call refused by either is not made: the
-//! report goes to its next retry tier at once, so a slow endpoint never holds capacity that
-//! other customers' webhooks need. No I/O; time is passed in.
+//! and lets one probe through after `cooldown`. A call to a full endpoint waits for a free slot
+//! while the endpoint is answering quickly; once its oldest call in flight is older than
+//! `slow_after`, or its circuit is open, the call is not made: the report goes to its next retry
+//! tier at once, so a slow endpoint never holds capacity that other customers' webhooks need.
+//! No I/O; time is passed in.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,6 +18,9 @@ pub struct GuardSettings {
     pub trip_after: u32,
     /// How long an open circuit refuses calls before one probe.
     pub cooldown: Duration,
+    /// A full endpoint whose oldest call in flight is older than this is slow: calls to it are
+    /// deferred instead of waiting.
+    pub slow_after: Duration,
 }
 
 impl Default for GuardSettings {
@@ -24,6 +29,7 @@ impl Default for GuardSettings {
             limit: 16,
             trip_after: 3,
             cooldown: Duration::from_secs(30),
+            slow_after: Duration::from_millis(250),
         }
     }
 }
@@ -31,13 +37,14 @@ impl Default for GuardSettings {
 /// Whether a call may go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
-    Go,
-    /// `limit` calls are already in flight.
+    /// Go; pass `started` to `end`.
+    Go { started: i64 },
+    /// `limit` calls are in flight but the endpoint answers quickly: ask again shortly.
+    Wait,
+    /// `limit` calls are in flight and the oldest is older than `slow_after`: defer.
     Busy,
     /// The circuit is open until this time (ms).
-    Open {
-        until: i64,
-    },
+    Open { until: i64 },
 }
 
 /// How a call that went ended, as far as the guard cares.
@@ -53,7 +60,8 @@ pub enum CallEnd {
 
 #[derive(Debug, Default)]
 struct Endpoint {
-    in_flight: usize,
+    /// When each call in flight started (ms).
+    in_flight: Vec<i64>,
     timeouts_in_a_row: u32,
     open_until: Option<i64>,
     probing: bool,
@@ -85,20 +93,27 @@ impl EndpointGuard {
             // Half open: this call is the probe.
             state.probing = true;
         }
-        if state.in_flight >= limit {
-            return Admission::Busy;
+        if state.in_flight.len() >= limit {
+            let oldest = state.in_flight.iter().min().copied().unwrap_or(now);
+            return if now - oldest > self.settings.slow_after.as_millis() as i64 {
+                Admission::Busy
+            } else {
+                Admission::Wait
+            };
         }
-        state.in_flight += 1;
-        Admission::Go
+        state.in_flight.push(now);
+        Admission::Go { started: now }
     }
 
-    /// A call admitted by `admit` ended at `now`.
-    pub fn end(&mut self, endpoint: &str, end: CallEnd, now: i64) {
+    /// A call admitted by `admit` (at `started`) ended at `now`.
+    pub fn end(&mut self, endpoint: &str, started: i64, end: CallEnd, now: i64) {
         let settings = self.settings;
         let Some(state) = self.endpoints.get_mut(endpoint) else {
             return;
         };
-        state.in_flight = state.in_flight.saturating_sub(1);
+        if let Some(i) = state.in_flight.iter().position(|&t| t == started) {
+            state.in_flight.swap_remove(i);
+        }
         match end {
             CallEnd::Answered => {
                 state.timeouts_in_a_row = 0;
@@ -119,7 +134,8 @@ impl EndpointGuard {
                 }
             }
         }
-        if state.in_flight == 0 && state.open_until.is_none() && state.timeouts_in_a_row == 0 {
+        if state.in_flight.is_empty() && state.open_until.is_none() && state.timeouts_in_a_row == 0
+        {
             self.endpoints.remove(endpoint);
         }
     }
@@ -149,53 +165,66 @@ mod tests {
             limit: 2,
             trip_after: 2,
             cooldown: Duration::from_millis(1_000),
+            slow_after: Duration::from_millis(100),
         })
     }
 
+    fn go(g: &mut EndpointGuard, endpoint: &str, now: i64) -> i64 {
+        match g.admit(endpoint, now) {
+            Admission::Go { started } => started,
+            other => panic!("{endpoint} at {now}: {other:?}"),
+        }
+    }
+
     #[test]
-    fn at_most_limit_calls_per_endpoint_are_in_flight() {
+    fn a_full_endpoint_makes_calls_wait_while_quick_and_defers_them_once_slow() {
         let mut g = guard();
-        assert_eq!(g.admit("a", 0), Admission::Go);
-        assert_eq!(g.admit("a", 0), Admission::Go);
-        assert_eq!(g.admit("a", 0), Admission::Busy);
+        let first = go(&mut g, "a", 0);
+        go(&mut g, "a", 10);
         assert_eq!(
-            g.admit("b", 0),
-            Admission::Go,
-            "another endpoint is not held"
+            g.admit("a", 50),
+            Admission::Wait,
+            "full, but calls are young"
         );
-        g.end("a", CallEnd::Answered, 1);
-        assert_eq!(g.admit("a", 1), Admission::Go);
+        assert_eq!(
+            g.admit("a", 101),
+            Admission::Busy,
+            "the oldest call is slow"
+        );
+        go(&mut g, "b", 101);
+        g.end("a", first, CallEnd::Answered, 102);
+        go(&mut g, "a", 102);
     }
 
     #[test]
     fn timeouts_in_a_row_open_the_circuit_then_one_probe_goes() {
         let mut g = guard();
         for _ in 0..2 {
-            assert_eq!(g.admit("a", 0), Admission::Go);
-            g.end("a", CallEnd::TimedOut, 10);
+            let started = go(&mut g, "a", 0);
+            g.end("a", started, CallEnd::TimedOut, 10);
         }
         assert_eq!(g.admit("a", 500), Admission::Open { until: 1_010 });
         // After the cooldown one probe goes; the others wait for its outcome.
-        assert_eq!(g.admit("a", 1_010), Admission::Go);
+        let probe = go(&mut g, "a", 1_010);
         assert_eq!(g.admit("a", 1_011), Admission::Open { until: 1_010 });
-        g.end("a", CallEnd::TimedOut, 2_000);
+        g.end("a", probe, CallEnd::TimedOut, 2_000);
         assert_eq!(g.admit("a", 2_500), Admission::Open { until: 3_000 });
         // A probe that gets an answer closes it.
-        assert_eq!(g.admit("a", 3_000), Admission::Go);
-        g.end("a", CallEnd::Answered, 3_001);
-        assert_eq!(g.admit("a", 3_002), Admission::Go);
-        assert_eq!(g.admit("a", 3_002), Admission::Go);
+        let probe = go(&mut g, "a", 3_000);
+        g.end("a", probe, CallEnd::Answered, 3_001);
+        go(&mut g, "a", 3_002);
+        go(&mut g, "a", 3_002);
     }
 
     #[test]
     fn fast_failures_do_not_open_the_circuit_and_idle_endpoints_are_forgotten() {
         let mut g = guard();
         for _ in 0..5 {
-            assert_eq!(g.admit("a", 0), Admission::Go);
-            g.end("a", CallEnd::Failed, 0);
+            let started = go(&mut g, "a", 0);
+            g.end("a", started, CallEnd::Failed, 0);
         }
-        assert_eq!(g.admit("a", 0), Admission::Go);
-        g.end("a", CallEnd::Answered, 0);
+        let started = go(&mut g, "a", 0);
+        g.end("a", started, CallEnd::Answered, 0);
         assert_eq!(g.tracked(), 0);
     }
 

@@ -69,6 +69,8 @@ struct Options {
     raw_records: usize,
     rate: Option<f64>,
     modes: Vec<Processing>,
+    /// Only the callback figures (isolation, pending retries).
+    callbacks_only: bool,
 }
 
 impl Options {
@@ -78,6 +80,7 @@ impl Options {
             raw_records: 20_000,
             rate: None,
             modes: vec![Processing::ExactlyOnce, Processing::AtLeastOnce],
+            callbacks_only: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(name) = args.next() {
@@ -93,6 +96,7 @@ impl Options {
                     anyhow::ensure!(rate > 0.0, "--rate must be positive");
                     options.rate = Some(rate);
                 }
+                "--callbacks-only" => options.callbacks_only = true,
                 "--mode" => {
                     let mode = value()?;
                     options.modes = if mode == "both" {
@@ -103,7 +107,7 @@ impl Options {
                 }
                 other => anyhow::bail!(
                     "unknown argument {other}; usage: bench [--messages N] [--raw R] \
-                     [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both]"
+                     [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both] [--callbacks-only]"
                 ),
             }
         }
@@ -735,6 +739,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
+    if options.callbacks_only {
+        return switchyard_tests::bench_callbacks::run(broker).await;
+    }
     let pace = options
         .rate
         .map_or("all at once".to_string(), |r| format!("paced at {r} msg/s"));
@@ -796,5 +803,6 @@ async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
             first.rate / second.rate
         );
     }
+    switchyard_tests::bench_callbacks::run(broker).await?;
     Ok(())
 }
