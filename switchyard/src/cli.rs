@@ -108,6 +108,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Report callbacks: send a client's reports again.
+    Callbacks {
+        #[command(subcommand)]
+        command: CallbacksCommand,
+    },
     /// Run one role (scale a role by running more of them: they share its consumer group).
     Run {
         role: switchyard::pipeline::Role,
@@ -167,6 +172,24 @@ pub enum ConfigCommand {
     },
     /// Print what the config topics hold.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CallbacksCommand {
+    /// Send the client's final reports finished in [--from, --to) again, with their original
+    /// event ids (receivers deduplicate on them).
+    Replay {
+        /// The API client whose reports to send.
+        #[arg(long)]
+        client: String,
+        /// Start: ms since the epoch, a duration back from now (`90m`, `12h`, `7d`), or a KST
+        /// `YYYY-MM-DD[THH:MM]` (`Z` for UTC).
+        #[arg(long)]
+        from: String,
+        /// End (exclusive), in the same forms; now by default.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -225,7 +225,8 @@ pub async fn start(
                 running.tasks.push(spawn_runner(
                     runtime,
                     callback.clone(),
-                    RunnerOptions::new("callback", &[names::FINAL]).unordered(),
+                    RunnerOptions::new("callback", &[names::FINAL, names::CALLBACK_REPLAY])
+                        .unordered(),
                     shutdown,
                 ));
                 for tier in 1..=names::CALLBACK_RETRY_TIERS {

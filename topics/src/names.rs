@@ -24,6 +24,8 @@ pub const CALLBACKS_EXHAUSTED: &str = "callbacks.exhausted";
 pub const CALLBACK_RESULTS: &str = "callbacks.results";
 /// ingress (`POST /v1/reports/ack`) → history: ReportAck.
 pub const REPORT_ACKS: &str = "callbacks.acks";
+/// `switchyard callbacks replay` → callback: FinalReport, sent again.
+pub const CALLBACK_REPLAY: &str = "callbacks.replay";
 /// Config tables (compacted).
 pub const CONFIG_CUSTOMERS: &str = "config.customers";
 pub const CONFIG_CLIENTS: &str = "config.clients";
@@ -82,6 +84,7 @@ pub fn fixed() -> Vec<String> {
         CALLBACKS_EXHAUSTED,
         CALLBACK_RESULTS,
         REPORT_ACKS,
+        CALLBACK_REPLAY,
         CONFIG_CUSTOMERS,
         CONFIG_CLIENTS,
         CONFIG_SENDERS,

@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod endpoint_guard;
 mod guarded_dns;
 pub mod receiver;
+pub mod replay;
 pub mod schedule;
 pub mod signature;
 pub mod url_policy;

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod callbacks;
 pub mod config;
 pub mod policy;
 pub mod registry;
