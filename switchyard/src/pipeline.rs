@@ -73,6 +73,8 @@ pub enum StartError {
     History(#[from] switchyard_history::HistoryError),
     #[error("cannot listen: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("webhook client: {0}")]
+    WebhookClient(#[from] reqwest::Error),
 }
 
 /// Running roles: their tasks, the addresses they bound and their health.
@@ -221,7 +223,7 @@ pub async fn start(
                     tables.clone(),
                     settings.callback_minute,
                     settings.webhooks.clone(),
-                );
+                )?;
                 running.tasks.push(spawn_runner(
                     runtime,
                     callback.clone(),

@@ -327,3 +327,75 @@ async fn a_tier_consumer_killed_mid_schedule_loses_no_report() -> anyhow::Result
     shutdown.cancel();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_waiting_in_tiers_survive_rebalances() -> anyhow::Result<()> {
+    let stack = Stack::start(&[]).await?;
+    let receiver_stop = CancellationToken::new();
+    // Fails the first three deliveries: reports wait in tiers 1 to 3 (up to 7 minutes = 0.7 s)
+    // while a second callback instance joins.
+    let (addr, inbox) = serve_failing(
+        "127.0.0.1:0".parse()?,
+        SECRET,
+        false,
+        3,
+        receiver_stop.clone(),
+    )
+    .await?;
+    switchyard_config::apply(
+        &stack.runtime,
+        &config(&format!("http://{addr}/")),
+        false,
+        1,
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let settings = local_settings(dir.path());
+    let first_stop = CancellationToken::new();
+    let first = start(&stack.runtime, &[Role::Callback], &settings, &first_stop).await?;
+    let reports: Vec<Output> = (0..30)
+        .map(report)
+        .map(|r| Output::new(FINAL, r.message_id.clone(), r))
+        .collect();
+    stack.runtime.publish("test", &reports).await?;
+    let watch = inbox.clone();
+    let attempted_twice = wait_for(Duration::from_secs(20), || {
+        let all = watch.all();
+        (0..30).all(|i| {
+            let id = format!("evt-{i}");
+            all.iter().filter(|r| r.event_id == id).count() >= 2
+        })
+    })
+    .await;
+    assert!(attempted_twice);
+    // A second instance joins: every tier's group rebalances while partitions are paused.
+    let second_stop = CancellationToken::new();
+    let second = start(&stack.runtime, &[Role::Callback], &settings, &second_stop).await?;
+    // Both stay: partitions the first one had paused and got back must be fetched again.
+    let watch = inbox.clone();
+    let delivered = wait_for(Duration::from_secs(60), || {
+        let all = watch.all();
+        (0..30).all(|i| {
+            let id = format!("evt-{i}");
+            all.iter().any(|r| r.event_id == id && r.status == 204)
+        })
+    })
+    .await;
+    let all = inbox.all();
+    let missing: Vec<usize> = (0..30)
+        .filter(|i| {
+            !all.iter()
+                .any(|r| r.event_id == format!("evt-{i}") && r.status == 204)
+        })
+        .collect();
+    assert!(
+        delivered,
+        "never delivered after the rebalance: {missing:?}"
+    );
+    first_stop.cancel();
+    second_stop.cancel();
+    first.wait().await;
+    second.wait().await;
+    receiver_stop.cancel();
+    Ok(())
+}

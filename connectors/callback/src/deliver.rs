@@ -63,19 +63,22 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(settings: WebhookSettings) -> Self {
+    /// A deliverer; fails only if the HTTP client cannot be built (no TLS backend), never
+    /// falling back to a client without the policy's resolver.
+    pub fn new(settings: WebhookSettings) -> Result<Self, reqwest::Error> {
         let policy = Arc::new(settings.policy);
         let client = reqwest::Client::builder()
             .timeout(settings.timeout.unwrap_or(DEFAULT_TIMEOUT))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve the webhook's host itself, past the policy's resolver.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver::new(policy.clone())))
-            .build()
-            .unwrap_or_default();
-        Deliverer {
+            .build()?;
+        Ok(Deliverer {
             client,
             policy,
             guard: Arc::new(std::sync::Mutex::new(EndpointGuard::new(settings.guard))),
-        }
+        })
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, EndpointGuard> {

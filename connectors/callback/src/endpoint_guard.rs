@@ -86,13 +86,11 @@ impl EndpointGuard {
     pub fn admit(&mut self, endpoint: &str, now: i64) -> Admission {
         let limit = self.settings.limit;
         let state = self.endpoints.entry(endpoint.to_string()).or_default();
-        if let Some(until) = state.open_until {
-            if now < until || state.probing {
-                return Admission::Open { until };
-            }
-            // Half open: this call is the probe.
-            state.probing = true;
-        }
+        let half_open = match state.open_until {
+            Some(until) if now < until || state.probing => return Admission::Open { until },
+            Some(_) => true,
+            None => false,
+        };
         if state.in_flight.len() >= limit {
             let oldest = state.in_flight.iter().min().copied().unwrap_or(now);
             return if now - oldest > self.settings.slow_after.as_millis() as i64 {
@@ -101,6 +99,8 @@ impl EndpointGuard {
                 Admission::Wait
             };
         }
+        // Half open: this call is the probe.
+        state.probing = half_open;
         state.in_flight.push(now);
         Admission::Go { started: now }
     }

@@ -109,6 +109,10 @@ fn special_range(ip: IpAddr) -> Option<&'static str> {
                 Some("multicast or reserved")
             } else if v4.is_documentation() || (a == 198 && (b == 18 || b == 19)) {
                 Some("documentation or benchmarking")
+            } else if a == 192
+                && ((b == 0 && v4.octets()[2] == 0) || (b == 88 && v4.octets()[2] == 99))
+            {
+                Some("protocol assignment or 6to4 relay")
             } else {
                 None
             }
@@ -127,6 +131,17 @@ fn special_range(ip: IpAddr) -> Option<&'static str> {
                 Some("multicast or reserved")
             } else if first == 0x64 && v6.segments()[1] == 0xff9b {
                 Some("NAT64 (may reach private IPv4)")
+            } else if v6.segments()[..6] == [0; 6] || v6.segments()[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                Some("IPv4-compatible or translated (embeds an IPv4 address)")
+            } else if first == 0x2002 {
+                Some("6to4 (embeds an IPv4 address)")
+            } else if first == 0x2001 && v6.segments()[1] == 0 {
+                Some("Teredo (embeds an IPv4 address)")
+            } else if (first & 0xffc0) == 0xfec0 {
+                Some("site-local")
+            } else if first == 0x0100 && v6.segments()[1..4] == [0, 0, 0] {
+                Some("discard-only")
             } else {
                 None
             }
@@ -166,6 +181,15 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
             "64:ff9b::a00:1",
+            "::127.0.0.1",
+            "::ffff:0:7f00:1",
+            "2002:a9fe:a9fe::",
+            "2002:7f00:1::",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "100::1",
+            "192.0.0.8",
+            "192.88.99.1",
         ] {
             let ip: IpAddr = refused.parse().expect("an address");
             assert!(policy.address_allowed(ip).is_err(), "{refused} allowed");

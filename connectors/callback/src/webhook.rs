@@ -61,12 +61,16 @@ pub struct Callback {
 }
 
 impl Callback {
-    pub fn new(tables: ConfigTables, minute: Duration, webhooks: WebhookSettings) -> Self {
-        Callback {
+    pub fn new(
+        tables: ConfigTables,
+        minute: Duration,
+        webhooks: WebhookSettings,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Callback {
             tables,
-            deliverer: Deliverer::new(webhooks),
+            deliverer: Deliverer::new(webhooks)?,
             minute,
-        }
+        })
     }
 
     /// The client whose report URL gets `report`: only a client of the report's own customer

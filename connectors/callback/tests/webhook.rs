@@ -101,7 +101,7 @@ fn origin() -> Origin<'static> {
 #[tokio::test]
 async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
     let (url, seen) = receiver(StatusCode::NO_CONTENT).await;
-    let callback = Callback::new(tables(&url), Duration::from_secs(60), dev());
+    let callback = Callback::new(tables(&url), Duration::from_secs(60), dev()).expect("a client");
     let outputs = callback
         .process(report(), origin())
         .await
@@ -130,7 +130,7 @@ async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
 async fn a_failed_webhook_is_queued_for_retry_one() {
     let (url, seen) = receiver(StatusCode::INTERNAL_SERVER_ERROR).await;
     let minute = Duration::from_millis(250);
-    let callback = Callback::new(tables(&url), minute, dev());
+    let callback = Callback::new(tables(&url), minute, dev()).expect("a client");
     let before = now_millis();
     let outputs = callback
         .process(report(), origin())
@@ -159,7 +159,7 @@ async fn an_unreachable_receiver_is_a_failure_too() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     drop(listener);
-    let callback = Callback::new(tables(&url), Duration::from_secs(60), dev());
+    let callback = Callback::new(tables(&url), Duration::from_secs(60), dev()).expect("a client");
     let outputs = callback
         .process(report(), origin())
         .await
@@ -196,7 +196,7 @@ async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only(
         vec![],
         vec![],
     );
-    let callback = Callback::new(tables, Duration::from_secs(60), dev());
+    let callback = Callback::new(tables, Duration::from_secs(60), dev()).expect("a client");
     let mut cross = report();
     cross.customer_id = "beta".into();
     cross.client_id = Some("acme-web".into());
@@ -228,7 +228,7 @@ async fn during_a_secret_rotation_each_webhook_carries_both_signatures() {
         rate_limit_per_second: None,
     };
     let tables = ConfigTables::fixed(vec![], vec![client], vec![], vec![], vec![]);
-    let callback = Callback::new(tables, Duration::from_secs(60), dev());
+    let callback = Callback::new(tables, Duration::from_secs(60), dev()).expect("a client");
     callback
         .process(report(), origin())
         .await

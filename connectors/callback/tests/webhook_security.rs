@@ -65,6 +65,7 @@ fn deliverer(mode: WebhookMode) -> Deliverer {
         timeout: Some(Duration::from_secs(2)),
         ..WebhookSettings::default()
     })
+    .expect("a client")
 }
 
 #[tokio::test]

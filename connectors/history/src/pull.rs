@@ -2,7 +2,7 @@
 //! succeeded and that it has not acknowledged, page by page with a cursor, and a day's count of
 //! failed messages by result code.
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::event::CallbackState;
@@ -131,6 +131,26 @@ impl SqliteHistory {
         })
     }
 
+    /// Whether `client_id` of `customer_id` may acknowledge `message_id`: a final report of
+    /// its own (or of its customer, naming no client), as the pull list shows them.
+    pub fn ackable(
+        &self,
+        customer_id: &str,
+        client_id: &str,
+        message_id: &str,
+    ) -> Result<bool, HistoryError> {
+        let connection = self.lock();
+        let found: Option<i64> = connection
+            .query_row(
+                "SELECT 1 FROM messages WHERE message_id = ?1 AND customer_id = ?2
+                   AND (client_id = ?3 OR client_id IS NULL) AND stage = 9",
+                params![message_id, customer_id, client_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
     /// Failed messages of `customer_id` finished in [`from`, `to`) (ms), counted by result code.
     pub fn failure_summary(
         &self,
@@ -248,6 +268,19 @@ mod tests {
                 .is_empty()
         );
         assert!(store.undelivered("acme", "acme-web", Some("x"), 1).is_err());
+        assert!(store.ackable("acme", "acme-web", "a").expect("ok"));
+        assert!(
+            !store.ackable("acme", "acme-batch", "a").expect("ok"),
+            "another client's"
+        );
+        assert!(
+            !store.ackable("beta", "beta-web", "a").expect("ok"),
+            "another customer's"
+        );
+        assert!(
+            !store.ackable("acme", "acme-web", "zz").expect("ok"),
+            "unknown"
+        );
         assert!(
             store
                 .undelivered("acme", "acme-web", Some("1.abc"), 1)

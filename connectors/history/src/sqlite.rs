@@ -217,12 +217,25 @@ fn migrate(connection: &Connection) -> Result<(), HistoryError> {
     let existing: Vec<String> = statement
         .query_map([], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    let mut added = false;
     for (column, definition) in ADDED_COLUMNS {
         if !existing.iter().any(|c| c == column) {
-            connection.execute_batch(&format!(
-                "ALTER TABLE messages ADD COLUMN {column} {definition}"
-            ))?;
+            let alter = format!("ALTER TABLE messages ADD COLUMN {column} {definition}");
+            match connection.execute_batch(&alter) {
+                Ok(()) => added = true,
+                // Another process (ingress and history share the file) added it first.
+                Err(e) if e.to_string().contains("duplicate column name") => {}
+                Err(e) => return Err(e.into()),
+            }
         }
+    }
+    if added {
+        // Reports finished before webhooks were tracked: their webhook state is unknown, and
+        // they must not all show up as undelivered in the pull API.
+        connection.execute_batch(
+            "UPDATE messages SET callback_state = 'untracked', callback_rank = 3
+             WHERE stage = 9 AND callback_rank = 0",
+        )?;
     }
     connection.execute_batch(ADDED_INDEXES)?;
     Ok(())
@@ -309,5 +322,46 @@ mod tests {
         let kinds: Vec<&str> = view.events.iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(kinds, vec!["accepted", "routed", "final"]);
         assert_eq!(store.message("nope").expect("query"), None);
+    }
+
+    #[test]
+    fn a_file_from_before_webhook_tracking_is_migrated_without_listing_old_reports() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        {
+            let old = Connection::open(&path).expect("opens");
+            old.execute_batch(
+                "CREATE TABLE messages (message_id TEXT PRIMARY KEY, customer_id TEXT,
+                    client_id TEXT, client_message_id TEXT, channel TEXT, recipient TEXT,
+                    status TEXT NOT NULL, stage INTEGER NOT NULL, result_code TEXT,
+                    result_text TEXT, carrier TEXT, sender TEXT, accepted_at INTEGER,
+                    done_at INTEGER, updated_at INTEGER NOT NULL);
+                 INSERT INTO messages VALUES ('old-final', 'acme', NULL, NULL, 'sms', '010',
+                    'delivered', 9, '0000', 'ok', NULL, NULL, 1, 2, 2);
+                 INSERT INTO messages VALUES ('old-open', 'acme', NULL, NULL, 'sms', '010',
+                    'routed', 3, NULL, NULL, NULL, NULL, 1, NULL, 2);",
+            )
+            .expect("old schema");
+        }
+        let store = SqliteHistory::open(&path).expect("migrates");
+        let old = store.message("old-final").expect("ok").expect("kept");
+        assert_eq!(old.callback_state.as_deref(), Some("untracked"));
+        assert!(
+            store
+                .undelivered("acme", "acme-web", None, 10)
+                .expect("ok")
+                .reports
+                .is_empty()
+        );
+        // Opening again (another process) changes nothing and does not fail.
+        let again = SqliteHistory::open(&path).expect("opens again");
+        assert_eq!(
+            again
+                .message("old-open")
+                .expect("ok")
+                .expect("kept")
+                .callback_state,
+            None
+        );
     }
 }

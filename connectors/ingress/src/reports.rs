@@ -88,8 +88,8 @@ pub struct AckBody {
     message_ids: Vec<String>,
 }
 
-/// `POST /v1/reports/ack`: each message id of this customer is acknowledged; ids the client
-/// cannot see are listed as not found (and not acknowledged).
+/// `POST /v1/reports/ack`: each final report the client's pull list can show is acknowledged;
+/// other ids (another client's, not final yet, unknown) are listed as not found.
 pub async fn ack(
     State(ingress): State<Ingress>,
     headers: HeaderMap,
@@ -107,14 +107,12 @@ pub async fn ack(
         return field_problem("message_ids", "must hold 1 to 1000 ids").into_response();
     }
     let history = ingress.history.clone();
-    let customer = client.customer_id.clone();
+    let (customer, client_id) = (client.customer_id.clone(), client.client_id.clone());
     let ids = body.message_ids.clone();
     let owned = tokio::task::spawn_blocking(move || {
         ids.into_iter()
             .map(|id| {
-                let mine = history
-                    .message(&id)
-                    .map(|v| v.is_some_and(|v| v.customer_id.as_deref() == Some(&customer)));
+                let mine = history.ackable(&customer, &client_id, &id);
                 (id, mine)
             })
             .collect::<Vec<_>>()

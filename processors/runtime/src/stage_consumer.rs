@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rdkafka::ClientContext;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
 
 /// Counts assignment changes of one consumer.
@@ -34,6 +34,17 @@ impl ConsumerContext for RebalanceCounter {
                 tracing::info!(partitions = partitions.count(), "partitions revoked");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance failed"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // librdkafka keeps an application's pause across unassign and assign: a partition a
+        // delayed runner paused before a rebalance would never be fetched again. Every
+        // assignment starts unpaused; the runner pauses again what is not due.
+        if let Rebalance::Assign(partitions) = rebalance
+            && let Err(e) = consumer.resume(partitions)
+        {
+            tracing::warn!(error = %e, "cannot resume assigned partitions");
         }
     }
 }

@@ -44,11 +44,14 @@ pub async fn run_unordered<P: AsyncProcessor>(
     // A resumed partition is fetched with the next fetch request: a delayed topic keeps its
     // long polls short (a fiftieth of its delay, at most librdkafka's 500 ms) so records run
     // well within 10% of when they are due.
-    let overrides: Vec<(&str, String)> = options
+    let mut overrides: Vec<(&str, String)> = options
         .delay
         .map(|d| (d.as_millis() / 50).clamp(1, 500))
         .map(|wait| vec![("fetch.wait.max.ms", wait.to_string())])
         .unwrap_or_default();
+    // The reset after a rebalance assumes every partition was revoked and assigned anew from
+    // its committed offset (eager rebalancing), whatever the operator's overrides say.
+    overrides.push(("partition.assignment.strategy", "range,roundrobin".into()));
     let (consumer, rebalances) = runtime
         .kafka
         .stage_consumer_with(&options.group_id, &overrides)?;
@@ -74,16 +77,21 @@ pub async fn run_unordered<P: AsyncProcessor>(
     let mut commit_tick = tokio::time::interval(COMMIT_EVERY);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stage = options.stage.as_str();
-    loop {
-        if rebalances.epoch() != epoch {
-            // Eager rebalancing: every partition was revoked and assigned anew, from the
-            // committed offsets. What was in flight will be consumed again.
-            epoch = rebalances.epoch();
+    // Eager rebalancing: every partition was revoked and assigned anew from its committed
+    // offset, unpaused (`stage_consumer.rs`). What was in flight or held is consumed again.
+    let after_rebalance = |epoch: &mut u64,
+                           marks: &mut Watermarks,
+                           held: &mut BTreeMap<Partition, OwnedMessage>,
+                           gate: &mut DelayGate| {
+        if rebalances.epoch() != *epoch {
+            *epoch = rebalances.epoch();
             marks.reset();
             held.clear();
-            let paused = gate.clear();
-            resume(&consumer, &paused, stage);
+            gate.clear();
         }
+    };
+    loop {
+        after_rebalance(&mut epoch, &mut marks, &mut held, &mut gate);
         let wake = gate.next_wake().map(|at| {
             let wait = Duration::from_millis((at - now_millis()).max(0) as u64);
             tokio::time::Instant::now() + wait
@@ -96,6 +104,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
                 marks.finish(&partition, offset);
             }
             _ = sleep_until_some(wake), if wake.is_some() => {
+                after_rebalance(&mut epoch, &mut marks, &mut held, &mut gate);
                 let due = gate.wake(now_millis());
                 for partition in &due {
                     if let Some(message) = held.remove(partition) {
@@ -118,6 +127,8 @@ pub async fn run_unordered<P: AsyncProcessor>(
                         continue;
                     }
                 };
+                // A rebalance happens inside `recv`: judge this record by the new assignment.
+                after_rebalance(&mut epoch, &mut marks, &mut held, &mut gate);
                 let partition = (message.topic().to_string(), message.partition());
                 match gate.admit(&partition, message.timestamp().to_millis(), now_millis()) {
                     Gate::Due => {
@@ -171,43 +182,51 @@ async fn handle<P: AsyncProcessor>(
         Ok(records) => records,
         Err(_) => return unfinished,
     };
+    // Each output is produced until acknowledged; one that was acknowledged is not produced
+    // again when another failed (a second retry record would mean a second webhook).
+    let mut pending: Vec<&crate::batch::Encoded> = records.iter().collect();
     let mut tries = 0;
-    loop {
-        let mut deliveries = Vec::with_capacity(records.len());
-        let mut failed = None;
-        for record in &records {
+    while !pending.is_empty() {
+        let mut failed = Vec::new();
+        let mut reason = String::new();
+        // Hand every output to the producer first, then wait for each acknowledgement.
+        let mut sent = Vec::with_capacity(pending.len());
+        for record in pending {
             match enqueue(producer, record).await {
-                Ok(delivery) => deliveries.push((
-                    record.topic.clone(),
-                    record.key.clone(),
-                    record.headers.is_some(),
-                    delivery,
-                )),
-                Err(reason) => {
-                    failed = Some(reason);
-                    break;
+                Ok(delivery) => sent.push((record, delivery)),
+                Err(e) => {
+                    reason = e;
+                    failed.push(record);
                 }
             }
         }
-        let outcome = match failed {
-            Some(reason) => Err(BatchFailure::Produce(reason)),
-            None => await_deliveries(runtime, stage, deliveries).await,
-        };
-        match outcome {
-            Ok(produced) => {
-                for (topic, key) in produced {
-                    processor.produced(&topic, &key);
+        for (record, delivery) in sent {
+            let one = vec![(
+                record.topic.clone(),
+                record.key.clone(),
+                record.headers.is_some(),
+                delivery,
+            )];
+            match await_deliveries(runtime, stage, one).await {
+                Ok(produced) => {
+                    for (topic, key) in produced {
+                        processor.produced(&topic, &key);
+                    }
                 }
-                break;
-            }
-            Err(BatchFailure::Produce(reason)) => {
-                tries += 1;
-                tracing::warn!(stage, %reason, tries, offset, "outputs not acknowledged; producing them again");
-                if sleep_or_stop(backoff(tries), shutdown).await {
-                    return unfinished;
+                Err(BatchFailure::Produce(e)) => {
+                    reason = e;
+                    failed.push(record);
                 }
+                Err(BatchFailure::Interrupted) => return unfinished,
             }
-            Err(BatchFailure::Interrupted) => return unfinished,
+        }
+        pending = failed;
+        if !pending.is_empty() {
+            tries += 1;
+            tracing::warn!(stage, %reason, tries, offset, left = pending.len(), "outputs not acknowledged; producing those again");
+            if sleep_or_stop(backoff(tries), shutdown).await {
+                return unfinished;
+            }
         }
     }
     runtime
@@ -232,26 +251,22 @@ fn pause_at(consumer: &StageConsumer, partition: &Partition, offset: i64, stage:
         &partition.0,
         partition.1,
         Offset::Offset(offset),
-        Duration::from_secs(5),
+        Duration::ZERO,
     ) {
         tracing::warn!(stage, topic = %partition.0, partition = partition.1, error = %e, "cannot rewind a paused partition");
     }
 }
 
+/// Resume partitions (librdkafka resumes any partition it knows, assigned or not).
 fn resume(consumer: &StageConsumer, partitions: &[Partition], stage: &str) {
     if partitions.is_empty() {
         return;
     }
-    let owned = consumer.assignment().unwrap_or_default();
     let mut list = TopicPartitionList::new();
     for (topic, partition) in partitions {
-        if owned.find_partition(topic, *partition).is_some() {
-            list.add_partition(topic, *partition);
-        }
+        list.add_partition(topic, *partition);
     }
-    if list.count() > 0
-        && let Err(e) = consumer.resume(&list)
-    {
+    if let Err(e) = consumer.resume(&list) {
         tracing::warn!(stage, error = %e, "cannot resume");
     }
 }
