@@ -296,6 +296,7 @@ pub async fn start(
                     runtime: runtime.clone(),
                     tables: tables.clone(),
                     history: history.clone().expect("opened above"),
+                    limits: Arc::default(),
                 };
                 let (bound, task) =
                     switchyard_ingress::serve(settings.ingress_addr, ingress, shutdown.clone())

@@ -269,3 +269,75 @@ async fn more_than_a_thousand_messages_get_422_naming_the_field() -> anyhow::Res
     pipeline.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_over_its_rate_limit_gets_429_with_retry_after() -> anyhow::Result<()> {
+    let others: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|r| *r != Role::Ingress)
+        .collect();
+    let extra = r#"
+[[clients]]
+id = "acme-limited"
+customer = "acme"
+api_key = "sk-limited"
+rate_limit_per_second = 5
+"#;
+    let pipeline = Pipeline::start_configured(
+        switchyard_tests::TestEnv::new()?,
+        &others,
+        SimulatorSettings::default(),
+        switchyard_runtime::Processing::default(),
+        extra,
+        |_| {},
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let send = |count: usize| {
+        let messages: Vec<Value> = (0..count).map(|i| sms(i, 10)).collect();
+        http.post(format!("{}/v1/messages", pipeline.ingress_url))
+            .bearer_auth("sk-limited")
+            .json(&json!({ "messages": messages }))
+            .send()
+    };
+    // Two requests of 4 at once: the bucket holds 5, so one goes and one is refused, nothing
+    // of it written, and told when to retry.
+    let (one, two) = tokio::join!(send(4), send(4));
+    let (mut accepted, mut refused) = (one?, two?);
+    if accepted.status() != 202 {
+        std::mem::swap(&mut accepted, &mut refused);
+    }
+    assert_eq!(accepted.status(), 202);
+    assert_eq!(accepted.headers()["ratelimit-limit"], "5");
+    assert_eq!(accepted.headers()["ratelimit-remaining"], "1");
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"].to_str()?.parse()?;
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let (status, content_type, body) = problem(refused).await?;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (429, "application/problem+json")
+    );
+    assert_eq!(body["type"], "https://switchyard.dev/problems/rate-limited");
+    // More than the limit allows in any second is not worth retrying: 422.
+    let (status, _, body) = problem(send(6).await?).await?;
+    assert_eq!(status, 422, "{body}");
+    // (The refill is unit-tested with an injected clock in `rate_limit.rs`.)
+    assert_eq!(
+        read_all(&pipeline.stack.runtime.kafka, ACCEPTED)
+            .await?
+            .len(),
+        4,
+        "the refused ones were not written"
+    );
+    // The test client has no limit.
+    let unlimited = post(
+        &pipeline,
+        serde_json::to_vec(&json!({"messages": (0..50).map(|i| sms(i, 10)).collect::<Vec<_>>()}))?,
+    )
+    .await?;
+    assert_eq!(unlimited.status(), 202);
+    assert!(unlimited.headers().get("ratelimit-limit").is_none());
+    pipeline.stop().await;
+    Ok(())
+}

@@ -90,6 +90,14 @@ pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
     for (i, c) in file.clients.iter().enumerate() {
         non_empty(&c.id, &format!("clients[{i}].id"))?;
         non_empty(&c.customer, &format!("clients[{i}].customer"))?;
+        if let Some(limit) = c.rate_limit_per_second
+            && limit <= 0
+        {
+            return Err(field(
+                &format!("clients[{i}].rate_limit_per_second"),
+                &format!("is {limit}; leave it out for no limit"),
+            ));
+        }
         if let Some(url) = &c.report_url {
             http_url(url, &format!("clients[{i}].report_url (client {})", c.id))?;
         }

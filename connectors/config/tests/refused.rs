@@ -300,6 +300,13 @@ blocked_keywords = ["도박"]"#,
             r#"report_url = "acme.example/hooks""#,
             "clients[0].report_url (client acme-web) is \"acme.example/hooks\"",
         ),
+        (
+            "a rate limit of zero",
+            r#"report_url = "https://acme.example/hooks""#,
+            r#"report_url = "https://acme.example/hooks"
+rate_limit_per_second = 0"#,
+            "clients[0].rate_limit_per_second is 0",
+        ),
     ];
     for (case, from, to, names) in cases {
         let err = refusal(&replaced(from, to)).unwrap_or_else(|| panic!("{case}: accepted"));

@@ -13,7 +13,8 @@ use switchyard_history::{HistoryRecord, SqliteHistory};
 use switchyard_runtime::{ConfigTables, Origin, Output, Runtime, Written};
 use switchyard_schemas::{ApiClientConfig, Submission, new_message_id, now_millis};
 
-use crate::problem::Problem;
+use crate::problem::{FieldError, Problem};
+use crate::rate_limit::{RateLimits, Verdict};
 use crate::request::parse;
 
 pub use switchyard_runtime::names::ACCEPTED;
@@ -24,6 +25,8 @@ pub struct Ingress {
     pub runtime: Runtime,
     pub tables: ConfigTables,
     pub history: SqliteHistory,
+    /// Clients' `rate_limit_per_second` buckets.
+    pub limits: std::sync::Arc<RateLimits>,
 }
 
 /// The largest request body the ingress reads: room for a batch of 1,000 LMS messages of 2,000
@@ -82,8 +85,66 @@ async fn submit(
         Err(rejection) => return Problem::of_body(&rejection).into_response(),
     };
     match accept(&ingress, &headers, &body).await {
-        Ok(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+        Ok((answer, limit_headers)) => {
+            let mut response = (StatusCode::ACCEPTED, Json(answer)).into_response();
+            for (name, value) in limit_headers {
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
         Err(problem) => problem.into_response(),
+    }
+}
+
+/// The client's rate limit for a request of `count` messages: the `RateLimit-*` headers of an
+/// accepted request, or the problem of a refused one (429 with `Retry-After`).
+fn rate_limit(
+    ingress: &Ingress,
+    client: &ApiClientConfig,
+    count: usize,
+) -> Result<Vec<(header::HeaderName, String)>, Problem> {
+    let Some(limit) = client.rate_limit_per_second.filter(|l| *l > 0) else {
+        return Ok(Vec::new());
+    };
+    let limit = limit as u32;
+    let cost = u32::try_from(count).unwrap_or(u32::MAX);
+    let name = |n: &'static str| header::HeaderName::from_static(n);
+    match ingress
+        .limits
+        .charge(&client.client_id, limit, cost, now_millis())
+    {
+        Verdict::Allowed { remaining } => Ok(vec![
+            (name("ratelimit-limit"), limit.to_string()),
+            (name("ratelimit-remaining"), remaining.to_string()),
+            (name("ratelimit-reset"), "1".to_string()),
+        ]),
+        Verdict::Limited { retry_after_ms } => {
+            let seconds = ((retry_after_ms + 999) / 1000).max(1);
+            Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many messages",
+                format!(
+                    "this client may send {limit} messages per second; retry in {retry_after_ms} ms"
+                ),
+            )
+            .with_headers(vec![
+                (header::RETRY_AFTER, seconds.to_string()),
+                (name("ratelimit-limit"), limit.to_string()),
+                (name("ratelimit-remaining"), "0".to_string()),
+                (name("ratelimit-reset"), seconds.to_string()),
+            ]))
+        }
+        Verdict::TooMany => Err(Problem::invalid(
+            format!("{count} messages; this client may send at most {limit} per second"),
+            vec![FieldError {
+                index: 0,
+                field: "messages".into(),
+                message: format!("has more than the client's {limit} per second"),
+            }],
+        )),
     }
 }
 
@@ -92,9 +153,10 @@ async fn accept(
     ingress: &Ingress,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<serde_json::Value, Problem> {
+) -> Result<(serde_json::Value, Vec<(header::HeaderName, String)>), Problem> {
     let client = authenticate(ingress, headers)?;
     let parsed = parse(body)?;
+    let limit_headers = rate_limit(ingress, &client, parsed.messages.len())?;
     let now = now_millis();
     let mut accepted = Vec::with_capacity(parsed.messages.len());
     let mut outputs = Vec::with_capacity(parsed.messages.len());
@@ -124,11 +186,12 @@ async fn accept(
         .map_err(|e| Problem::of_publish(&e))?;
     remember_accepted(&ingress.history, &submissions, &written).await;
     tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");
-    Ok(if parsed.batch {
+    let answer = if parsed.batch {
         json!({"messages": accepted})
     } else {
         accepted.remove(0)
-    })
+    };
+    Ok((answer, limit_headers))
 }
 
 /// Read your writes: put each accepted message in the history at once, as the event the

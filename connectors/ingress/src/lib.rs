@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod problem;
+pub mod rate_limit;
 pub mod reports;
 pub mod request;
 

@@ -26,6 +26,9 @@ pub struct Problem {
     pub detail: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Headers the answer carries besides the body (`Retry-After`, `RateLimit-*`).
+    #[serde(skip)]
+    pub headers: Box<[(header::HeaderName, String)]>,
 }
 
 impl Problem {
@@ -36,7 +39,14 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            headers: Box::new([]),
         }
+    }
+
+    /// The same problem answered with `headers` too.
+    pub fn with_headers(mut self, headers: Vec<(header::HeaderName, String)>) -> Self {
+        self.headers = headers.into_boxed_slice();
+        self
     }
 
     pub fn unauthorized(detail: &str) -> Self {
@@ -129,6 +139,12 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_string(&self).unwrap_or_default();
-        (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response()
+        let mut response = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], body).into_response();
+        for (name, value) in self.headers.into_vec() {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
     }
 }

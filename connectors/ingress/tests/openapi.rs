@@ -65,7 +65,7 @@ fn channels_agree() {
 fn every_error_status_is_documented() {
     let spec = spec();
     let post = statuses(&spec, "/v1/messages", "post");
-    for status in ["202", "401", "413", "422", "503"] {
+    for status in ["202", "401", "413", "422", "429", "503"] {
         assert!(post.iter().any(|s| s == status), "POST lacks {status}");
     }
     let get = statuses(&spec, "/v1/messages/{message_id}", "get");
