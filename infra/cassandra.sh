@@ -2,7 +2,8 @@
 # Start, stop or check a single-node Apache Cassandra 5.0 on 127.0.0.1: the local stand-in for
 # ScyllaDB (the CQL store), speaking the same CQL native protocol.
 #   infra/cassandra.sh start     write cassandra.yaml into $CASSANDRA_DIR, start, wait until CQL serves
-#   infra/cassandra.sh stop      stop it by pid (SIGTERM, then SIGKILL after 20 s)
+#   infra/cassandra.sh stop      stop it by pid (SIGTERM, then SIGKILL after CASSANDRA_STOP_TIMEOUT,
+#                                20 s; 0: SIGKILL at once, for data that is thrown away)
 #   infra/cassandra.sh status
 # Settings (environment): CASSANDRA_DIR (data and log; default .data/cassandra), CQL_PORT (9042),
 # STORAGE_PORT (7000), JMX_PORT (7199, local only), WATCH_PID (stop Cassandra when that process
@@ -86,8 +87,9 @@ start() {
 stop() {
     if ! running; then echo "cassandra not running"; rm -f "$PID_FILE"; return; fi
     local pid; pid=$(cat "$PID_FILE")
-    kill "$pid"
-    for _ in $(seq 1 200); do alive "$pid" || break; sleep 0.1; done
+    local grace=${CASSANDRA_STOP_TIMEOUT:-20}
+    if [ "$grace" -gt 0 ]; then kill "$pid"; fi
+    for _ in $(seq 1 $((grace * 10))); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then kill -9 "$pid"; fi
     rm -f "$PID_FILE"
     echo "cassandra stopped"
