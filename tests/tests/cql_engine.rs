@@ -1,9 +1,10 @@
-//! CQL engine smoke test: the `scylla` driver against the run's CQL server (`SWITCHYARD_TEST_CQL`,
-//! Apache Cassandra 5.0 standing in for ScyllaDB): keyspace, table, prepared inserts, paged read.
+//! CQL engine smoke test: the `scylla` driver against the run's CQL server (Apache Cassandra 5.0
+//! standing in for ScyllaDB, `SWITCHYARD_TEST_CQL`): keyspace, prepared inserts, paged read, LWT.
 
 use futures::TryStreamExt;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::value::{CqlValue, Row};
 use switchyard_tests::{SHARED_CQL_ENV, shared_cql};
 
 const ROWS: i32 = 25;
@@ -82,7 +83,10 @@ async fn prepared_insert_and_paged_read_round_trip() -> anyhow::Result<()> {
             .into_rows_result()?
             .rows::<(i32, String)>()?
             .collect::<Result<_, _>>()?;
-        assert!(page.len() <= PAGE as usize, "a page holds at most {PAGE} rows");
+        assert!(
+            page.len() <= PAGE as usize,
+            "a page holds at most {PAGE} rows"
+        );
         paged.extend(page);
         pages += 1;
         match next.into_paging_control_flow() {
@@ -91,7 +95,30 @@ async fn prepared_insert_and_paged_read_round_trip() -> anyhow::Result<()> {
         }
     }
     assert_eq!(paged, expected);
-    assert!(pages >= 4, "{ROWS} rows in pages of {PAGE} came in {pages} page(s)");
+    assert!(
+        pages >= 4,
+        "{ROWS} rows in pages of {PAGE} came in {pages} page(s)"
+    );
+
+    // A lightweight transaction (Paxos), as idempotent history writes may use: the first insert
+    // applies, the second finds the row.
+    let once = session
+        .prepare(format!(
+            "INSERT INTO {keyspace}.events (client, seq, body) VALUES (?, ?, ?) IF NOT EXISTS"
+        ))
+        .await?;
+    for (attempt, applied) in [("first", true), ("second", false)] {
+        let row = session
+            .execute_unpaged(&once, ("lwt", 1, attempt))
+            .await?
+            .into_rows_result()?
+            .first_row::<Row>()?;
+        assert_eq!(
+            row.columns.first(),
+            Some(&Some(CqlValue::Boolean(applied))),
+            "[applied] of the {attempt} conditional insert"
+        );
+    }
 
     session
         .query_unpaged(format!("DROP KEYSPACE {keyspace}"), &[])
