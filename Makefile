@@ -2,16 +2,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop bench clean api-check
+.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop cassandra-start cassandra-stop bench clean api-check
 
-## setup: install build-essential, Apache Kafka (Maven Central jars) and the Python test client (once per machine)
+## setup: install build-essential, Apache Kafka and Cassandra 5.0 (Maven Central jars) and the Python test client (once per machine)
 setup:
 	@infra/setup.sh
 
 build:
 	$(CARGO) build --workspace --all-targets
 
-## test: setup, lint, then every test (unit, property, and integration on Apache Kafka)
+## test: setup, lint, then every test (unit, property, and integration on Apache Kafka and Cassandra)
 test: setup lint
 	@infra/test.sh
 
@@ -39,6 +39,13 @@ kafka-start:
 
 kafka-stop:
 	@infra/kafka.sh stop
+
+## cassandra-start: a local Cassandra 5.0 (CQL on 127.0.0.1:9042, data under .data/cassandra)
+cassandra-start:
+	@infra/cassandra.sh start
+
+cassandra-stop:
+	@infra/cassandra.sh stop
 
 clean:
 	$(CARGO) clean

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install everything switchyard needs on a fresh machine; skips what is already there.
 #   - Debian's build-essential (g++ and make build the bundled librdkafka)
-#   - Java 17+ and Maven, checked (Apache Kafka runs on the JVM; its jars come from Maven Central)
+#   - Java 17+ and Maven, checked (Apache Kafka and Cassandra run on the JVM; its jars come from Maven Central)
 #   - Apache Kafka from Maven Central, once per machine, outside the repo (infra/install-kafka.sh)
+#   - Apache Cassandra 5.0 (the local CQL server standing in for ScyllaDB) the same way
+#     (infra/install-cassandra.sh)
 #   - a Python virtualenv with Confluent's client (cross-client test) and schemathesis (API contract test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 infra/install-kafka.sh
+infra/install-cassandra.sh
 
 if ! .venv/bin/python -c "import confluent_kafka, fastavro, schemathesis" 2>/dev/null; then
     echo "setup: creating .venv with tests/python/requirements.txt"

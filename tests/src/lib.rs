@@ -24,6 +24,29 @@ use switchyard_topics::{ApplyOptions, Catalog, Cleanup, TopicSpec};
 /// Environment variable naming a running broker every test of the run shares.
 pub const SHARED_BROKERS_ENV: &str = "SWITCHYARD_TEST_BROKERS";
 
+/// Environment variable naming the CQL server (`host:port`) every test of the run shares: a
+/// local Apache Cassandra 5.0 standing in for ScyllaDB, started by `make test`.
+pub const SHARED_CQL_ENV: &str = "SWITCHYARD_TEST_CQL";
+
+/// Set to `1` to run without a CQL server: `make test` starts none and CQL tests skip.
+pub const SKIP_CQL_ENV: &str = "SWITCHYARD_SKIP_CQL";
+
+/// The CQL server of this run (`$SWITCHYARD_TEST_CQL`); `Ok(None)` when it is unset and
+/// `SWITCHYARD_SKIP_CQL=1` says to skip; an error when it is unset otherwise.
+pub fn shared_cql() -> anyhow::Result<Option<String>> {
+    if let Ok(node) = std::env::var(SHARED_CQL_ENV) {
+        return Ok(Some(node));
+    }
+    if std::env::var(SKIP_CQL_ENV).as_deref() == Ok("1") {
+        return Ok(None);
+    }
+    bail!(
+        "{SHARED_CQL_ENV} is not set: run `make test` (it starts Cassandra), or start one with \
+         `infra/cassandra.sh start` and set {SHARED_CQL_ENV}=127.0.0.1:9042, or set \
+         {SKIP_CQL_ENV}=1 to skip the CQL tests"
+    )
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
