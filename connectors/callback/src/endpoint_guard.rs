@@ -1,9 +1,10 @@
 //! Isolation between customers' webhook endpoints: at most `limit` calls in flight per endpoint
 //! (scheme, host, port), and a circuit breaker that opens after `trip_after` timeouts in a row
 //! and lets one probe through after `cooldown`. A call to a full endpoint waits for a free slot
-//! while the endpoint is answering quickly; once its oldest call in flight is older than
-//! `slow_after`, or its circuit is open, the call is not made: the report goes to its next retry
-//! tier at once, so a slow endpoint never holds capacity that other customers' webhooks need.
+//! while the endpoint keeps answering; once its oldest call in flight is older than `slow_after`
+//! and no call has ended for that long either (it is stuck, not just busy), or its circuit is
+//! open, the call is not made: the report goes to its next retry tier at once, so a stuck
+//! endpoint never holds capacity that other customers' webhooks need.
 //! No I/O; time is passed in.
 
 use std::collections::HashMap;
@@ -18,8 +19,8 @@ pub struct GuardSettings {
     pub trip_after: u32,
     /// How long an open circuit refuses calls before one probe.
     pub cooldown: Duration,
-    /// A full endpoint whose oldest call in flight is older than this is slow: calls to it are
-    /// deferred instead of waiting.
+    /// A full endpoint whose oldest call in flight is older than this, and that has not ended
+    /// a call for this long, is stuck: calls to it are deferred instead of waiting.
     pub slow_after: Duration,
 }
 
@@ -39,9 +40,10 @@ impl Default for GuardSettings {
 pub enum Admission {
     /// Go; pass `started` to `end`.
     Go { started: i64 },
-    /// `limit` calls are in flight but the endpoint answers quickly: ask again shortly.
+    /// `limit` calls are in flight but the endpoint keeps answering: ask again shortly.
     Wait,
-    /// `limit` calls are in flight and the oldest is older than `slow_after`: defer.
+    /// `limit` calls are in flight, the oldest is older than `slow_after`, and none ended for
+    /// that long: defer.
     Busy,
     /// The circuit is open until this time (ms).
     Open { until: i64 },
@@ -62,6 +64,8 @@ pub enum CallEnd {
 struct Endpoint {
     /// When each call in flight started (ms).
     in_flight: Vec<i64>,
+    /// When a call last ended (ms).
+    last_end: Option<i64>,
     timeouts_in_a_row: u32,
     open_until: Option<i64>,
     probing: bool,
@@ -92,8 +96,11 @@ impl EndpointGuard {
             None => false,
         };
         if state.in_flight.len() >= limit {
+            let slow_after = self.settings.slow_after.as_millis() as i64;
             let oldest = state.in_flight.iter().min().copied().unwrap_or(now);
-            return if now - oldest > self.settings.slow_after.as_millis() as i64 {
+            let stuck = now - oldest > slow_after
+                && state.last_end.is_none_or(|at| now - at > slow_after);
+            return if stuck {
                 Admission::Busy
             } else {
                 Admission::Wait
@@ -114,6 +121,7 @@ impl EndpointGuard {
         if let Some(i) = state.in_flight.iter().position(|&t| t == started) {
             state.in_flight.swap_remove(i);
         }
+        state.last_end = Some(now);
         match end {
             CallEnd::Answered => {
                 state.timeouts_in_a_row = 0;
