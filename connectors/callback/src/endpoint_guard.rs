@@ -98,8 +98,8 @@ impl EndpointGuard {
         if state.in_flight.len() >= limit {
             let slow_after = self.settings.slow_after.as_millis() as i64;
             let oldest = state.in_flight.iter().min().copied().unwrap_or(now);
-            let stuck = now - oldest > slow_after
-                && state.last_end.is_none_or(|at| now - at > slow_after);
+            let stuck =
+                now - oldest > slow_after && state.last_end.is_none_or(|at| now - at > slow_after);
             return if stuck {
                 Admission::Busy
             } else {

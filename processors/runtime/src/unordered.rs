@@ -41,12 +41,13 @@ pub async fn run_unordered<P: AsyncProcessor>(
     options: RunnerOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    // A resumed partition is fetched with the next fetch request: a delayed topic keeps its
-    // long polls short (a fiftieth of its delay, at most librdkafka's 500 ms) so records run
-    // well within 10% of when they are due.
+    // The head record of a paused partition is held and runs on time; the records behind it
+    // are fetched after the resume, with the next fetch request: a delayed topic keeps its
+    // long polls to a twentieth of its delay (25 to 500 ms; short polls of many idle
+    // consumers would cost the broker more than they gain).
     let mut overrides: Vec<(&str, String)> = options
         .delay
-        .map(|d| (d.as_millis() / 50).clamp(1, 500))
+        .map(|d| (d.as_millis() / 20).clamp(25, 500))
         .map(|wait| vec![("fetch.wait.max.ms", wait.to_string())])
         .unwrap_or_default();
     // The reset after a rebalance assumes every partition was revoked and assigned anew from
