@@ -21,7 +21,9 @@ const B_PER_SECOND: u64 = 500;
 /// Retries left waiting in one tier for the memory figure.
 const PENDING: usize = 100_000;
 
-fn config(a_url: &str, b_url: &str) -> String {
+/// Customers acme (A) and beta (B), each with one client whose webhooks go to `a_url` / `b_url`
+/// (B's signed with the test secret).
+pub fn two_customer_config(a_url: &str, b_url: &str) -> String {
     format!(
         r#"
 [[customers]]
@@ -48,7 +50,8 @@ signing_secret = "{SECRET}"
     )
 }
 
-fn report(customer: &str, i: usize) -> FinalReport {
+/// The `i`th delivered final report of `customer`, naming no client.
+pub fn final_report(customer: &str, i: usize) -> FinalReport {
     FinalReport {
         event_id: format!("evt-{customer}-{i}"),
         message_id: format!("m-{customer}-{i}"),
@@ -115,7 +118,7 @@ async fn b_latencies(broker: &Broker, dead_a: bool) -> anyhow::Result<Vec<i64>> 
     .await?;
     switchyard_config::apply(
         &stack.runtime,
-        &config(&a_url, &format!("http://{b_addr}/")),
+        &two_customer_config(&a_url, &format!("http://{b_addr}/")),
         false,
         1,
     )
@@ -129,9 +132,17 @@ async fn b_latencies(broker: &Broker, dead_a: bool) -> anyhow::Result<Vec<i64>> 
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / B_PER_SECOND));
     for i in 0..B_REPORTS {
         tick.tick().await;
-        let mut outputs = vec![Output::new(FINAL, format!("m-beta-{i}"), report("beta", i))];
+        let mut outputs = vec![Output::new(
+            FINAL,
+            format!("m-beta-{i}"),
+            final_report("beta", i),
+        )];
         if dead_a {
-            outputs.push(Output::new(FINAL, format!("m-acme-{i}"), report("acme", i)));
+            outputs.push(Output::new(
+                FINAL,
+                format!("m-acme-{i}"),
+                final_report("acme", i),
+            ));
         }
         stack.runtime.publish("bench", &outputs).await?;
     }
@@ -164,7 +175,7 @@ async fn pending_memory(broker: &Broker) -> anyhow::Result<(f64, f64, f64)> {
     let shutdown = CancellationToken::new();
     switchyard_config::apply(
         &stack.runtime,
-        &config("http://127.0.0.1:9/", "http://127.0.0.1:9/"),
+        &two_customer_config("http://127.0.0.1:9/", "http://127.0.0.1:9/"),
         false,
         1,
     )
@@ -179,7 +190,7 @@ async fn pending_memory(broker: &Broker) -> anyhow::Result<(f64, f64, f64)> {
                     topic.clone(),
                     format!("m-acme-{i}"),
                     CallbackAttempt {
-                        report: report("acme", i),
+                        report: final_report("acme", i),
                         report_url: "https://example.com/hook".into(),
                         retry: 5,
                         due_at: now + 21 * 60_000,

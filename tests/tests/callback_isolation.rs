@@ -16,7 +16,7 @@ use switchyard_callback::GuardSettings;
 use switchyard_callback::receiver::serve;
 use switchyard_runtime::names::{FINAL, callback_retry};
 use switchyard_runtime::{CancellationToken, Output};
-use switchyard_schemas::{Channel, FinalReport, ResultStatus, now_millis};
+use switchyard_tests::bench_callbacks::{final_report, two_customer_config};
 use switchyard_tests::pipeline::{SECRET, local_settings};
 use switchyard_tests::{Stack, read_all};
 
@@ -55,53 +55,6 @@ async fn hanging_receiver(state: Arc<Hanging>) -> anyhow::Result<String> {
     Ok(url)
 }
 
-fn config(a_url: &str, b_url: &str) -> String {
-    format!(
-        r#"
-[[customers]]
-id = "acme"
-channels = ["sms"]
-
-[[customers]]
-id = "beta"
-channels = ["sms"]
-
-[[clients]]
-id = "acme-web"
-customer = "acme"
-api_key = "sk-iso-a"
-report_url = "{a_url}"
-
-[[clients]]
-id = "beta-web"
-customer = "beta"
-api_key = "sk-iso-b"
-report_url = "{b_url}"
-signing_secret = "{SECRET}"
-"#
-    )
-}
-
-fn report(customer: &str, i: usize) -> FinalReport {
-    FinalReport {
-        event_id: format!("evt-{customer}-{i}"),
-        message_id: format!("m-{customer}-{i}"),
-        customer_id: customer.into(),
-        client_id: None,
-        client_message_id: None,
-        channel: Channel::Sms,
-        to: "01012345678".into(),
-        status: ResultStatus::Delivered,
-        result_code: "0000".into(),
-        result_text: "delivered".into(),
-        carrier: None,
-        sender: None,
-        attempt: 1,
-        submitted_at: None,
-        done_at: now_millis(),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_endpoint_does_not_hold_up_another_customers_webhooks() -> anyhow::Result<()> {
     let stack = Stack::start(&[]).await?;
@@ -111,7 +64,7 @@ async fn a_dead_endpoint_does_not_hold_up_another_customers_webhooks() -> anyhow
     let (b_addr, b_inbox) = serve("127.0.0.1:0".parse()?, SECRET, false, shutdown.clone()).await?;
     switchyard_config::apply(
         &stack.runtime,
-        &config(&a_url, &format!("http://{b_addr}/")),
+        &two_customer_config(&a_url, &format!("http://{b_addr}/")),
         false,
         1,
     )
@@ -127,9 +80,9 @@ async fn a_dead_endpoint_does_not_hold_up_another_customers_webhooks() -> anyhow
     // A's reports first, then B's, interleaved at the end: 100 for A, 50 for B.
     let mut outputs = Vec::new();
     for i in 0..100 {
-        outputs.push(report("acme", i));
+        outputs.push(final_report("acme", i));
         if i >= 50 {
-            outputs.push(report("beta", i - 50));
+            outputs.push(final_report("beta", i - 50));
         }
     }
     let sent_at = std::time::Instant::now();

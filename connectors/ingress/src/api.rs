@@ -11,7 +11,7 @@ use serde_json::json;
 use switchyard_config::hash_api_key;
 use switchyard_history::{HistoryRecord, SqliteHistory};
 use switchyard_runtime::{ConfigTables, Origin, Output, Runtime, Written};
-use switchyard_schemas::{ApiClientConfig, Submission, new_message_id, now_millis};
+use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
 
 use crate::problem::{FieldError, Problem};
 use crate::rate_limit::{RateLimits, Verdict};
@@ -184,7 +184,7 @@ async fn accept(
         .publish_atomic("ingress", &outputs)
         .await
         .map_err(|e| Problem::of_publish(&e))?;
-    remember_accepted(&ingress.history, &submissions, &written).await;
+    remember(&ingress.history, &submissions, &written).await;
     tracing::debug!(client = %client.client_id, count = accepted.len(), "accepted");
     let answer = if parsed.batch {
         json!({"messages": accepted})
@@ -194,19 +194,20 @@ async fn accept(
     Ok((answer, limit_headers))
 }
 
-/// Read your writes: put each accepted message in the history at once, as the event the
-/// history stage will derive from the same record (same key, so it is kept once), so a GET
-/// right after the 202 finds it. A failure here loses nothing: the history stage writes it.
-async fn remember_accepted(
+/// Read your writes: put the events of records just published (`written`, in the same order)
+/// in the history at once, as the history stage will derive them from the same records (same
+/// keys, so each is kept once), so the next GET sees them. A failure here loses nothing: the
+/// history stage writes them.
+pub(crate) async fn remember<T: HistoryRecord>(
     history: &SqliteHistory,
-    submissions: &[Submission],
+    records: &[T],
     written: &[Written],
 ) {
-    let events: Vec<_> = submissions
+    let events: Vec<_> = records
         .iter()
         .zip(written)
-        .map(|(submission, at)| {
-            submission.event(Origin {
+        .map(|(record, at)| {
+            record.event(Origin {
                 topic: &at.topic,
                 partition: at.partition,
                 offset: at.offset,
@@ -218,8 +219,8 @@ async fn remember_accepted(
     let history = history.clone();
     match tokio::task::spawn_blocking(move || history.record_all(&events)).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "accepted messages not yet in the history"),
-        Err(e) => tracing::warn!(error = %e, "accepted messages not yet in the history"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "published records not yet in the history"),
+        Err(e) => tracing::warn!(error = %e, "published records not yet in the history"),
     }
 }
 

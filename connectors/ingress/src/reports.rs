@@ -9,12 +9,11 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use switchyard_history::HistoryRecord;
+use switchyard_runtime::Output;
 use switchyard_runtime::names::REPORT_ACKS;
-use switchyard_runtime::{Origin, Output};
 use switchyard_schemas::{ReportAck, now_millis};
 
-use crate::api::{Ingress, authenticate};
+use crate::api::{Ingress, authenticate, remember};
 use crate::problem::{FieldError, Problem};
 
 /// Most reports in one page, and the default.
@@ -145,23 +144,7 @@ pub async fn ack(
         Err(e) => return Problem::of_publish(&e).into_response(),
     };
     // Read your writes: the next list no longer shows them.
-    let events: Vec<_> = acks
-        .iter()
-        .zip(&written)
-        .map(|(ack, at)| {
-            ack.event(Origin {
-                topic: &at.topic,
-                partition: at.partition,
-                offset: at.offset,
-                timestamp: None,
-                key: None,
-            })
-        })
-        .collect();
-    let history = ingress.history.clone();
-    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || history.record_all(&events)).await {
-        tracing::warn!(error = %e, "acks not yet in the history");
-    }
+    remember(&ingress.history, &acks, &written).await;
     let acked: Vec<&str> = acks.iter().map(|a| a.message_id.as_str()).collect();
     Json(json!({"acked": acked, "not_found": not_found})).into_response()
 }
