@@ -51,6 +51,10 @@ pub const FILES: &[(&str, &str)] = avsc![
     "report_ack.avsc",
     "bill_code.avsc",
     "held_message.avsc",
+    "state_entry.avsc",
+    "balance_kind.avsc",
+    "balance_event.avsc",
+    "balance_command.avsc",
 ];
 
 /// A schema resolved from its file: self-contained JSON plus the parsed form.

@@ -49,4 +49,7 @@ records!(
     ReportAck,
     BillCode,
     HeldMessage,
+    StateEntry,
+    BalanceEvent,
+    BalanceCommand,
 );

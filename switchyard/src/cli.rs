@@ -108,6 +108,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Prepaid balances: credit one, or show them.
+    Balance {
+        #[command(subcommand)]
+        command: BalanceCommand,
+    },
     /// Report callbacks: send a client's reports again.
     Callbacks {
         #[command(subcommand)]
@@ -212,6 +217,24 @@ pub enum PolicyCommand {
         #[arg(long)]
         limit: Option<usize>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BalanceCommand {
+    /// Add AMOUNT (minor units, e.g. KRW) to a prepaid customer's balance. Applied once per
+    /// request id: repeat the command with the printed `--request-id` if unsure it landed.
+    Credit {
+        customer: String,
+        amount: i64,
+        /// Why (kept in the ledger).
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key; a new one is made and printed if absent.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// Print each prepaid balance (or one customer's) and its last ledger event.
+    Show { customer: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

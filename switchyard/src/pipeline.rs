@@ -188,11 +188,8 @@ pub async fn start(
         match role {
             Role::Validate => running.tasks.push(spawn_runner(
                 runtime,
-                Validate {
-                    tables: tables.clone(),
-                    clock: settings.clock.clone(),
-                },
-                RunnerOptions::new("validate", &[names::ACCEPTED]),
+                Validate::new(tables.clone(), settings.clock.clone()),
+                RunnerOptions::new("validate", &[names::ACCEPTED, names::BALANCE_COMMANDS]),
                 shutdown,
             )),
             Role::Route => running.tasks.push(spawn_runner(

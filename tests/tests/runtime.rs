@@ -364,6 +364,7 @@ async fn a_table_follows_its_compacted_topic() -> anyhow::Result<()> {
         night_ads: Default::default(),
         auto_lms_upgrade: false,
         prices: Default::default(),
+        dedup_window_hours: 24,
     };
     let put = |output: Output| {
         let runtime = stack.runtime.clone();

@@ -36,10 +36,13 @@ pub const CONFIG_NUMBERING: &str = "config.numbering";
 pub const CONFIG_BILL_CODES: &str = "config.bill_codes";
 /// Dispatchers' heartbeats (compacted).
 pub const SENDER_HEALTH: &str = "state.sender-health";
-/// validate's dedup window changelog (compacted).
-pub const STATE_DEDUP: &str = "state.dedup";
-/// Prepaid balance snapshots (compacted).
-pub const STATE_BALANCES: &str = "state.balances";
+/// validate's state store changelog (compacted): duplicate windows, balance snapshots,
+/// charges, applied credits.
+pub const STATE_VALIDATE: &str = "state.validate";
+/// `switchyard balance credit` and report → validate: BalanceCommand, key customer id.
+pub const BALANCE_COMMANDS: &str = "balance.commands";
+/// validate → anyone auditing money: BalanceEvent (debit, credit, refund), key customer id.
+pub const BALANCE_LEDGER: &str = "ledger.balances";
 /// The schema registry's log (Confluent's own format).
 pub const SCHEMAS: &str = "_schemas";
 
@@ -93,8 +96,9 @@ pub fn fixed() -> Vec<String> {
         CONFIG_NUMBERING,
         CONFIG_BILL_CODES,
         SENDER_HEALTH,
-        STATE_DEDUP,
-        STATE_BALANCES,
+        STATE_VALIDATE,
+        BALANCE_COMMANDS,
+        BALANCE_LEDGER,
         SCHEMAS,
     ]
     .iter()

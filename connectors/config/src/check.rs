@@ -9,6 +9,10 @@ use switchyard_stages::policy::keywords;
 use crate::ConfigError;
 use crate::file::ConfigFile;
 
+/// The longest duplicate window a customer may ask for (30 days): validate keeps every id
+/// of the window in memory.
+pub const MAX_DEDUP_WINDOW_HOURS: i32 = 720;
+
 /// Every field-level check that needs the whole file; the first problem found, naming its
 /// field.
 pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
@@ -32,6 +36,26 @@ pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
                     &format!("is negative ({price})"),
                 ));
             }
+        }
+        if c.prepaid {
+            for channel in &c.channels {
+                let name = channel.as_str();
+                if !c.prices.contains_key(name) {
+                    return Err(field(
+                        &format!("{at}.prices.{name}"),
+                        "is missing: a prepaid customer needs a price for every channel it uses",
+                    ));
+                }
+            }
+        }
+        if !(1..=MAX_DEDUP_WINDOW_HOURS).contains(&c.dedup_window_hours) {
+            return Err(field(
+                &format!("{at}.dedup_window_hours"),
+                &format!(
+                    "is {}, not between 1 and {MAX_DEDUP_WINDOW_HOURS}",
+                    c.dedup_window_hours
+                ),
+            ));
         }
         if let Some(night_ads) = &c.night_ads
             && !matches!(night_ads.as_str(), "hold" | "reject")

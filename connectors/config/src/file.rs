@@ -62,6 +62,14 @@ pub struct CustomerEntry {
     /// Price per message per channel, in integer minor units (e.g. KRW).
     #[serde(default)]
     pub prices: BTreeMap<String, i64>,
+    /// How long a client_message_id stays taken, in hours (a second message with it is
+    /// rejected as duplicate); 24 by default.
+    #[serde(default = "day")]
+    pub dedup_window_hours: i32,
+}
+
+fn day() -> i32 {
+    24
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +233,7 @@ impl ConfigFile {
                 },
                 auto_lms_upgrade: c.auto_lms_upgrade,
                 prices: c.prices.clone(),
+                dedup_window_hours: c.dedup_window_hours,
             };
             unique(
                 desired.customers.insert(c.id.clone(), record),

@@ -4,6 +4,7 @@
 //! content policies too; `policy` edits a policy's blocklist and lists the blocks.
 
 mod apply;
+pub mod balance;
 mod check;
 mod file;
 mod mask;

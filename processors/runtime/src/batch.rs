@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Runtime;
 use crate::dead_letter::{DeadLetterKind, dead_letter_headers};
+use crate::input::StageInput;
 use crate::metrics::{StageLabel, StageTopic};
 use crate::processor::{AsyncProcessor, Origin, StageError};
 use crate::retry::{backoff, sleep_or_stop};
@@ -28,6 +29,8 @@ pub(crate) struct Encoded {
     pub key: String,
     pub payload: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
+    /// A partition chosen by the runtime (state changelogs); None = by key.
+    pub partition: Option<i32>,
 }
 
 /// Why a batch could not be finished.
@@ -62,6 +65,18 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
                 .await
                 .map_err(BatchFailure::Produce)?;
             deliveries.push((record.topic, record.key, record.headers.is_some(), delivery));
+        }
+    }
+    if let Some(store) = processor.state() {
+        let records = store
+            .changelog_records(runtime)
+            .await
+            .map_err(|e| BatchFailure::Produce(format!("state changelog: {e}")))?;
+        for record in records {
+            let delivery = enqueue(producer, &record)
+                .await
+                .map_err(BatchFailure::Produce)?;
+            deliveries.push((record.topic, record.key, false, delivery));
         }
     }
     let produced = await_deliveries(runtime, stage, deliveries).await?;
@@ -154,7 +169,7 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
     let mut tries = 0;
     let outputs = loop {
         let input =
-            match retry_retriable(shutdown, || runtime.codec.decode::<P::Input>(payload)).await? {
+            match retry_retriable(shutdown, || P::Input::decode(&runtime.codec, topic, payload)).await? {
                 Ok(input) => input,
                 Err(e) => {
                     let reason = e.to_string();
@@ -197,6 +212,7 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
                 key: output.key,
                 payload,
                 headers: None,
+                partition: None,
             }),
             Err(e) => {
                 // The stage built a record its schema refuses: a bug, but the input is kept.
@@ -249,6 +265,7 @@ fn dead_letter(
             .unwrap_or_default(),
         payload: message.payload().map(<[u8]>::to_vec),
         headers: Some(dead_letter_headers(message, stage, kind, reason)),
+        partition: None,
     }
 }
 
@@ -290,6 +307,9 @@ pub(crate) async fn enqueue(
         }
         if let Some(headers) = &record.headers {
             future_record = future_record.headers(headers.clone());
+        }
+        if let Some(partition) = record.partition {
+            future_record = future_record.partition(partition);
         }
         match producer.send_result(future_record) {
             Ok(delivery) => return Ok(delivery),

@@ -20,6 +20,15 @@ pub enum RuntimeError {
     /// A table did not catch up in time.
     #[error("table {topic} did not catch up within {seconds} s")]
     TableNotReady { topic: String, seconds: u64 },
+    /// A stage's state store cannot be restored (an undecodable changelog entry).
+    #[error("state store: {0}")]
+    State(String),
+    /// Stopped while waiting.
+    #[error("stopped")]
+    Stopped,
+    /// The stage is set up wrong (e.g. a state store on a runner that cannot keep it).
+    #[error("stage misconfigured: {0}")]
+    Misconfigured(String),
     /// The metrics endpoint could not start.
     #[error("metrics endpoint: {0}")]
     Metrics(#[from] std::io::Error),
@@ -32,7 +41,11 @@ impl RuntimeError {
             RuntimeError::Kafka(_) | RuntimeError::TableNotReady { .. } => true,
             RuntimeError::Codec(e) => e.is_retriable(),
             RuntimeError::Topics(e) => e.is_retriable(),
-            RuntimeError::MissingTopic(_) | RuntimeError::Metrics(_) => false,
+            RuntimeError::MissingTopic(_)
+            | RuntimeError::Metrics(_)
+            | RuntimeError::State(_)
+            | RuntimeError::Stopped
+            | RuntimeError::Misconfigured(_) => false,
         }
     }
 }

@@ -4,6 +4,9 @@
 use futures::future::BoxFuture;
 use switchyard_schemas::{Codec, CodecError, Record};
 
+use crate::input::StageInput;
+use crate::state::StateStore;
+
 /// Where an input record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origin<'a> {
@@ -53,8 +56,8 @@ impl StageError {
 
 /// One stage's logic: a plain function.
 pub trait Processor: Send + Sync + 'static {
-    /// The record type of the input topics.
-    type Input: Record;
+    /// The record type(s) of the input topics.
+    type Input: StageInput;
 
     /// Turn one input into the records to produce. Must be deterministic for a given input
     /// and table state, and idempotent downstream (outputs are keyed by stable ids), because
@@ -72,13 +75,19 @@ pub trait Processor: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StageError> {
         Ok(())
     }
+
+    /// The state store the runtime keeps for this stage, if it has one (`state/`): restored
+    /// per partition before use, its changes written with each batch.
+    fn state(&self) -> Option<&StateStore> {
+        None
+    }
 }
 
 /// A stage whose work waits on the outside world (a connector: HTTP, a store). The runner
 /// processes up to `concurrency()` inputs of a batch at once and keeps their outputs in order.
 pub trait AsyncProcessor: Send + Sync + 'static {
-    /// The record type of the input topics.
-    type Input: Record;
+    /// The record type(s) of the input topics.
+    type Input: StageInput;
 
     /// Turn one input into the records to produce (same contract as `Processor::process`).
     fn process<'a>(
@@ -104,6 +113,11 @@ pub trait AsyncProcessor: Send + Sync + 'static {
     fn flush(&self) -> BoxFuture<'_, Result<(), StageError>> {
         Box::pin(std::future::ready(Ok(())))
     }
+
+    /// The state store the runtime keeps for this stage (see `Processor::state`).
+    fn state(&self) -> Option<&StateStore> {
+        None
+    }
 }
 
 impl<P: Processor> AsyncProcessor for P {
@@ -119,6 +133,10 @@ impl<P: Processor> AsyncProcessor for P {
 
     fn flush(&self) -> BoxFuture<'_, Result<(), StageError>> {
         Box::pin(std::future::ready(Processor::flush(self)))
+    }
+
+    fn state(&self) -> Option<&StateStore> {
+        Processor::state(self)
     }
 
     fn process<'a>(

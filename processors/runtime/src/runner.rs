@@ -97,11 +97,28 @@ pub async fn run<P: AsyncProcessor>(
     options: RunnerOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
+    let stateful = processor.state().is_some();
     if options.unordered {
+        if stateful {
+            return Err(RuntimeError::Misconfigured(format!(
+                "stage {} keeps a state store, which needs records in order",
+                options.stage
+            )));
+        }
         return crate::unordered::run_unordered(runtime, processor, options, shutdown).await;
     }
     let processing = options.processing.unwrap_or(runtime.processing);
-    let (consumer, rebalances) = runtime.kafka.stage_consumer(&options.group_id)?;
+    // A state store is kept per input partition: partition p of every input topic (and of the
+    // changelog) must belong to the same member, which the range assignor guarantees for
+    // topics with equal partition counts.
+    let overrides: &[(&str, String)] = if stateful {
+        &[("partition.assignment.strategy", "range".to_string())]
+    } else {
+        &[]
+    };
+    let (consumer, rebalances) = runtime
+        .kafka
+        .stage_consumer_with(&options.group_id, overrides)?;
     let topics: Vec<String> = options
         .topics
         .iter()
@@ -127,6 +144,22 @@ pub async fn run<P: AsyncProcessor>(
     while let Some(batch) = next_batch(&consumer, &options, &mut errors, &shutdown).await {
         if batch.is_empty() {
             continue;
+        }
+        if let Some(store) = processor.state() {
+            let assigned = assigned_partitions(&consumer);
+            let needed = batch.iter().map(|(m, _)| m.partition()).collect();
+            let epoch = rebalances.epoch();
+            match store
+                .prepare(runtime, epoch, &assigned, &needed, &shutdown)
+                .await
+            {
+                Ok(()) => {}
+                Err(RuntimeError::Stopped) => {
+                    rewind(&consumer, &batch, &options.stage);
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
         let outcome = match &mut sink {
             Sink::Transactions(transactions) => {
@@ -166,11 +199,17 @@ pub async fn run<P: AsyncProcessor>(
         match outcome {
             Ok(produced) => {
                 failures = 0;
+                if let Some(store) = processor.state() {
+                    store.commit();
+                }
                 for (topic, key) in produced {
                     processor.produced(&topic, &key);
                 }
             }
             Err(failure) => {
+                if let Some(store) = processor.state() {
+                    store.rollback();
+                }
                 processor.batch_failed();
                 rewind(&consumer, &batch, &options.stage);
                 let BatchFailure::Produce(reason) = failure else {
@@ -311,6 +350,14 @@ async fn next_batch(
         }
     }
     Some(batch)
+}
+
+/// The partition numbers assigned to this member, over every input topic.
+fn assigned_partitions(consumer: &StageConsumer) -> std::collections::BTreeSet<i32> {
+    consumer
+        .assignment()
+        .map(|list| list.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
 }
 
 /// The offset to commit per partition: one past the last record of the batch.

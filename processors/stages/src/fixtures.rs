@@ -65,6 +65,7 @@ pub fn tables() -> ConfigTables {
                 night_ads: NightAds::Reject,
                 auto_lms_upgrade: false,
                 prices: Default::default(),
+                dedup_window_hours: 24,
             },
             CustomerConfig {
                 customer_id: "beta".into(),
@@ -77,6 +78,7 @@ pub fn tables() -> ConfigTables {
                 night_ads: NightAds::Reject,
                 auto_lms_upgrade: false,
                 prices: Default::default(),
+                dedup_window_hours: 24,
             },
         ],
         vec![

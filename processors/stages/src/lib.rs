@@ -1,7 +1,10 @@
 //! The topic-to-topic stages. Each is a plain function from an input record and read-only
 //! config tables to output records, wrapped as a `Processor` for the shared runner.
 
+pub mod admit;
+pub mod balances;
 pub mod clock;
+pub mod duplicates;
 pub mod policy;
 pub mod report;
 pub mod route;

@@ -7,8 +7,10 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use switchyard_runtime::{KeySet, Origin, Output, Processor, StageError};
+use switchyard_runtime::names::BALANCE_COMMANDS;
 use switchyard_schemas::{
-    DeliveryReport, FinalReport, Rejection, ResultStatus, event_id, now_millis,
+    BalanceCommand, BalanceKind, DeliveryReport, FinalReport, Rejection, ResultStatus, event_id,
+    now_millis,
 };
 
 /// Output topic.
@@ -122,6 +124,26 @@ pub struct ReportDeliveries(pub std::sync::Arc<Emitted>);
 #[derive(Debug, Clone)]
 pub struct ReportRejections(pub std::sync::Arc<Emitted>);
 
+/// The refund a final report asks for: every message that did not end delivered gets back
+/// what it was charged (validate ignores it for a message never charged, and applies it once).
+pub fn refund_of(report: &FinalReport) -> Option<Output> {
+    (report.status != ResultStatus::Delivered).then(|| {
+        Output::new(
+            BALANCE_COMMANDS,
+            report.customer_id.clone(),
+            BalanceCommand {
+                request_id: format!("refund:{}", report.message_id),
+                customer_id: report.customer_id.clone(),
+                kind: BalanceKind::Refund,
+                amount: 0,
+                message_id: Some(report.message_id.clone()),
+                reason: format!("{} {}", report.status.as_str(), report.result_code),
+                requested_at: report.done_at,
+            },
+        )
+    })
+}
+
 impl Processor for ReportDeliveries {
     type Input = DeliveryReport;
 
@@ -130,9 +152,15 @@ impl Processor for ReportDeliveries {
         input: DeliveryReport,
         _origin: Origin<'_>,
     ) -> Result<Vec<Output>, StageError> {
-        Ok(from_delivery(&input, now_millis())
-            .map(|r| self.0.emit_once(r))
-            .unwrap_or_default())
+        let Some(report) = from_delivery(&input, now_millis()) else {
+            return Ok(Vec::new());
+        };
+        let refund = refund_of(&report);
+        let mut outputs = self.0.emit_once(report);
+        if !outputs.is_empty() {
+            outputs.extend(refund);
+        }
+        Ok(outputs)
     }
 
     fn produced(&self, topic: &str, key: &str) {

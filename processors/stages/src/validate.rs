@@ -8,12 +8,22 @@
 //! GSM-7/UCS-2 segments abroad). The rules are plain functions in [`crate::policy`]; the time
 //! is the injected `now`.
 
-use switchyard_runtime::{ConfigTables, Origin, Output, Processor, StageError, bill_code_key};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use switchyard_runtime::names::{BALANCE_COMMANDS, BALANCE_LEDGER, STATE_VALIDATE};
+use switchyard_runtime::{
+    ConfigTables, Origin, Output, Processor, StageError, StageInput, StateAccess, StateStore,
+    bill_code_key,
+};
 use switchyard_schemas::{
+    BalanceCommand, Codec, CodecError,
     Channel, ContentPolicy, CustomerConfig, HeldMessage, NightAds, Rejection, Submission,
     ValidatedMessage, derived_message_id,
 };
 
+use crate::admit::admit;
+use crate::balances;
 use crate::clock::Clock;
 use crate::policy::{self, ad_marking, bill_codes, encoding, keywords, night_hours, rules};
 
@@ -45,6 +55,14 @@ pub mod codes {
     /// An ad in the quiet hours of a customer who chose `night_ads = "reject"` (rule
     /// `night_hours`).
     pub const NIGHT_AD: &str = "night_ad";
+    /// The customer already used this client_message_id within its window; the detail names
+    /// the first message.
+    pub const DUPLICATE: &str = "duplicate";
+    /// A prepaid customer's balance cannot cover the message's price.
+    pub const INSUFFICIENT_BALANCE: &str = "insufficient_balance";
+    /// A prepaid customer has no price for the channel (config apply refuses this; a table
+    /// written by an older version may still hold it).
+    pub const NO_PRICE: &str = "no_price";
 }
 
 /// Most parts an international SMS may take.
@@ -479,49 +497,137 @@ pub const SMS_BYTES: usize = 90;
 /// EUC-KR bytes an LMS or MMS may have.
 pub const LMS_BYTES: usize = 2000;
 
-/// The validate stage.
+/// What validate reads: submissions from `messages.accepted` and credits and refunds from
+/// `balance.commands` (co-partitioned by customer id, so one member owns a customer's state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidateInput {
+    Submission(Submission),
+    Balance(BalanceCommand),
+}
+
+impl StageInput for ValidateInput {
+    fn decode<'a>(
+        codec: &'a Codec,
+        topic: &'a str,
+        payload: &'a [u8],
+    ) -> BoxFuture<'a, Result<Self, CodecError>> {
+        Box::pin(async move {
+            if topic == BALANCE_COMMANDS {
+                codec.decode(payload).await.map(ValidateInput::Balance)
+            } else {
+                codec.decode(payload).await.map(ValidateInput::Submission)
+            }
+        })
+    }
+}
+
+/// The validate stage. Its state (duplicate windows, balances, charges) is a runtime state
+/// store on `state.validate`.
 #[derive(Debug, Clone)]
 pub struct Validate {
     pub tables: ConfigTables,
     /// Where "now" comes from: the system clock, or one a test sets.
     pub clock: Clock,
+    store: StateStore,
+}
+
+impl Validate {
+    /// The stage over `tables`, judging by `clock`.
+    pub fn new(tables: ConfigTables, clock: Clock) -> Self {
+        let now = clock.clone();
+        Validate {
+            tables,
+            clock,
+            store: StateStore::new(STATE_VALIDATE, Arc::new(move || now.now())),
+        }
+    }
+
+    /// Its state store (for tests and tools).
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+}
+
+/// The outputs of one submission judged with the state of its partition.
+pub fn judge(
+    submission: Submission,
+    origin: (&str, i32, i64),
+    tables: &ConfigTables,
+    state: &mut dyn StateAccess,
+    now: i64,
+) -> Vec<Output> {
+    let verdict = validate(submission, origin, tables, now);
+    let admitted = admit(verdict, tables, state, now);
+    let mut outputs = Vec::with_capacity(2);
+    if let Some(event) = admitted.ledger {
+        outputs.push(Output::new(
+            BALANCE_LEDGER,
+            event.customer_id.clone(),
+            event,
+        ));
+    }
+    outputs.push(match admitted.verdict {
+        Verdict::Valid(message) => {
+            tracing::debug!(stage = "validate", message_id = %message.message_id, "valid");
+            Output::new(VALIDATED, message.message_id.clone(), message)
+        }
+        Verdict::Rejected(rejection) => {
+            tracing::info!(
+                stage = "validate",
+                message_id = %rejection.message_id,
+                code = %rejection.code,
+                rule = rejection.rule.as_deref().unwrap_or(""),
+                "rejected"
+            );
+            Output::new(REJECTED, rejection.message_id.clone(), rejection)
+        }
+        Verdict::Held(held) => {
+            tracing::info!(
+                stage = "validate",
+                message_id = %held.message_id,
+                release_at = held.release_at,
+                "held"
+            );
+            Output::new(HELD, held.message_id.clone(), held)
+        }
+    });
+    outputs
+}
+
+/// The ledger output of a balance command, if it changed the balance.
+pub fn command(command: &BalanceCommand, state: &mut dyn StateAccess, now: i64) -> Vec<Output> {
+    match balances::apply(state, command, now) {
+        Some(event) => {
+            tracing::info!(stage = "validate", customer = %event.customer_id, kind = event.kind.as_str(), amount = event.amount, balance = event.balance_after, "balance moved");
+            vec![Output::new(BALANCE_LEDGER, event.customer_id.clone(), event)]
+        }
+        None => {
+            tracing::debug!(stage = "validate", request_id = %command.request_id, "balance command changes nothing");
+            Vec::new()
+        }
+    }
 }
 
 impl Processor for Validate {
-    type Input = Submission;
+    type Input = ValidateInput;
 
-    fn process(&self, input: Submission, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
-        let verdict = validate(
-            input,
-            (origin.topic, origin.partition, origin.offset),
-            &self.tables,
-            self.clock.now(),
-        );
-        Ok(vec![match verdict {
-            Verdict::Valid(message) => {
-                tracing::debug!(stage = "validate", message_id = %message.message_id, "valid");
-                Output::new(VALIDATED, message.message_id.clone(), message)
-            }
-            Verdict::Rejected(rejection) => {
-                tracing::info!(
-                    stage = "validate",
-                    message_id = %rejection.message_id,
-                    code = %rejection.code,
-                    rule = rejection.rule.as_deref().unwrap_or(""),
-                    "rejected"
-                );
-                Output::new(REJECTED, rejection.message_id.clone(), rejection)
-            }
-            Verdict::Held(held) => {
-                tracing::info!(
-                    stage = "validate",
-                    message_id = %held.message_id,
-                    release_at = held.release_at,
-                    "held"
-                );
-                Output::new(HELD, held.message_id.clone(), held)
-            }
-        }])
+    fn process(&self, input: ValidateInput, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
+        let now = self.clock.now();
+        let mut state = self.store.lock(origin.partition);
+        Ok(match input {
+            ValidateInput::Submission(submission) => judge(
+                submission,
+                (origin.topic, origin.partition, origin.offset),
+                &self.tables,
+                &mut *state,
+                now,
+            ),
+            ValidateInput::Balance(balance) => command(&balance, &mut *state, now),
+        })
+    }
+
+    fn state(&self) -> Option<&StateStore> {
+        Some(&self.store)
     }
 }
 

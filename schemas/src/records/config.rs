@@ -22,6 +22,8 @@ pub struct CustomerConfig {
     pub auto_lms_upgrade: bool,
     /// Price per message per channel name, in integer minor units.
     pub prices: BTreeMap<String, i64>,
+    /// How long a client_message_id stays taken (hours).
+    pub dedup_window_hours: i32,
 }
 
 /// What a customer wants done with an ad submitted in the quiet hours (21:00–08:00 KST).

@@ -19,7 +19,7 @@ pub use reports::{
 pub use routing::{
     DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, RouteHop, RoutingDecision,
 };
-pub use state::SenderHealth;
+pub use state::{BalanceCommand, BalanceEvent, BalanceKind, SenderHealth, StateEntry};
 
 /// Milliseconds since the Unix epoch (Avro `timestamp-millis`).
 pub type Millis = i64;

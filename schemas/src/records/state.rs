@@ -4,6 +4,70 @@ use serde::{Deserialize, Serialize};
 
 use super::Millis;
 
+/// One entry of a stage's state store (its changelog's record); the key's kind says what the
+/// fields mean.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StateEntry {
+    pub text: Option<String>,
+    pub amount: i64,
+    pub expires_at: Option<Millis>,
+}
+
+/// What moves a prepaid balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceKind {
+    Debit,
+    Credit,
+    Refund,
+}
+
+impl BalanceKind {
+    /// The name used in the ledger and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalanceKind::Debit => "debit",
+            BalanceKind::Credit => "credit",
+            BalanceKind::Refund => "refund",
+        }
+    }
+
+    /// +1 for what adds to a balance, -1 for what takes from it.
+    pub fn sign(self) -> i64 {
+        match self {
+            BalanceKind::Debit => -1,
+            BalanceKind::Credit | BalanceKind::Refund => 1,
+        }
+    }
+}
+
+/// One movement of a prepaid balance; the record of `ledger.balances`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceEvent {
+    pub event_id: String,
+    pub customer_id: String,
+    pub kind: BalanceKind,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub message_id: Option<String>,
+    pub request_id: Option<String>,
+    pub reason: Option<String>,
+    pub at: Millis,
+}
+
+/// A request to move a prepaid balance (a credit or a refund); the record of
+/// `balance.commands`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BalanceCommand {
+    pub request_id: String,
+    pub customer_id: String,
+    pub kind: BalanceKind,
+    pub amount: i64,
+    pub message_id: Option<String>,
+    pub reason: String,
+    pub requested_at: Millis,
+}
+
 /// A dispatcher's heartbeat; the record of `state.sender-health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderHealth {

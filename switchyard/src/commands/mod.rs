@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod balance;
 pub mod callbacks;
 pub mod config;
 pub mod policy;
