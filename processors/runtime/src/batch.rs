@@ -168,20 +168,23 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
     };
     let mut tries = 0;
     let outputs = loop {
-        let input =
-            match retry_retriable(shutdown, || P::Input::decode(&runtime.codec, topic, payload)).await? {
-                Ok(input) => input,
-                Err(e) => {
-                    let reason = e.to_string();
-                    return Ok(vec![dead_letter(
-                        runtime,
-                        stage,
-                        message,
-                        DeadLetterKind::Undecodable,
-                        &reason,
-                    )]);
-                }
-            };
+        let input = match retry_retriable(shutdown, || {
+            P::Input::decode(&runtime.codec, topic, payload)
+        })
+        .await?
+        {
+            Ok(input) => input,
+            Err(e) => {
+                let reason = e.to_string();
+                return Ok(vec![dead_letter(
+                    runtime,
+                    stage,
+                    message,
+                    DeadLetterKind::Undecodable,
+                    &reason,
+                )]);
+            }
+        };
         match processor.process(input, origin).await {
             Ok(outputs) => break outputs,
             Err(StageError::Invalid(invalid)) => {

@@ -115,3 +115,193 @@ fn refused(
         ledger: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchyard_runtime::PartitionState;
+    use switchyard_schemas::{BalanceCommand, BalanceKind, Channel, Priority};
+
+    use super::*;
+    use crate::fixtures::{submission, tables, tables_with};
+    use crate::validate::{judge, validate};
+
+    fn admitted(
+        s: Submission,
+        tables: &ConfigTables,
+        state: &mut PartitionState,
+        now: i64,
+    ) -> Admitted {
+        let verdict = validate(s, ("messages.accepted", 0, 1), tables, now);
+        let admitted = admit(verdict, tables, state, now);
+        state.commit();
+        admitted
+    }
+
+    fn code(a: &Admitted) -> Option<&str> {
+        match &a.verdict {
+            Verdict::Rejected(r) => Some(&r.code),
+            _ => None,
+        }
+    }
+
+    fn with_client_id(id: &str, client_message_id: &str) -> Submission {
+        let mut s = submission(id);
+        s.client_message_id = Some(client_message_id.into());
+        s
+    }
+
+    #[test]
+    fn a_repeated_client_message_id_is_a_duplicate_naming_the_first() {
+        let tables = tables();
+        let mut state = PartitionState::default();
+        assert_eq!(
+            code(&admitted(
+                with_client_id("m-1", "c-9"),
+                &tables,
+                &mut state,
+                1_000
+            )),
+            None
+        );
+        let second = admitted(with_client_id("m-2", "c-9"), &tables, &mut state, 2_000);
+        let Verdict::Rejected(r) = &second.verdict else {
+            panic!("not rejected: {second:?}");
+        };
+        assert_eq!(r.code, codes::DUPLICATE);
+        assert!(r.detail.contains("m-1"), "{}", r.detail);
+        assert_eq!(
+            code(&admitted(
+                with_client_id("m-3", "c-10"),
+                &tables,
+                &mut state,
+                2_000
+            )),
+            None
+        );
+        let after_window = 1_000 + 24 * 3_600_000;
+        assert_eq!(
+            code(&admitted(
+                with_client_id("m-4", "c-9"),
+                &tables,
+                &mut state,
+                after_window
+            )),
+            None,
+            "the window is over"
+        );
+    }
+
+    #[test]
+    fn a_message_the_rules_reject_does_not_take_its_client_message_id() {
+        let tables = tables();
+        let mut state = PartitionState::default();
+        let mut bad = with_client_id("m-1", "c-9");
+        bad.to = "not a number".into();
+        assert_eq!(
+            code(&admitted(bad, &tables, &mut state, 1_000)),
+            Some(crate::validate::codes::INVALID_RECIPIENT)
+        );
+        assert_eq!(
+            code(&admitted(
+                with_client_id("m-2", "c-9"),
+                &tables,
+                &mut state,
+                2_000
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn a_held_message_coming_back_is_not_its_own_duplicate() {
+        let tables = tables();
+        let mut state = PartitionState::default();
+        assert_eq!(
+            code(&admitted(
+                with_client_id("m-1", "c-9"),
+                &tables,
+                &mut state,
+                1_000
+            )),
+            None
+        );
+        assert_eq!(
+            code(&admitted(
+                with_client_id("m-1", "c-9"),
+                &tables,
+                &mut state,
+                5_000
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn a_prepaid_message_is_charged_its_channel_price_or_refused() {
+        let tables = tables_with(|acme| {
+            acme.prepaid = true;
+            acme.prices = [
+                ("sms".to_string(), 20),
+                ("lms".to_string(), 50),
+                ("kakao".to_string(), 8),
+            ]
+            .into_iter()
+            .collect();
+        });
+        let mut state = PartitionState::default();
+        let refused = admitted(with_client_id("m-1", "c-1"), &tables, &mut state, 1);
+        assert_eq!(code(&refused), Some(codes::INSUFFICIENT_BALANCE));
+        assert!(refused.ledger.is_none());
+        let credit = BalanceCommand {
+            request_id: "r-1".into(),
+            customer_id: "acme".into(),
+            kind: BalanceKind::Credit,
+            amount: 30,
+            message_id: None,
+            reason: "top-up".into(),
+            requested_at: 0,
+        };
+        assert!(balances::apply(&mut state, &credit, 2).is_some());
+        state.commit();
+        let sent = admitted(with_client_id("m-2", "c-1"), &tables, &mut state, 3);
+        assert_eq!(code(&sent), None, "the refused message did not take c-1");
+        let debit = sent.ledger.expect("charged");
+        assert_eq!((debit.amount, debit.balance_after), (20, 10));
+        let mut lms = with_client_id("m-3", "c-3");
+        lms.channel = Channel::Lms;
+        lms.subject = Some("s".into());
+        assert_eq!(
+            code(&admitted(lms, &tables, &mut state, 4)),
+            Some(codes::INSUFFICIENT_BALANCE)
+        );
+        assert_eq!(balances::balance(&state, "acme"), 10);
+    }
+
+    #[test]
+    fn judge_writes_the_debit_to_the_ledger_before_the_validated_message() {
+        let tables = tables_with(|acme| {
+            acme.prepaid = true;
+            acme.prices = [
+                ("sms".to_string(), 20),
+                ("lms".to_string(), 50),
+                ("kakao".to_string(), 8),
+            ]
+            .into_iter()
+            .collect();
+        });
+        let mut state = PartitionState::default();
+        state.put(
+            &balances::balance_key("acme"),
+            switchyard_schemas::StateEntry {
+                text: None,
+                amount: 100,
+                expires_at: None,
+            },
+        );
+        let mut s = submission("m-1");
+        s.priority = Priority::Normal;
+        let outputs = judge(s, ("messages.accepted", 0, 1), &tables, &mut state, 10);
+        let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
+        assert_eq!(topics, ["ledger.balances", "messages.validated"]);
+    }
+}

@@ -91,7 +91,11 @@ pub fn charge(
 /// Apply a credit or a refund command; `None` when it changes nothing (a credit already
 /// applied, a refund of a message never charged or already refunded, a command of the wrong
 /// kind).
-pub fn apply(state: &mut dyn StateAccess, command: &BalanceCommand, now: i64) -> Option<BalanceEvent> {
+pub fn apply(
+    state: &mut dyn StateAccess,
+    command: &BalanceCommand,
+    now: i64,
+) -> Option<BalanceEvent> {
     let customer = command.customer_id.as_str();
     match command.kind {
         BalanceKind::Credit => {
@@ -214,10 +218,17 @@ mod tests {
     fn credits_apply_once_per_request_id() {
         let mut state = PartitionState::default();
         let event = apply(&mut state, &credit("r-1", 100), 5).expect("applied");
-        assert_eq!((event.kind, event.amount, event.balance_after), (BalanceKind::Credit, 100, 100));
+        assert_eq!(
+            (event.kind, event.amount, event.balance_after),
+            (BalanceKind::Credit, 100, 100)
+        );
         assert_eq!(event.event_id, "credit:r-1");
         assert_eq!(apply(&mut state, &credit("r-1", 100), 6), None);
-        assert_eq!(apply(&mut state, &credit("r-2", 0), 6), None, "nothing to add");
+        assert_eq!(
+            apply(&mut state, &credit("r-2", 0), 6),
+            None,
+            "nothing to add"
+        );
         assert_eq!(balance(&state, "acme"), 100);
     }
 
@@ -225,12 +236,21 @@ mod tests {
     fn a_charge_needs_the_balance_and_happens_once_per_message() {
         let mut state = PartitionState::default();
         apply(&mut state, &credit("r-1", 25), 0);
-        let debit = charge(&mut state, "acme", "m-1", 20, 1).expect("covered").expect("new");
+        let debit = charge(&mut state, "acme", "m-1", 20, 1)
+            .expect("covered")
+            .expect("new");
         assert_eq!((debit.kind, debit.balance_after), (BalanceKind::Debit, 5));
-        assert_eq!(charge(&mut state, "acme", "m-1", 20, 2), Ok(None), "already charged");
+        assert_eq!(
+            charge(&mut state, "acme", "m-1", 20, 2),
+            Ok(None),
+            "already charged"
+        );
         assert_eq!(
             charge(&mut state, "acme", "m-2", 20, 3),
-            Err(Insufficient { balance: 5, price: 20 })
+            Err(Insufficient {
+                balance: 5,
+                price: 20
+            })
         );
         assert_eq!(balance(&state, "acme"), 5);
     }
@@ -243,7 +263,11 @@ mod tests {
         assert_eq!(apply(&mut state, &refund("beta", "m-1"), 2), None);
         let event = apply(&mut state, &refund("acme", "m-1"), 2).expect("refunded");
         assert_eq!((event.amount, event.balance_after), (20, 50));
-        assert_eq!(apply(&mut state, &refund("acme", "m-1"), 3), None, "only once");
+        assert_eq!(
+            apply(&mut state, &refund("acme", "m-1"), 3),
+            None,
+            "only once"
+        );
         assert_eq!(apply(&mut state, &refund("acme", "never-charged"), 3), None);
         assert_eq!(balance(&state, "acme"), 50);
     }

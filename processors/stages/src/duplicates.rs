@@ -70,7 +70,11 @@ mod tests {
             Some("m-1")
         );
         assert_eq!(first_taker(&state, "acme", "c-1", "m-2", HOUR_MS), None);
-        assert_eq!(first_taker(&state, "beta", "c-1", "m-2", 10), None, "per customer");
+        assert_eq!(
+            first_taker(&state, "beta", "c-1", "m-2", 10),
+            None,
+            "per customer"
+        );
         assert_eq!(
             first_taker(&state, "acme", "c-1", "m-1", 10),
             None,

@@ -52,21 +52,28 @@ fn sender(name: &str, group: &str, carrier: &str) -> SenderConfig {
 }
 
 pub fn tables() -> ConfigTables {
+    tables_with(|_| {})
+}
+
+/// The fixture tables with customer `acme` changed by `change`.
+pub fn tables_with(change: impl FnOnce(&mut CustomerConfig)) -> ConfigTables {
+    let mut acme = CustomerConfig {
+        customer_id: "acme".into(),
+        name: "ACME".into(),
+        enabled: true,
+        channels: vec![Channel::Sms, Channel::Lms, Channel::Kakao],
+        bill_codes: vec!["B1".into()],
+        tps_limits: Default::default(),
+        prepaid: false,
+        night_ads: NightAds::Reject,
+        auto_lms_upgrade: false,
+        prices: Default::default(),
+        dedup_window_hours: 24,
+    };
+    change(&mut acme);
     ConfigTables::fixed(
         vec![
-            CustomerConfig {
-                customer_id: "acme".into(),
-                name: "ACME".into(),
-                enabled: true,
-                channels: vec![Channel::Sms, Channel::Lms, Channel::Kakao],
-                bill_codes: vec!["B1".into()],
-                tps_limits: Default::default(),
-                prepaid: false,
-                night_ads: NightAds::Reject,
-                auto_lms_upgrade: false,
-                prices: Default::default(),
-                dedup_window_hours: 24,
-            },
+            acme,
             CustomerConfig {
                 customer_id: "beta".into(),
                 name: "Beta".into(),

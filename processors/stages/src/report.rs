@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use switchyard_runtime::{KeySet, Origin, Output, Processor, StageError};
 use switchyard_runtime::names::BALANCE_COMMANDS;
+use switchyard_runtime::{KeySet, Origin, Output, Processor, StageError};
 use switchyard_schemas::{
     BalanceCommand, BalanceKind, DeliveryReport, FinalReport, Rejection, ResultStatus, event_id,
     now_millis,

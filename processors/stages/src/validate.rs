@@ -17,9 +17,8 @@ use switchyard_runtime::{
     bill_code_key,
 };
 use switchyard_schemas::{
-    BalanceCommand, Codec, CodecError,
-    Channel, ContentPolicy, CustomerConfig, HeldMessage, NightAds, Rejection, Submission,
-    ValidatedMessage, derived_message_id,
+    BalanceCommand, Channel, Codec, CodecError, ContentPolicy, CustomerConfig, HeldMessage,
+    NightAds, Rejection, Submission, ValidatedMessage, derived_message_id,
 };
 
 use crate::admit::admit;
@@ -599,7 +598,11 @@ pub fn command(command: &BalanceCommand, state: &mut dyn StateAccess, now: i64) 
     match balances::apply(state, command, now) {
         Some(event) => {
             tracing::info!(stage = "validate", customer = %event.customer_id, kind = event.kind.as_str(), amount = event.amount, balance = event.balance_after, "balance moved");
-            vec![Output::new(BALANCE_LEDGER, event.customer_id.clone(), event)]
+            vec![Output::new(
+                BALANCE_LEDGER,
+                event.customer_id.clone(),
+                event,
+            )]
         }
         None => {
             tracing::debug!(stage = "validate", request_id = %command.request_id, "balance command changes nothing");

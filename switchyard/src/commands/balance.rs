@@ -23,7 +23,9 @@ pub async fn run(app: &Context, command: BalanceCommand) -> anyhow::Result<i32> 
                 request_id,
             };
             let id = balance::credit(&runtime, &credit).await?;
-            println!("credit of {amount} to {customer} requested (request id {id}); validate applies it once");
+            println!(
+                "credit of {amount} to {customer} requested (request id {id}); validate applies it once"
+            );
         }
         BalanceCommand::Show { customer } => {
             let rows = balance::show(&runtime, customer.as_deref()).await?;

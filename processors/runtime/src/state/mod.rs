@@ -100,7 +100,11 @@ impl StateStore {
 
     /// Entries held in memory, over every partition.
     pub fn len(&self) -> usize {
-        self.partitions().states.values().map(PartitionState::len).sum()
+        self.partitions()
+            .states
+            .values()
+            .map(PartitionState::len)
+            .sum()
     }
 
     /// Whether no entry is held.

@@ -158,7 +158,11 @@ mod tests {
         state.put("a", entry(2, None));
         state.commit();
         state.delete("a");
-        assert_eq!(state.get("a"), None, "a pending delete hides the committed entry");
+        assert_eq!(
+            state.get("a"),
+            None,
+            "a pending delete hides the committed entry"
+        );
         state.rollback();
         assert_eq!(state.get("a").map(|e| e.amount), Some(2));
     }

@@ -30,8 +30,10 @@ pub(super) async fn restore(
         assignment.add_partition_offset(&physical, partition, Offset::Beginning)?;
     }
     reader.assign(&assignment)?;
-    let mut states: HashMap<i32, PartitionState> =
-        partitions.iter().map(|p| (*p, PartitionState::default())).collect();
+    let mut states: HashMap<i32, PartitionState> = partitions
+        .iter()
+        .map(|p| (*p, PartitionState::default()))
+        .collect();
     let mut open: BTreeSet<i32> = partitions.clone();
     let mut records = 0u64;
     while !open.is_empty() {
@@ -55,7 +57,10 @@ pub(super) async fn restore(
             Ok(Ok(message)) => message,
         };
         let partition = message.partition();
-        let Some(key) = message.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
+        let Some(key) = message
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+        else {
             continue;
         };
         let entry = match message.payload() {
@@ -63,7 +68,10 @@ pub(super) async fn restore(
             Some(payload) => Some(decode(runtime, payload, shutdown).await?),
         };
         records += 1;
-        states.entry(partition).or_default().restore(key, entry, now);
+        states
+            .entry(partition)
+            .or_default()
+            .restore(key, entry, now);
     }
     tracing::debug!(%changelog, records, "changelog read");
     Ok(states)
@@ -87,7 +95,11 @@ async fn decode(
                     return Err(RuntimeError::Stopped);
                 }
             }
-            Err(e) => return Err(RuntimeError::State(format!("undecodable changelog entry: {e}"))),
+            Err(e) => {
+                return Err(RuntimeError::State(format!(
+                    "undecodable changelog entry: {e}"
+                )));
+            }
         }
     }
 }
