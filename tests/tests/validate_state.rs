@@ -85,6 +85,15 @@ async fn produce(
     Ok(())
 }
 
+/// Entries a process's log says it restored.
+fn restored_entries(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("state restored"))
+        .filter_map(|l| l.split("entries=").nth(1))
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+        .sum()
+}
+
 fn fast_carrier(success_rate: f64) -> SimulatorSettings {
     SimulatorSettings {
         success_rate,
@@ -135,12 +144,13 @@ async fn duplicates_are_caught_across_a_kill_9_of_validate() -> anyhow::Result<(
             anyhow::Ok(())
         })
     };
+    // The first half takes about 2.5 s to produce: the kill lands in the middle of it.
     wait_for::<ValidatedMessage>(
         &runtime,
         names::VALIDATED,
         Duration::from_secs(60),
         "before the kill",
-        |v| v.len() >= 200,
+        |v| v.len() >= 100,
     )
     .await?;
     validate.kill9()?;
@@ -188,8 +198,9 @@ async fn duplicates_are_caught_across_a_kill_9_of_validate() -> anyhow::Result<(
         assert!(!routed_ids.contains(rejection.message_id.as_str()));
     }
     assert!(
-        validate.log().contains("state restored"),
-        "the restarted validate restored its state"
+        restored_entries(&validate.log()) > 0,
+        "the restarted validate restored its state:\n{}",
+        validate.log_tail(20)
     );
     pipeline.stop().await;
     Ok(())
@@ -272,24 +283,11 @@ async fn a_prepaid_balance_is_exact_when_validate_and_report_are_killed() -> any
             anyhow::Ok(())
         })
     };
-    wait_for::<BalanceEvent>(
-        &runtime,
-        names::BALANCE_LEDGER,
-        Duration::from_secs(60),
-        "debits before killing validate",
-        |e| e.len() >= 250,
-    )
-    .await?;
+    // Production takes about 5 s: validate is killed after 1.5 s and report after 3 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     validate.kill9()?;
     validate.start_again()?;
-    wait_for::<FinalReport>(
-        &runtime,
-        names::FINAL,
-        Duration::from_secs(90),
-        "finals before killing report",
-        |f| f.len() >= 500,
-    )
-    .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     report.kill9()?;
     report.start_again()?;
     producer.await??;
@@ -344,6 +342,11 @@ async fn a_prepaid_balance_is_exact_when_validate_and_report_are_killed() -> any
         ledger.last().map(|e| e.balance_after),
         Some(expected),
         "the last event's balance"
+    );
+    assert!(
+        restored_entries(&validate.log()) > 0,
+        "the restarted validate took over mid-run with the state restored:\n{}",
+        validate.log_tail(20)
     );
     let shown = balance::show(&runtime, Some("prepay")).await?;
     assert_eq!(shown.len(), 1);
