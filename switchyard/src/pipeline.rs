@@ -10,10 +10,12 @@ use switchyard_callback::schedule::tier_delay;
 use switchyard_callback::{Callback, RetryTier, WebhookSettings};
 use switchyard_history::{SqliteHistory, run_history};
 use switchyard_ingress::Ingress;
+use switchyard_runtime::delay_gate::DEFAULT_HELD_PER_PARTITION;
 use switchyard_runtime::{
     CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, names,
 };
 use switchyard_stages::clock::Clock;
+use switchyard_stages::release::Release;
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
 use switchyard_stages::validate::Validate;
@@ -186,12 +188,22 @@ pub async fn start(
     };
     for role in roles {
         match role {
-            Role::Validate => running.tasks.push(spawn_runner(
-                runtime,
-                Validate::new(tables.clone(), settings.clock.clone()),
-                RunnerOptions::new("validate", &[names::ACCEPTED, names::BALANCE_COMMANDS]),
-                shutdown,
-            )),
+            Role::Validate => {
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    Validate::new(tables.clone(), settings.clock.clone()),
+                    RunnerOptions::new("validate", &[names::ACCEPTED, names::BALANCE_COMMANDS]),
+                    shutdown,
+                ));
+                // Held and paced messages go back to validate at their time.
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    Release,
+                    RunnerOptions::new("release", &[names::HELD, names::PACED])
+                        .due_per_record(DEFAULT_HELD_PER_PARTITION),
+                    shutdown,
+                ));
+            }
             Role::Route => running.tasks.push(spawn_runner(
                 runtime,
                 Route::new(tables.clone()),

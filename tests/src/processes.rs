@@ -60,7 +60,9 @@ impl Connection {
 /// senders (dispatch runs one per sender).
 pub fn runners_of(role: &str) -> usize {
     match role {
-        "validate" | "route" => 1,
+        // validate and release.
+        "validate" => 2,
+        "route" => 1,
         // The first delivery and the ten retry tiers.
         "callback" => 11,
         "report" => 2,

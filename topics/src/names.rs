@@ -10,6 +10,9 @@ pub const VALIDATED: &str = "messages.validated";
 pub const REJECTED: &str = "messages.rejected";
 /// validate → the delayed-topic runner (→ `messages.accepted` at `release_at`): HeldMessage.
 pub const HELD: &str = "messages.held";
+/// validate → the release runner (→ `messages.accepted` at its slot): HeldMessage of a
+/// customer over its rate for a channel.
+pub const PACED: &str = "messages.paced";
 /// route → history: RoutingDecision.
 pub const ROUTED: &str = "messages.routed";
 /// dispatch → route, history: DispatchOutcome.
@@ -97,6 +100,7 @@ pub fn fixed() -> Vec<String> {
         CONFIG_BILL_CODES,
         SENDER_HEALTH,
         STATE_VALIDATE,
+        PACED,
         BALANCE_COMMANDS,
         BALANCE_LEDGER,
         SCHEMAS,

@@ -29,6 +29,8 @@ pub(crate) struct Encoded {
     pub key: String,
     pub payload: Option<Vec<u8>>,
     pub headers: Option<OwnedHeaders>,
+    /// Whether this is a dead letter (counted apart).
+    pub dead_letter: bool,
     /// A partition chosen by the runtime (state changelogs); None = by key.
     pub partition: Option<i32>,
 }
@@ -64,7 +66,7 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
             let delivery = enqueue(producer, &record)
                 .await
                 .map_err(BatchFailure::Produce)?;
-            deliveries.push((record.topic, record.key, record.headers.is_some(), delivery));
+            deliveries.push((record.topic, record.key, record.dead_letter, delivery));
         }
     }
     if let Some(store) = processor.state() {
@@ -208,13 +210,15 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
     let mut encoded = Vec::with_capacity(outputs.len());
     for output in outputs {
         let physical = runtime.kafka.topic(&output.topic);
+        let due = output.due();
         match retry_retriable(shutdown, || output.encode_for(&runtime.codec, &physical)).await? {
             Ok(payload) => encoded.push(Encoded {
                 topic: output.topic,
                 physical,
                 key: output.key,
+                headers: due.map(crate::delay_gate::due_at_header),
                 payload,
-                headers: None,
+                dead_letter: false,
                 partition: None,
             }),
             Err(e) => {
@@ -268,6 +272,7 @@ fn dead_letter(
             .unwrap_or_default(),
         payload: message.payload().map(<[u8]>::to_vec),
         headers: Some(dead_letter_headers(message, stage, kind, reason)),
+        dead_letter: true,
         partition: None,
     }
 }

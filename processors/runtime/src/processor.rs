@@ -153,6 +153,9 @@ pub struct Output {
     pub topic: String,
     pub key: String,
     value: Option<Box<dyn EncodeRecord>>,
+    /// For a delayed topic: when the record may run (ms since the epoch), sent as the
+    /// `switchyard.due-at` header; None = its timestamp plus the topic's delay.
+    due_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Output {
@@ -172,7 +175,19 @@ impl Output {
             topic: topic.into(),
             key: key.into(),
             value: Some(Box::new(value)),
+            due_at: None,
         }
+    }
+
+    /// The same record, to run no earlier than `at` (ms since the epoch) on a delayed topic.
+    pub fn due_at(mut self, at: i64) -> Self {
+        self.due_at = Some(at);
+        self
+    }
+
+    /// When the record may run, if set.
+    pub fn due(&self) -> Option<i64> {
+        self.due_at
     }
 
     /// A tombstone: deletes `key` from a compacted topic.
@@ -181,6 +196,7 @@ impl Output {
             topic: topic.into(),
             key: key.into(),
             value: None,
+            due_at: None,
         }
     }
 

@@ -43,8 +43,12 @@ pub struct RunnerOptions {
     /// to the outside world may be slow for some records and fast for others.
     pub unordered: bool,
     /// For a delayed topic (unordered only): a record runs once its timestamp plus this delay
-    /// has passed.
+    /// has passed (or at its `switchyard.due-at` header).
     pub delay: Option<Duration>,
+    /// Most not-yet-due records held per partition before it is paused (unordered only). 1
+    /// for a topic whose records come due in order (a fixed delay); more where each record
+    /// has its own time, so a late one does not block earlier-due ones behind it.
+    pub held_per_partition: usize,
 }
 
 impl RunnerOptions {
@@ -59,7 +63,16 @@ impl RunnerOptions {
             processing: None,
             unordered: false,
             delay: None,
+            held_per_partition: 1,
         }
+    }
+
+    /// The same options for a topic whose records each carry their own due time (the
+    /// `switchyard.due-at` header): unordered, holding up to `held` records a partition.
+    pub fn due_per_record(mut self, held: usize) -> Self {
+        self.delay = Some(Duration::ZERO);
+        self.held_per_partition = held.max(1);
+        self.unordered()
     }
 
     /// The same options with records finishing out of order, at least once.

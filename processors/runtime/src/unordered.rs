@@ -19,7 +19,7 @@ use switchyard_schemas::now_millis;
 use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchFailure, await_deliveries, enqueue, outputs_of};
-use crate::delay_gate::{DelayGate, Gate};
+use crate::delay_gate::{DelayGate, Gate, due_at_of};
 use crate::error_log::ErrorLog;
 use crate::metrics::StageLabel;
 use crate::processor::AsyncProcessor;
@@ -67,10 +67,9 @@ pub async fn run_unordered<P: AsyncProcessor>(
     let delay_ms = options.delay.map(|d| d.as_millis() as i64);
     tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, delay_ms, "stage started (unordered, at least once)");
 
-    let mut gate = DelayGate::new(delay_ms);
-    // The not-yet-due record at the head of each paused partition (uncommitted: after a crash
-    // or a rebalance it is consumed again).
-    let mut held: BTreeMap<Partition, OwnedMessage> = BTreeMap::new();
+    let mut gate = DelayGate::new(delay_ms, options.held_per_partition);
+    // Records not yet due (uncommitted: after a crash or a rebalance they are consumed again).
+    let mut held: BTreeMap<(Partition, i64), OwnedMessage> = BTreeMap::new();
     let mut marks = Watermarks::default();
     let mut errors = ErrorLog::default();
     let mut epoch = rebalances.epoch();
@@ -82,7 +81,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
     // offset, unpaused (`stage_consumer.rs`). What was in flight or held is consumed again.
     let after_rebalance = |epoch: &mut u64,
                            marks: &mut Watermarks,
-                           held: &mut BTreeMap<Partition, OwnedMessage>,
+                           held: &mut BTreeMap<(Partition, i64), OwnedMessage>,
                            gate: &mut DelayGate| {
         if rebalances.epoch() != *epoch {
             *epoch = rebalances.epoch();
@@ -106,14 +105,14 @@ pub async fn run_unordered<P: AsyncProcessor>(
             }
             _ = sleep_until_some(wake), if wake.is_some() => {
                 after_rebalance(&mut epoch, &mut marks, &mut held, &mut gate);
-                let due = gate.wake(now_millis());
-                for partition in &due {
-                    if let Some(message) = held.remove(partition) {
-                        marks.start(partition, message.offset());
+                let (due, resumed) = gate.wake(now_millis());
+                for key in &due {
+                    // Started (in the watermarks) when it was held.
+                    if let Some(message) = held.remove(key) {
                         in_flight.push(handle(runtime, &*processor, &producer, stage, message, &shutdown));
                     }
                 }
-                resume(&consumer, &due, stage);
+                resume(&consumer, &resumed, stage);
             }
             _ = commit_tick.tick() => {
                 commit_owned(&consumer, marks.to_commit(), CommitMode::Async, stage);
@@ -131,15 +130,20 @@ pub async fn run_unordered<P: AsyncProcessor>(
                 // A rebalance happens inside `recv`: judge this record by the new assignment.
                 after_rebalance(&mut epoch, &mut marks, &mut held, &mut gate);
                 let partition = (message.topic().to_string(), message.partition());
-                match gate.admit(&partition, message.timestamp().to_millis(), now_millis()) {
+                let due_at = due_at_of(message.headers());
+                let offset = message.offset();
+                match gate.admit(&partition, offset, due_at, message.timestamp().to_millis(), now_millis()) {
                     Gate::Due => {
-                        marks.start(&partition, message.offset());
+                        marks.start(&partition, offset);
                         in_flight.push(handle(runtime, &*processor, &producer, stage, message, &shutdown));
                     }
-                    Gate::Wait { until } => {
-                        tracing::trace!(stage, topic = %partition.0, partition = partition.1, offset = message.offset(), until, "not due; partition paused");
-                        pause_at(&consumer, &partition, message.offset() + 1, stage);
-                        held.insert(partition, message);
+                    Gate::Hold { until, pause } => {
+                        tracing::trace!(stage, topic = %partition.0, partition = partition.1, offset, until, pause, "not due; held");
+                        marks.start(&partition, offset);
+                        if pause {
+                            pause_at(&consumer, &partition, offset + 1, stage);
+                        }
+                        held.insert((partition, offset), message);
                     }
                     Gate::Skip => {}
                 }
@@ -205,7 +209,7 @@ async fn handle<P: AsyncProcessor>(
             let one = vec![(
                 record.topic.clone(),
                 record.key.clone(),
-                record.headers.is_some(),
+                record.dead_letter,
                 delivery,
             )];
             match await_deliveries(runtime, stage, one).await {

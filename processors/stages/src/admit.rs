@@ -5,8 +5,9 @@
 //! refused one can be sent again.
 
 use switchyard_runtime::{ConfigTables, StateAccess};
-use switchyard_schemas::{BalanceEvent, Rejection, Submission};
+use switchyard_schemas::{BalanceEvent, HeldMessage, Rejection, Submission};
 
+use crate::pacing::{self, Slot};
 use crate::validate::{Verdict, codes};
 use crate::{balances, duplicates};
 
@@ -17,16 +18,18 @@ pub struct Admitted {
     pub ledger: Option<BalanceEvent>,
 }
 
-/// Apply the duplicate window and the prepaid balance to the rules' `verdict`.
+/// Apply the duplicate window, the customer's pacing (unless the message is `released`: back
+/// from waiting) and the prepaid balance to the rules' `verdict`.
 pub fn admit(
     verdict: Verdict,
     tables: &ConfigTables,
     state: &mut dyn StateAccess,
     now: i64,
+    released: bool,
 ) -> Admitted {
     let (message_id, submission) = match &verdict {
         Verdict::Valid(m) => (m.message_id.as_str(), &m.submission),
-        Verdict::Held(h) => (h.message_id.as_str(), &h.submission),
+        Verdict::Held(h) | Verdict::Paced(h) => (h.message_id.as_str(), &h.submission),
         Verdict::Rejected(_) => {
             return Admitted {
                 verdict,
@@ -59,6 +62,44 @@ pub fn admit(
             customer.dedup_window_hours
         );
         return refused(message_id, submission, codes::DUPLICATE, detail, now);
+    }
+    if let Verdict::Valid(message) = &verdict
+        && !released
+        && let Some(limit) = customer
+            .tps_limits
+            .get(message.submission.channel.as_str())
+            .copied()
+            .filter(|limit| *limit > 0)
+        && let Slot::At(release_at) = pacing::take_slot(
+            state,
+            &message.customer_id,
+            message.submission.channel.as_str(),
+            limit,
+            now,
+        )
+    {
+        if let Some(client_message_id) = client_message_id {
+            duplicates::take(
+                state,
+                &submission.customer_id,
+                client_message_id,
+                message_id,
+                now,
+                customer.dedup_window_hours,
+            );
+        }
+        let channel = message.submission.channel.as_str();
+        return Admitted {
+            verdict: Verdict::Paced(HeldMessage {
+                message_id: message.message_id.clone(),
+                customer_id: message.customer_id.clone(),
+                submission: message.submission.clone(),
+                release_at,
+                reason: format!("pacing: {limit}/s for {channel}"),
+                held_at: now,
+            }),
+            ledger: None,
+        };
     }
     let mut ledger = None;
     if let Verdict::Valid(message) = &verdict
@@ -132,7 +173,7 @@ mod tests {
         now: i64,
     ) -> Admitted {
         let verdict = validate(s, ("messages.accepted", 0, 1), tables, now);
-        let admitted = admit(verdict, tables, state, now);
+        let admitted = admit(verdict, tables, state, now, false);
         state.commit();
         admitted
     }
@@ -303,5 +344,64 @@ mod tests {
         let outputs = judge(s, ("messages.accepted", 0, 1), &tables, &mut state, 10);
         let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
         assert_eq!(topics, ["ledger.balances", "messages.validated"]);
+    }
+
+    #[test]
+    fn over_its_rate_a_message_is_paced_to_its_slot_and_comes_back_once() {
+        let tables = tables_with(|acme| {
+            acme.tps_limits = [("sms".to_string(), 2)].into_iter().collect();
+        });
+        let mut state = PartitionState::default();
+        let mut topics = Vec::new();
+        for i in 0..3 {
+            let outputs = judge(
+                with_client_id(&format!("m-{i}"), &format!("c-{i}")),
+                ("messages.accepted", 0, i),
+                &tables,
+                &mut state,
+                1_000,
+            );
+            state.commit();
+            topics.push(outputs[0].topic.clone());
+            if i == 2 {
+                let paced: &switchyard_schemas::HeldMessage = outputs[0].value().expect("held");
+                assert_eq!(paced.release_at, 2_000, "slots every 500 ms");
+                assert_eq!(outputs[0].due(), Some(2_000));
+            }
+        }
+        assert_eq!(
+            topics,
+            ["messages.validated", "messages.paced", "messages.paced"]
+        );
+        // m-2 comes back at its slot: judged without pacing, once.
+        let back = judge(
+            with_client_id("m-2", "c-2"),
+            ("messages.accepted", 0, 9),
+            &tables,
+            &mut state,
+            2_000,
+        );
+        state.commit();
+        assert_eq!(back[0].topic, "messages.validated");
+        let again = judge(
+            with_client_id("m-2", "c-2"),
+            ("messages.accepted", 0, 10),
+            &tables,
+            &mut state,
+            2_001,
+        );
+        assert!(again.is_empty(), "a second copy of the release is dropped");
+        // Another channel and another customer are not paced.
+        let mut kakao = with_client_id("m-9", "c-9");
+        kakao.channel = Channel::Kakao;
+        kakao.template_code = Some("T1".into());
+        let other = judge(
+            kakao,
+            ("messages.accepted", 0, 11),
+            &tables,
+            &mut state,
+            2_001,
+        );
+        assert_ne!(other[0].topic, "messages.paced");
     }
 }

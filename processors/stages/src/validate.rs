@@ -24,10 +24,11 @@ use switchyard_schemas::{
 use crate::admit::admit;
 use crate::balances;
 use crate::clock::Clock;
+use crate::pacing::{self, Ticket};
 use crate::policy::{self, ad_marking, bill_codes, encoding, keywords, night_hours, rules};
 
 /// Output topics.
-pub use switchyard_runtime::names::{HELD, REJECTED, VALIDATED};
+pub use switchyard_runtime::names::{HELD, PACED, REJECTED, VALIDATED};
 
 /// Why a submission is refused (the `code` of a Rejection).
 pub mod codes {
@@ -74,14 +75,28 @@ pub enum Verdict {
     Rejected(Rejection),
     /// Valid, but not to be sent before `release_at` (an ad in the quiet hours).
     Held(HeldMessage),
+    /// Valid, but over its customer's rate for the channel: sent at `release_at`, its slot.
+    Paced(HeldMessage),
 }
 
 /// Validate one submission read at (topic, partition, offset) at time `now`.
 pub fn validate(
+    submission: Submission,
+    origin: (&str, i32, i64),
+    tables: &ConfigTables,
+    now: i64,
+) -> Verdict {
+    validate_with(submission, origin, tables, now, false)
+}
+
+/// The same for a message that was held or paced and is coming back (`released`): its wait
+/// is over, so the quiet hours do not hold it again.
+pub fn validate_with(
     mut submission: Submission,
     origin: (&str, i32, i64),
     tables: &ConfigTables,
     now: i64,
+    released: bool,
 ) -> Verdict {
     let message_id = submission
         .message_id
@@ -89,7 +104,7 @@ pub fn validate(
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| derived_message_id(origin.0, origin.1, origin.2));
     submission.message_id = Some(message_id.clone());
-    match check(&submission, tables, now) {
+    match check(&submission, tables, now, released) {
         Ok(Pass::Send(sized)) => {
             let upgraded_from = (sized.channel != submission.channel).then_some(submission.channel);
             submission.channel = sized.channel;
@@ -170,7 +185,7 @@ enum Pass {
     Hold { release_at: i64, reason: String },
 }
 
-fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusal> {
+fn check(s: &Submission, tables: &ConfigTables, now: i64, released: bool) -> Result<Pass, Refusal> {
     let customer = tables.customers.get(&s.customer_id).ok_or_else(|| {
         (
             codes::UNKNOWN_CUSTOMER,
@@ -282,7 +297,10 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64) -> Result<Pass, Refusa
         }
     }
     let sized = length(s, &customer)?;
-    if is_ad && night_hours::is_quiet(now, policy.quiet_start_hour, policy.quiet_end_hour) {
+    if is_ad
+        && !released
+        && night_hours::is_quiet(now, policy.quiet_start_hour, policy.quiet_end_hour)
+    {
         let quiet = format!(
             "an ad at {:02}h KST, in the quiet hours {:02}:00-{:02}:00 KST",
             night_hours::kst_hour(now),
@@ -500,7 +518,7 @@ pub const LMS_BYTES: usize = 2000;
 /// `balance.commands` (co-partitioned by customer id, so one member owns a customer's state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValidateInput {
-    Submission(Submission),
+    Submission(Box<Submission>),
     Balance(BalanceCommand),
 }
 
@@ -514,7 +532,10 @@ impl StageInput for ValidateInput {
             if topic == BALANCE_COMMANDS {
                 codec.decode(payload).await.map(ValidateInput::Balance)
             } else {
-                codec.decode(payload).await.map(ValidateInput::Submission)
+                codec
+                    .decode(payload)
+                    .await
+                    .map(|s| ValidateInput::Submission(Box::new(s)))
             }
         })
     }
@@ -555,8 +576,23 @@ pub fn judge(
     state: &mut dyn StateAccess,
     now: i64,
 ) -> Vec<Output> {
-    let verdict = validate(submission, origin, tables, now);
-    let admitted = admit(verdict, tables, state, now);
+    let ticket = match submission.message_id.as_deref().filter(|id| !id.is_empty()) {
+        Some(id) => pacing::redeem_ticket(state, id, now),
+        None => Ticket::None,
+    };
+    if ticket == Ticket::AlreadyReleased {
+        // The release runner is at least once: this copy of a message already sent on is
+        // dropped so it is not sent twice.
+        tracing::warn!(
+            stage = "validate",
+            message_id = submission.message_id.as_deref().unwrap_or_default(),
+            "a second copy of a released message; dropped"
+        );
+        return Vec::new();
+    }
+    let released = ticket == Ticket::Back;
+    let verdict = validate_with(submission, origin, tables, now, released);
+    let admitted = admit(verdict, tables, state, now, released);
     let mut outputs = Vec::with_capacity(2);
     if let Some(event) = admitted.ledger {
         outputs.push(Output::new(
@@ -587,7 +623,20 @@ pub fn judge(
                 release_at = held.release_at,
                 "held"
             );
-            Output::new(HELD, held.message_id.clone(), held)
+            pacing::issue_ticket(state, &held.message_id, held.release_at);
+            let due = held.release_at;
+            Output::new(HELD, held.message_id.clone(), held).due_at(due)
+        }
+        Verdict::Paced(paced) => {
+            tracing::debug!(
+                stage = "validate",
+                message_id = %paced.message_id,
+                release_at = paced.release_at,
+                "paced"
+            );
+            pacing::issue_ticket(state, &paced.message_id, paced.release_at);
+            let due = paced.release_at;
+            Output::new(PACED, paced.message_id.clone(), paced).due_at(due)
         }
     });
     outputs
@@ -619,7 +668,7 @@ impl Processor for Validate {
         let mut state = self.store.lock(origin.partition);
         Ok(match input {
             ValidateInput::Submission(submission) => judge(
-                submission,
+                *submission,
                 (origin.topic, origin.partition, origin.offset),
                 &self.tables,
                 &mut *state,
@@ -644,6 +693,7 @@ mod tests {
             Verdict::Valid(_) => None,
             Verdict::Rejected(r) => Some(r.code),
             Verdict::Held(h) => Some(format!("held until {}", h.release_at)),
+            Verdict::Paced(p) => Some(format!("paced until {}", p.release_at)),
         }
     }
 
@@ -832,7 +882,7 @@ mod tests {
     fn outcome(s: Submission, now: i64) -> (String, Option<String>) {
         match judged(s, now) {
             Verdict::Valid(_) => ("valid".into(), None),
-            Verdict::Held(_) => ("held".into(), None),
+            Verdict::Held(_) | Verdict::Paced(_) => ("held".into(), None),
             Verdict::Rejected(r) => {
                 if let Some(rule) = &r.rule {
                     assert!(
@@ -1140,7 +1190,7 @@ mod tests {
             let got = match judged(s, noon()) {
                 Verdict::Valid(v) => Ok((v.encoding, v.segments)),
                 Verdict::Rejected(r) => Err(r.code),
-                Verdict::Held(_) => panic!("held"),
+                Verdict::Held(_) | Verdict::Paced(_) => panic!("held"),
             };
             let expected = expected
                 .map(|(e, n)| (e.to_string(), n))

@@ -195,6 +195,7 @@ impl StateStore {
                 key,
                 payload,
                 headers: None,
+                dead_letter: false,
                 partition: Some(partition),
             });
         }
