@@ -26,7 +26,7 @@ struct Produced {
 }
 
 fn channel(i: usize) -> (Channel, &'static str) {
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         (Channel::Lms, "lms")
     } else {
         (Channel::Sms, "sms")
@@ -239,7 +239,7 @@ fn group_thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

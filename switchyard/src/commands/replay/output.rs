@@ -40,7 +40,7 @@ pub const META_COLUMNS: [&str; 5] = ["topic", "partition", "offset", "timestamp"
 #[derive(Debug)]
 pub enum Sink<W: Write> {
     Jsonl(W),
-    Csv(CsvSink<W>),
+    Csv(Box<CsvSink<W>>),
 }
 
 impl<W: Write> Sink<W> {
@@ -48,12 +48,12 @@ impl<W: Write> Sink<W> {
     pub fn new(format: Format, out: W) -> Self {
         match format {
             Format::Jsonl => Sink::Jsonl(out),
-            Format::Csv => Sink::Csv(CsvSink {
+            Format::Csv => Sink::Csv(Box::new(CsvSink {
                 writer: csv::Writer::from_writer(out),
                 columns: None,
                 outside: 0,
                 first_outside: None,
-            }),
+            })),
         }
     }
 
