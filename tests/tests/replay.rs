@@ -301,6 +301,7 @@ async fn times_bound_the_replay_and_bad_arguments_are_refused() -> anyhow::Resul
 
     for args in [
         vec![topic, "--from", "yesterday"],
+        vec![topic, "--from", "10", "--to", "5"],
         vec![topic, "--filter", "customer_id"],
         vec!["no.such.topic"],
     ] {

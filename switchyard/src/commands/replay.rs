@@ -85,6 +85,7 @@ async fn replay(app: &Context, args: ReplayArgs) -> Result<i32, ReplayError> {
         .as_deref()
         .map(|t| Bound::parse("--to", t))
         .transpose()?;
+    bounds::check_order(from, to)?;
     let filters = Filters::parse(&args.filters)?;
     let kafka = match args.namespace {
         Some(prefix) => app.kafka.clone().in_namespace(Namespace::new(prefix)),
@@ -262,7 +263,7 @@ async fn decode(
                 if tries >= REGISTRY_TRIES
                     || retry::sleep_or_stop(retry::backoff(tries), shutdown).await
                 {
-                    return Err(ReplayError::RegistryUnavailable(e.to_string()));
+                    return Err(ReplayError::RegistryUnavailable(e));
                 }
             }
             decoded => return Ok(decoded),

@@ -40,6 +40,22 @@ impl Bound {
     }
 }
 
+/// Refuse `--from` after `--to` when both are offsets or both times (the replay would be empty,
+/// which looks like an empty topic).
+pub fn check_order(from: Option<Bound>, to: Option<Bound>) -> Result<(), ReplayError> {
+    let reversed = match (from, to) {
+        (Some(Bound::Offset(a)), Some(Bound::Offset(b))) => a > b,
+        (Some(Bound::Time(a)), Some(Bound::Time(b))) => a > b,
+        _ => false,
+    };
+    if reversed {
+        return Err(ReplayError::BadArgument(
+            "--from is after --to: nothing to replay".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn bad(flag: &str, text: &str, reason: &str) -> ReplayError {
     ReplayError::BadArgument(format!("{flag} {text:?}: {reason}"))
 }
@@ -139,6 +155,23 @@ mod tests {
             assert!(err.to_string().contains("--to"), "{err}");
             assert!(!err.is_retryable());
         }
+    }
+
+    #[test]
+    fn from_after_to_of_the_same_kind_is_refused() {
+        let offset = |o| Some(Bound::Offset(o));
+        let time = |t| Some(Bound::Time(t));
+        assert!(check_order(offset(5), offset(4)).is_err());
+        assert!(check_order(time(5), time(4)).is_err());
+        assert!(
+            check_order(offset(5), offset(5)).is_ok(),
+            "empty but not reversed"
+        );
+        assert!(
+            check_order(offset(5), time(4)).is_ok(),
+            "not comparable before lookup"
+        );
+        assert!(check_order(None, offset(0)).is_ok());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use super::decode::DecodeError;
+
 /// Why `switchyard replay` cannot go on (a record that does not decode is not one: it is
 /// counted and reported, and the replay continues).
 #[derive(Debug, Error)]
@@ -15,9 +17,9 @@ pub enum ReplayError {
     /// The broker refused or did not answer. A retry may help.
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    /// The schema registry does not answer. A retry may help.
-    #[error("schema registry unavailable: {0}")]
-    RegistryUnavailable(String),
+    /// The schema registry did not answer, even after waiting. A retry may help.
+    #[error(transparent)]
+    RegistryUnavailable(DecodeError),
     /// The schema registry settings are wrong (e.g. the URL).
     #[error("schema registry: {0}")]
     Registry(String),
@@ -30,7 +32,8 @@ impl ReplayError {
     /// Whether running the replay again later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ReplayError::Kafka(_) | ReplayError::RegistryUnavailable(_) => true,
+            ReplayError::Kafka(_) => true,
+            ReplayError::RegistryUnavailable(e) => e.is_retryable(),
             ReplayError::BadArgument(_)
             | ReplayError::MissingTopic { .. }
             | ReplayError::Registry(_)

@@ -6,13 +6,13 @@ use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
 
 const TEMPLATE: &str =
-    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} records {per_sec} ETA {eta}";
+    "{spinner} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} records {rate} ETA {eta}";
 /// The same without the bar, for logs.
 const LINE_TEMPLATE: &str =
-    "replay: {human_pos}/{human_len} records read, {per_sec}, elapsed {elapsed}, ETA {eta}";
+    "replay: {human_pos}/{human_len} records read, {rate}, elapsed {elapsed}, ETA {eta}";
 
 /// A progress bar over `total` offsets: drawn at a terminal, or as lines when `forced` and
 /// stderr is not one; hidden otherwise.
@@ -29,8 +29,14 @@ pub fn bar(total: u64, forced: bool) -> ProgressBar {
     } else {
         return ProgressBar::hidden();
     };
-    let style =
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0} records/s", state.per_sec());
+            },
+        );
     let bar = ProgressBar::with_draw_target(Some(total), target).with_style(style);
     bar.enable_steady_tick(Duration::from_millis(tick));
     bar
