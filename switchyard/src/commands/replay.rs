@@ -7,33 +7,28 @@ mod error;
 mod filter;
 mod output;
 mod progress;
+mod read_loop;
 mod reader;
 
-use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::time::Instant;
 
 use clap::Args;
-use rdkafka::Message;
-use rdkafka::error::KafkaError;
-use switchyard_runtime::{CancellationToken, Namespace, retry};
+use switchyard_runtime::Namespace;
 
 use crate::context::Context;
 use bounds::{Bound, OffsetRange};
-use decode::{DecodeError, Decoded, ValueDecoder};
+use decode::ValueDecoder;
 pub use error::ReplayError;
 use filter::Filters;
 pub use output::Format;
-use output::{Replayed, Sink};
-use progress::Summary;
+use output::Sink;
+use read_loop::Run;
 
 /// Exit status when some records could not be decoded (the others were printed).
 pub const EXIT_DECODE_FAILURES: i32 = 4;
 /// Exit status when stopped by a signal.
 pub const EXIT_INTERRUPTED: i32 = 130;
-
-/// How often a record is decoded again while the registry does not answer, before giving up.
-const REGISTRY_TRIES: u32 = 6;
 
 /// `switchyard replay`'s arguments.
 #[derive(Debug, Args)]
@@ -105,11 +100,7 @@ async fn replay(app: &Context, args: ReplayArgs) -> Result<i32, ReplayError> {
 
     let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout());
     let mut sink = Sink::new(args.format, stdout);
-    let mut run = Run {
-        ranges: ranges.into_iter().filter(|(_, r)| !r.is_empty()).collect(),
-        summary: Summary::default(),
-        bar: bar.clone(),
-    };
+    let mut run = Run::new(ranges, bar.clone());
     let result = run
         .read(
             &consumer,
@@ -129,19 +120,25 @@ async fn replay(app: &Context, args: ReplayArgs) -> Result<i32, ReplayError> {
         bar.abandon();
     }
     summary.elapsed = started.elapsed();
-    result?;
-    match flushed {
-        Ok(Some((records, field))) => eprintln!(
-            "replay: {records} records have fields the CSV header (from the first record) \
-             lacks, e.g. {field:?}; --format jsonl shows them"
-        ),
-        Ok(None) => {}
+    let flushed = match flushed {
+        Ok(Some((records, field))) => {
+            eprintln!(
+                "replay: {records} records have fields the CSV header (from the first record) \
+                 lacks, e.g. {field:?}; --format jsonl shows them"
+            );
+            Ok(())
+        }
+        Ok(None) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
             summary.stopped_early.get_or_insert("stdout closed");
+            Ok(())
         }
-        Err(e) => return Err(ReplayError::Output(e.to_string())),
-    }
+        Err(e) => Err(ReplayError::Output(e.to_string())),
+    };
+    // The summary also when the replay failed: what was printed before the error.
     eprintln!("{summary}");
+    result?;
+    flushed?;
     Ok(if summary.stopped_early == Some("interrupted") {
         EXIT_INTERRUPTED
     } else if summary.failed > 0 {
@@ -153,120 +150,4 @@ async fn replay(app: &Context, args: ReplayArgs) -> Result<i32, ReplayError> {
     } else {
         0
     })
-}
-
-/// The state of one replay while it reads.
-struct Run {
-    /// The partitions still being read, and their ranges.
-    ranges: BTreeMap<i32, OffsetRange>,
-    summary: Summary,
-    bar: indicatif::ProgressBar,
-}
-
-impl Run {
-    /// Read until every partition reached its end (or a signal, or stdout closed).
-    async fn read<W: Write>(
-        &mut self,
-        consumer: &switchyard_runtime::Reader,
-        decoder: &ValueDecoder,
-        filters: &Filters,
-        topic: &str,
-        sink: &mut Sink<W>,
-        shutdown: &CancellationToken,
-    ) -> Result<(), ReplayError> {
-        while !self.ranges.is_empty() {
-            let received = tokio::select! {
-                _ = shutdown.cancelled() => {
-                    self.summary.stopped_early = Some("interrupted");
-                    return Ok(());
-                }
-                received = consumer.recv() => received,
-            };
-            let message = match received {
-                Ok(message) => message,
-                // Nothing more to read in this partition now: its range is done.
-                Err(KafkaError::PartitionEOF(partition)) => {
-                    self.close(partition);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let (partition, offset) = (message.partition(), message.offset());
-            let Some(range) = self.ranges.get(&partition).copied() else {
-                continue;
-            };
-            if offset >= range.end {
-                self.close(partition);
-                continue;
-            }
-            self.summary.read += 1;
-            self.bar.inc(1);
-            let decoded = decode(decoder, message.payload(), shutdown).await?;
-            match decoded {
-                Ok(Decoded { fields, value }) if filters.matches(&value) => {
-                    let record = Replayed {
-                        topic,
-                        partition,
-                        offset,
-                        timestamp: message.timestamp().to_millis(),
-                        key: message
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned()),
-                        value: &value,
-                        fields: &fields,
-                    };
-                    match sink.write(&record) {
-                        Ok(()) => self.summary.matched += 1,
-                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                            self.summary.stopped_early = Some("stdout closed");
-                            return Ok(());
-                        }
-                        Err(e) => return Err(ReplayError::Output(e.to_string())),
-                    }
-                }
-                Ok(_) => {}
-                Err(reason) => {
-                    self.summary.failed += 1;
-                    if self.summary.first_failure.is_none() {
-                        let first = format!("partition {partition} offset {offset}: {reason}");
-                        self.bar
-                            .suspend(|| eprintln!("replay: cannot decode {first}"));
-                        self.summary.first_failure = Some(first);
-                    }
-                }
-            }
-            if offset + 1 >= range.end {
-                self.close(partition);
-            }
-        }
-        Ok(())
-    }
-
-    /// A partition is read to its end.
-    fn close(&mut self, partition: i32) {
-        self.ranges.remove(&partition);
-    }
-}
-
-/// Decode one value, waiting for the registry while it does not answer; the inner error is a
-/// record that will never decode (counted, not fatal).
-async fn decode(
-    decoder: &ValueDecoder,
-    payload: Option<&[u8]>,
-    shutdown: &CancellationToken,
-) -> Result<Result<Decoded, DecodeError>, ReplayError> {
-    let mut tries = 0;
-    loop {
-        match decoder.decode(payload).await {
-            Err(e) if e.is_retryable() => {
-                tries += 1;
-                if tries >= REGISTRY_TRIES
-                    || retry::sleep_or_stop(retry::backoff(tries), shutdown).await
-                {
-                    return Err(ReplayError::RegistryUnavailable(e));
-                }
-            }
-            decoded => return Ok(decoded),
-        }
-    }
 }

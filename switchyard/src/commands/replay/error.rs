@@ -12,7 +12,10 @@ pub enum ReplayError {
     #[error("{0}")]
     BadArgument(String),
     /// The topic is not on the broker in this namespace.
-    #[error("topic {logical} does not exist (looked for {physical} on the broker)")]
+    #[error(
+        "topic {logical} does not exist (looked for {physical} on the broker; \
+         `switchyard topics list` names the topics, --namespace picks the environment)"
+    )]
     MissingTopic { logical: String, physical: String },
     /// The broker refused or did not answer. A retry may help.
     #[error("kafka: {0}")]
