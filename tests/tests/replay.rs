@@ -11,7 +11,7 @@ use serde_json::Value;
 use switchyard_runtime::{Output, names};
 use switchyard_schemas::Channel;
 use switchyard_tests::processes::switchyard_bin;
-use switchyard_tests::{Stack, produce_raw, sample_submission};
+use switchyard_tests::{Stack, committed_total, produce_raw, sample_submission};
 
 const RECORDS: usize = 100_000;
 const CUSTOMERS: usize = 7;
@@ -136,6 +136,15 @@ async fn a_hundred_thousand_records_replay_whole_filtered_bounded_and_as_csv() -
             "replay: {RECORDS} records read, {RECORDS} matched, 0 decode failures"
         )),
         "{all_stderr}"
+    );
+    assert_eq!(
+        committed_total(
+            &stack.env.kafka(),
+            "switchyard.reader.replay",
+            names::ACCEPTED
+        )?,
+        0,
+        "a replay commits no offset"
     );
     assert!(
         !all_stderr.contains("ETA"),
