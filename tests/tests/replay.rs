@@ -354,3 +354,58 @@ fn rfc3339_of_known_instants() {
     assert_eq!(rfc3339(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
     assert_eq!(rfc3339(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transactional_topics_replay_committed_records_only_and_end() -> anyhow::Result<()> {
+    let stack = Stack::start(&[]).await?;
+    let topic = names::VALIDATED;
+    let batch = |range: std::ops::Range<usize>, extra: Option<&str>| {
+        let mut outputs: Vec<Output> = range
+            .map(|i| {
+                Output::new(
+                    topic,
+                    "acme",
+                    sample_submission(Some(&format!("m-{i}")), "acme", "hi"),
+                )
+            })
+            .collect();
+        if let Some(missing) = extra {
+            outputs.push(Output::new(
+                missing,
+                "acme",
+                sample_submission(None, "acme", "x"),
+            ));
+        }
+        outputs
+    };
+    // Two committed transactions around an aborted one (its last record's topic is missing).
+    stack
+        .runtime
+        .publish_atomic("test", &batch(0..10, None))
+        .await?;
+    let aborted = stack
+        .runtime
+        .publish_atomic("test", &batch(100..110, Some("no.such.topic")))
+        .await;
+    assert!(aborted.is_err(), "the batch is aborted");
+    stack
+        .runtime
+        .publish_atomic("test", &batch(10..20, None))
+        .await?;
+
+    let started = Instant::now();
+    let output = replay(&stack, &[topic]).await?;
+    eprintln!("transactional replay: {:?} {}", started.elapsed(), stderr(&output));
+    let printed = lines(&output)?;
+    assert_eq!(
+        ids(&printed),
+        (0..20).map(|i| format!("m-{i}")).collect(),
+        "committed records only"
+    );
+    assert_eq!(printed.len(), 20);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "ends although the last offsets are transaction markers"
+    );
+    Ok(())
+}
