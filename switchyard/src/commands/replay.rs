@@ -32,16 +32,20 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// `switchyard replay`'s arguments.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit status: 0; 4 when some records could not be decoded (the rest were \
+                  printed); 130 when interrupted."
+)]
 pub struct ReplayArgs {
     /// The topic, by its logical name (as in `switchyard topics list`, e.g. messages.accepted).
     pub topic: String,
     /// Start (inclusive): an offset applied to every partition, or an RFC 3339 time
     /// (e.g. 2026-11-23T09:00:00Z). Default: the beginning.
-    #[arg(long)]
+    #[arg(long, value_name = "TIME|OFFSET")]
     pub from: Option<String>,
     /// End (exclusive): an offset applied to every partition, or an RFC 3339 time. Default:
     /// the end of each partition when the replay starts (records written later are not read).
-    #[arg(long)]
+    #[arg(long, value_name = "TIME|OFFSET")]
     pub to: Option<String>,
     /// Output on stdout.
     #[arg(long, value_enum, default_value = "jsonl")]
@@ -51,7 +55,7 @@ pub struct ReplayArgs {
     #[arg(long = "filter", value_name = "FIELD=VALUE")]
     pub filters: Vec<String>,
     /// Read in this namespace (topic prefix, e.g. `staging.`) instead of --topic-prefix.
-    #[arg(long)]
+    #[arg(long, value_name = "PREFIX")]
     pub namespace: Option<String>,
     /// Draw progress on stderr even when it is not a terminal (as one line a second).
     #[arg(long)]
