@@ -395,7 +395,11 @@ async fn transactional_topics_replay_committed_records_only_and_end() -> anyhow:
 
     let started = Instant::now();
     let output = replay(&stack, &[topic]).await?;
-    eprintln!("transactional replay: {:?} {}", started.elapsed(), stderr(&output));
+    eprintln!(
+        "transactional replay: {:?} {}",
+        started.elapsed(),
+        stderr(&output)
+    );
     let printed = lines(&output)?;
     assert_eq!(
         ids(&printed),
