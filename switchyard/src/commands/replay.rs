@@ -104,7 +104,7 @@ async fn replay(app: &Context, args: ReplayArgs) -> Result<i32, ReplayError> {
 
     let stdout = BufWriter::with_capacity(256 * 1024, std::io::stdout());
     let mut sink = Sink::new(args.format, stdout);
-    let mut run = Run::new(ranges, bar.clone());
+    let mut run = Run::new(&physical, ranges, bar.clone());
     let result = run
         .read(
             &consumer,

@@ -7,7 +7,9 @@ use std::io::Write;
 
 use indicatif::ProgressBar;
 use rdkafka::Message;
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
+use rdkafka::topic_partition_list::TopicPartitionList;
 use switchyard_runtime::{CancellationToken, Reader, retry};
 
 use super::bounds::OffsetRange;
@@ -28,15 +30,18 @@ pub struct Run {
     /// What was read so far.
     pub summary: Summary,
     bar: ProgressBar,
+    /// The topic on the broker.
+    physical: String,
 }
 
 impl Run {
-    /// A run over the non-empty `ranges`, counting on `bar`.
-    pub fn new(ranges: BTreeMap<i32, OffsetRange>, bar: ProgressBar) -> Self {
+    /// A run over the non-empty `ranges` of the `physical` topic, counting on `bar`.
+    pub fn new(physical: &str, ranges: BTreeMap<i32, OffsetRange>, bar: ProgressBar) -> Self {
         Run {
             ranges: ranges.into_iter().filter(|(_, r)| !r.is_empty()).collect(),
             summary: Summary::default(),
             bar,
+            physical: physical.to_string(),
         }
     }
 
@@ -62,7 +67,7 @@ impl Run {
                 Ok(message) => message,
                 // Nothing more to read in this partition now: its range is done.
                 Err(KafkaError::PartitionEOF(partition)) => {
-                    self.close(partition);
+                    self.close(consumer, partition);
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -72,7 +77,7 @@ impl Run {
                 continue;
             };
             if offset >= range.end {
-                self.close(partition);
+                self.close(consumer, partition);
                 continue;
             }
             self.summary.read += 1;
@@ -112,15 +117,21 @@ impl Run {
                 }
             }
             if offset + 1 >= range.end {
-                self.close(partition);
+                self.close(consumer, partition);
             }
         }
         Ok(())
     }
 
-    /// A partition is read to its end.
-    fn close(&mut self, partition: i32) {
-        self.ranges.remove(&partition);
+    /// A partition is read to its end: stop fetching it (its other partitions may take longer).
+    fn close(&mut self, consumer: &Reader, partition: i32) {
+        if self.ranges.remove(&partition).is_some() {
+            let mut done = TopicPartitionList::new();
+            done.add_partition(&self.physical, partition);
+            if let Err(e) = consumer.pause(&done) {
+                tracing::debug!(partition, error = %e, "cannot pause a finished partition");
+            }
+        }
     }
 }
 
