@@ -144,6 +144,8 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print a topic's records, decoded, as JSON lines or CSV (progress and summary on stderr).
+    Replay(crate::commands::replay::ReplayArgs),
     /// Simulators for local runs and tests.
     Sim {
         #[command(subcommand)]

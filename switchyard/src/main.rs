@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Balance { command } => commands::balance::run(&app, command).await?,
         Command::Callbacks { command } => commands::callbacks::run(&app, command).await?,
         Command::Run { role, roles } => commands::run::run(&app, role, roles).await?,
+        Command::Replay(args) => commands::replay::run(&app, args).await?,
         Command::Sim { command } => commands::sim::run(&app, command).await?,
         Command::Up {
             roles,

@@ -5,6 +5,7 @@ pub mod callbacks;
 pub mod config;
 pub mod policy;
 pub mod registry;
+pub mod replay;
 pub mod run;
 pub mod sim;
 pub mod topics;
