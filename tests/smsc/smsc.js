@@ -19,6 +19,10 @@
 //   SMSC_RECEIPT_ID_BASE=dec|hex   message ids in receipts (default: same as SMSC_ID_BASE)
 //   SMSC_RECEIPT_STAT    receipt state (default DELIVRD)
 //   SMSC_DELAY_MS        delay every submit_sm_resp by this much
+//   SMSC_RECEIPT_DELAY_MS  send receipts this long after the submit_sm_resp (to whichever
+//                        session takes receipts then; kept until one binds)
+//   SMSC_RECEIPT_RETRY_MS  a receipt answered with an error status is sent again after this
+//                        long (default 200), as SMSCs do
 //   SMSC_LOG             file for the JSON-lines log (default stdout); one line per received
 //                        submit_sm: {"event":"submit_sm","session":…,"seq":…,"dest":…,
 //                        "text":…,"hex":…,"status":…,"message_id":…}, plus bind/drop events
@@ -50,6 +54,8 @@ const config = {
   receiptIdBase: setting('RECEIPT_ID_BASE', setting('ID_BASE', 'dec')),
   receiptStat: setting('RECEIPT_STAT', 'DELIVRD'),
   delayMs: Number(setting('DELAY_MS', '0')),
+  receiptDelayMs: Number(setting('RECEIPT_DELAY_MS', '0')),
+  receiptRetryMs: Number(setting('RECEIPT_RETRY_MS', '200')),
   log: setting('LOG', null),
 };
 
@@ -104,16 +110,21 @@ function receiptPdu(n, pdu) {
 
 function sendReceipt(n, pdu) {
   if (config.receipts === 'none') return;
-  const receipt = receiptPdu(n, pdu);
+  const deliver = (session) => {
+    session.send(receiptPdu(n, pdu), (resp) => {
+      log({ event: 'deliver_sm_resp', n, status: resp.command_status });
+      if (resp.command_status !== 0) setTimeout(() => sendReceipt(n, pdu), config.receiptRetryMs);
+    });
+  };
   for (const session of receiptBound) {
-    session.send(receipt);
+    deliver(session);
     return;
   }
-  pendingReceipts.push(receipt);
+  pendingReceipts.push(deliver);
 }
 
 function flushPendingReceipts(session) {
-  while (pendingReceipts.length > 0) session.send(pendingReceipts.shift());
+  while (pendingReceipts.length > 0) pendingReceipts.shift()(session);
 }
 
 const server = smpp.createServer((session) => {
@@ -146,7 +157,10 @@ const server = smpp.createServer((session) => {
   bind('bind_transmitter', false);
   bind('bind_receiver', true);
 
-  session.on('enquire_link', (pdu) => session.send(pdu.response()));
+  session.on('enquire_link', (pdu) => {
+    log({ event: 'enquire_link', session: id, t: Date.now() });
+    session.send(pdu.response());
+  });
   session.on('unbind', (pdu) => {
     session.send(pdu.response());
     session.close();
@@ -203,6 +217,9 @@ const server = smpp.createServer((session) => {
       if (config.receiptOrder === 'before') {
         sendReceipt(n, pdu);
         session.send(pdu.response({ message_id: messageId }));
+      } else if (config.receiptDelayMs > 0) {
+        session.send(pdu.response({ message_id: messageId }));
+        setTimeout(() => sendReceipt(n, pdu), config.receiptDelayMs);
       } else {
         session.send(pdu.response({ message_id: messageId }));
         sendReceipt(n, pdu);

@@ -47,7 +47,7 @@ impl Jitter {
     }
 
     /// A number in [0, 1).
-    pub fn next(&mut self) -> f64 {
+    pub fn sample(&mut self) -> f64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -81,7 +81,7 @@ mod tests {
     fn jitter_stays_in_range() {
         let mut j = Jitter::seeded(42);
         for _ in 0..1000 {
-            let x = j.next();
+            let x = j.sample();
             assert!((0.0..1.0).contains(&x));
         }
     }

@@ -290,7 +290,7 @@ impl Link {
                     reason: other.to_string(),
                 }),
             }
-            let delay = self.backoff.next(self.jitter.next());
+            let delay = self.backoff.next(self.jitter.sample());
             tracing::warn!(role = self.role.name(), error = %reason, retry_in_ms = delay.as_millis() as u64, "smpp link down");
             retry_at = Instant::now() + delay;
         }
@@ -388,7 +388,7 @@ impl Link {
             LinkRole::Transmitter => Body::BindTransmitter(bind),
             LinkRole::Receiver => Body::BindReceiver(bind),
         };
-        let seq = self.seq.next();
+        let seq = self.seq.allocate();
         conn.writer.send(Pdu::new(seq, 0, body)).await?;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -476,7 +476,7 @@ impl Link {
     }
 
     async fn unbind(&mut self, conn: &mut Conn) {
-        let seq = self.seq.next();
+        let seq = self.seq.allocate();
         if conn
             .writer
             .send(Pdu::new(seq, 0, Body::Unbind))
@@ -589,7 +589,7 @@ impl Link {
                 continue;
             }
             let pdu = submit_pdu(&self.settings, active, part);
-            let seq = self.seq.next();
+            let seq = self.seq.allocate();
             active.states[part] = PartState::InFlight;
             if self.window.open(seq, (job, part), Instant::now()).is_err() {
                 active.states[part] = PartState::Queued;
@@ -898,7 +898,7 @@ impl Link {
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, "report not written");
                 }
-                if let (Some(seq), Some(conn)) = (seq, conn.as_deref_mut())
+                if let (Some(seq), Some(conn)) = (seq, conn)
                     && generation == self.generation
                 {
                     let st = if result.is_ok() {
@@ -999,7 +999,7 @@ impl Link {
             return Err(LinkError::Timeout(self.settings.submit_timeout()));
         }
         if conn.enquire_wait.is_none() && conn.enquire_due <= now {
-            let seq = self.seq.next();
+            let seq = self.seq.allocate();
             conn.writer
                 .send(Pdu::new(seq, 0, Body::EnquireLink))
                 .await?;

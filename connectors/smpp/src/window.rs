@@ -20,7 +20,7 @@ impl Default for Sequence {
 
 impl Sequence {
     /// The next sequence number.
-    pub fn next(&mut self) -> u32 {
+    pub fn allocate(&mut self) -> u32 {
         let n = self.next;
         self.next = if n >= 0x7FFF_FFFF { 1 } else { n + 1 };
         n
@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn sequence_wraps_before_the_sign_bit() {
         let mut s = Sequence { next: 0x7FFF_FFFF };
-        assert_eq!(s.next(), 0x7FFF_FFFF);
-        assert_eq!(s.next(), 1);
+        assert_eq!(s.allocate(), 0x7FFF_FFFF);
+        assert_eq!(s.allocate(), 1);
     }
 }

@@ -34,7 +34,10 @@ async fn submit_all(
 
 /// Every message id got exactly one delivered receipt report.
 fn assert_one_delivered_each(reports: &[switchyard_smpp::ReceiptReport], n: usize) {
-    let ids: Vec<&str> = reports.iter().map(|r| r.context.message_id.as_str()).collect();
+    let ids: Vec<&str> = reports
+        .iter()
+        .map(|r| r.context.message_id.as_str())
+        .collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(ids.len(), n, "one report per message");
     assert_eq!(unique.len(), n, "no message reported twice");
@@ -43,7 +46,11 @@ fn assert_one_delivered_each(reports: &[switchyard_smpp::ReceiptReport], n: usiz
         assert_eq!(r.status, ResultStatus::Delivered, "{r:?}");
         assert_eq!(r.result_code, "0000");
         let i: usize = r.context.message_id[2..].parse().unwrap();
-        assert_eq!(r.context.to, message(i).to, "the receipt found its own message");
+        assert_eq!(
+            r.context.to,
+            message(i).to,
+            "the receipt found its own message"
+        );
         assert_eq!(r.context.reference, message(i).reference);
     }
 }
@@ -72,7 +79,11 @@ async fn a_refused_bind_fails_submits_for_another_sender_and_sends_nothing() {
     assert!(
         matches!(
             &outcome,
-            SubmitOutcome::Failed { class: Class::TryAnotherSender, code: "2002", .. }
+            SubmitOutcome::Failed {
+                class: Class::TryAnotherSender,
+                code: "2002",
+                ..
+            }
         ),
         "{outcome:?}"
     );
@@ -101,11 +112,17 @@ async fn throttled_submits_pause_the_bind_and_are_sent_again_not_failed() {
         );
     }
     let submits = smsc.submits();
-    let throttled: Vec<_> = submits.iter().filter(|s| s["status"] == "throttled").collect();
+    let throttled: Vec<_> = submits
+        .iter()
+        .filter(|s| s["status"] == "throttled")
+        .collect();
     assert!(throttled.len() >= 10, "{} throttled", throttled.len());
     let taken = taken_texts(&submits);
     assert_eq!(taken.len(), 40);
-    assert!(taken.values().all(|&n| n == 1), "one accepted submit_sm per message");
+    assert!(
+        taken.values().all(|&n| n == 1),
+        "one accepted submit_sm per message"
+    );
     // Each throttled message came again only after the pause (200 ms, some slack).
     for t in &throttled {
         let again = submits
@@ -124,7 +141,11 @@ async fn throttled_submits_pause_the_bind_and_are_sent_again_not_failed() {
 async fn a_dropped_connection_with_a_full_window_sends_nothing_twice_and_receipts_reconcile() {
     // 5 answered, then 10 taken but unanswered (the whole window), then the connection drops;
     // their receipts come on the next bind.
-    let smsc = Smsc::start(&[("DROP_AFTER", "5"), ("DROP_HELD", "10"), ("RECEIPTS", "text")]);
+    let smsc = Smsc::start(&[
+        ("DROP_AFTER", "5"),
+        ("DROP_HELD", "10"),
+        ("RECEIPTS", "text"),
+    ]);
     let reports = Reports::new();
     let sender = start(settings(smsc.port), &reports);
     let outcomes = submit_all(&sender, 0..30).await;
@@ -137,7 +158,11 @@ async fn a_dropped_connection_with_a_full_window_sends_nothing_twice_and_receipt
         .iter()
         .filter(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. }))
         .count();
-    assert_eq!(ambiguous.len(), 10, "the full window is ambiguous: {outcomes:?}");
+    assert_eq!(
+        ambiguous.len(),
+        10,
+        "the full window is ambiguous: {outcomes:?}"
+    );
     assert_eq!(accepted, 20, "{outcomes:?}");
     let submits = smsc.submits();
     assert_eq!(submits.len(), 30, "no submit_sm sent twice");
@@ -150,17 +175,30 @@ async fn a_dropped_connection_with_a_full_window_sends_nothing_twice_and_receipt
         .map(|s| s["dest"].as_str().unwrap().to_string())
         .collect();
     let ambiguous_to: HashSet<String> = ambiguous.iter().map(|&i| message(i).to).collect();
-    assert_eq!(held, ambiguous_to, "exactly the unanswered ones are ambiguous");
+    assert_eq!(
+        held, ambiguous_to,
+        "exactly the unanswered ones are ambiguous"
+    );
     // Every message, the ambiguous ones too, gets its receipt.
     let reports = reports.wait_for(30, Duration::from_secs(10)).await;
     assert_one_delivered_each(&reports, 30);
-    assert!(smsc.events().iter().filter(|e| e["event"] == "bind").count() >= 2);
+    assert!(
+        smsc.events()
+            .iter()
+            .filter(|e| e["event"] == "bind")
+            .count()
+            >= 2
+    );
     sender.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ambiguous_submits_without_receipts_fail_as_unknown_after_the_deadline() {
-    let smsc = Smsc::start(&[("DROP_AFTER", "2"), ("DROP_HELD", "3"), ("RECEIPTS", "none")]);
+    let smsc = Smsc::start(&[
+        ("DROP_AFTER", "2"),
+        ("DROP_HELD", "3"),
+        ("RECEIPTS", "none"),
+    ]);
     let reports = Reports::new();
     let mut s = settings(smsc.port);
     s.window = 3;
@@ -189,7 +227,11 @@ async fn receipts_before_their_responses_are_held_and_matched() {
     let reports = Reports::new();
     let sender = start(settings(smsc.port), &reports);
     let outcomes = submit_all(&sender, 0..50).await;
-    assert!(outcomes.iter().all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. })));
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. }))
+    );
     let reports = reports.wait_for(50, Duration::from_secs(10)).await;
     assert_one_delivered_each(&reports, 50);
     sender.shutdown().await;
@@ -215,7 +257,10 @@ async fn receipt_ids_in_another_base_match() {
         // The receipts really carried the other base.
         for r in &got {
             let id = r.carrier_id.clone().unwrap();
-            assert!(!resp_ids.contains(&id), "{resp}→{receipt}: {id} is a response id");
+            assert!(
+                !resp_ids.contains(&id),
+                "{resp}→{receipt}: {id} is a response id"
+            );
         }
         sender.shutdown().await;
     }
@@ -229,7 +274,11 @@ async fn separate_transmitter_and_receiver_binds() {
     s.bind_mode = switchyard_smpp::BindMode::TransmitterReceiver;
     let sender = start(s, &reports);
     let outcomes = submit_all(&sender, 0..20).await;
-    assert!(outcomes.iter().all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. })));
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. }))
+    );
     let reports = reports.wait_for(20, Duration::from_secs(10)).await;
     assert_one_delivered_each(&reports, 20);
     let kinds: HashSet<String> = smsc

@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use switchyard_smpp::{
-    OutgoingMessage, ReceiptReport, ReportSink, SinkError, SmppSettings,
-};
+use switchyard_smpp::{OutgoingMessage, ReceiptReport, ReportSink, SinkError, SmppSettings};
 
 /// A running simulator.
 pub struct Smsc {
@@ -29,6 +27,10 @@ impl Smsc {
     /// Start `node tests/smsc/smsc.js` with `SMSC_*` variables; fails loudly without its
     /// node_modules.
     pub fn start(env: &[(&str, &str)]) -> Smsc {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = smsc_dir();
         assert!(
             dir.join("node_modules/smpp").is_dir(),

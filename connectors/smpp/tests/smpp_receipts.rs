@@ -1,0 +1,159 @@
+//! Receipts and the link against the simulator: deliver_sm_resp only after the report is
+//! written, a failed write makes the SMSC send the receipt again, the carrier-id index carries
+//! receipts across a restart of the sender, and enquire_link keeps an idle bind alive.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Reports, Smsc, message, settings};
+use futures::future::BoxFuture;
+use switchyard_smpp::{
+    BindState, MemoryIndex, ReceiptReport, ReportSink, SinkError, SmppSender, SubmitOutcome,
+};
+use tokio::sync::Semaphore;
+
+/// A sink whose writes wait for a permit, and fail while `failures` > 0.
+struct Gated {
+    permits: Semaphore,
+    failures: AtomicUsize,
+    written: Mutex<Vec<ReceiptReport>>,
+}
+
+impl ReportSink for Gated {
+    fn write(&self, report: ReceiptReport) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            let permit = self.permits.acquire().await.unwrap();
+            permit.forget();
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(SinkError {
+                    reason: "store down".into(),
+                    retriable: true,
+                });
+            }
+            self.written.lock().unwrap().push(report);
+            Ok(())
+        })
+    }
+}
+
+fn resp_statuses(smsc: &Smsc) -> Vec<i64> {
+    smsc.events()
+        .iter()
+        .filter(|e| e["event"] == "deliver_sm_resp")
+        .map(|e| e["status"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliver_sm_resp_waits_for_the_written_report_and_a_failed_write_is_redelivered() {
+    let smsc = Smsc::start(&[("RECEIPT_RETRY_MS", "100")]);
+    let sink = Arc::new(Gated {
+        permits: Semaphore::new(0),
+        failures: AtomicUsize::new(3),
+        written: Mutex::new(Vec::new()),
+    });
+    let sender = SmppSender::start(
+        settings(smsc.port),
+        Arc::new(MemoryIndex::default()),
+        sink.clone(),
+    )
+    .unwrap();
+    for i in 0..5 {
+        assert!(matches!(
+            sender.submit(message(i)).await,
+            SubmitOutcome::Accepted { .. }
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        resp_statuses(&smsc).is_empty(),
+        "no deliver_sm_resp before the report is written"
+    );
+    sink.permits.add_permits(1_000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sink.written.lock().unwrap().len() < 5 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let written: HashSet<String> = sink
+        .written
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.context.message_id.clone())
+        .collect();
+    assert_eq!(written.len(), 5);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let statuses = resp_statuses(&smsc);
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 0x64).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 0).count(),
+        5,
+        "{statuses:?}"
+    );
+    sender.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_after_a_restart_match_through_the_index() {
+    let smsc = Smsc::start(&[("RECEIPT_DELAY_MS", "800")]);
+    let index = Arc::new(MemoryIndex::default());
+    let first = Reports::new();
+    let sender = SmppSender::start(settings(smsc.port), index.clone(), first.clone()).unwrap();
+    for i in 0..10 {
+        assert!(matches!(
+            sender.submit(message(i)).await,
+            SubmitOutcome::Accepted { .. }
+        ));
+    }
+    sender.shutdown().await;
+    assert_eq!(first.len(), 0, "receipts come later");
+    // A new process, the same index: the receipts still find their messages.
+    let second = Reports::new();
+    let sender = SmppSender::start(settings(smsc.port), index, second.clone()).unwrap();
+    let got = second.wait_for(10, Duration::from_secs(10)).await;
+    let ids: HashSet<String> = got.iter().map(|r| r.context.message_id.clone()).collect();
+    assert_eq!(ids.len(), 10, "{got:?}");
+    for r in &got {
+        let i: usize = r.context.message_id[2..].parse().unwrap();
+        assert_eq!(r.context.reference, message(i).reference);
+    }
+    sender.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enquire_link_keeps_an_idle_bind() {
+    let smsc = Smsc::start(&[]);
+    let mut s = settings(smsc.port);
+    s.enquire_link_interval_ms = 100;
+    let sender = SmppSender::start(s, Arc::new(MemoryIndex::default()), Reports::new()).unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let links = smsc
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "enquire_link")
+        .count();
+    assert!((4..=8).contains(&links), "{links} enquire_link in 700 ms");
+    assert_eq!(*sender.state().borrow(), BindState::Bound);
+    assert_eq!(
+        smsc.events()
+            .iter()
+            .filter(|e| e["event"] == "bind")
+            .count(),
+        1,
+        "no reconnect"
+    );
+    sender.shutdown().await;
+}
