@@ -83,9 +83,11 @@ pub struct Encoded {
     pub text: String,
 }
 
+/// The GSM 03.38 basic table, in code order (0x1B, the escape, is never looked up).
+const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+
 /// GSM 03.38 basic table code of `c`, or its extension-table code (sent after 0x1B).
 fn gsm(c: char) -> Option<(Option<u8>, u8)> {
-    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
     if c != '\u{1b}'
         && let Some(i) = BASIC.chars().position(|b| b == c)
     {
@@ -211,6 +213,18 @@ pub fn encode(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gsm_table_has_128_codes_in_order() {
+        let chars: Vec<char> = BASIC.chars().collect();
+        assert_eq!(chars.len(), 128);
+        assert_eq!(chars[0x11], '_');
+        assert_eq!(chars[0x24], '¤');
+        assert_eq!(chars[0x41], 'A');
+        assert_eq!(chars[0x5F], '§');
+        assert_eq!(chars[0x61], 'a');
+        assert_eq!(chars[0x7F], 'à');
+    }
 
     #[test]
     fn short_texts_are_one_message() {

@@ -254,8 +254,9 @@ impl Link {
         }
     }
 
+    /// Shut down when asked, or when the `SmppSender` is gone.
     fn stopping(&self) -> bool {
-        *self.shutdown.borrow()
+        *self.shutdown.borrow() || self.shutdown.has_changed().is_err()
     }
 
     async fn run(mut self) {

@@ -322,3 +322,84 @@ async fn ten_thousand_messages_none_lost_none_sent_twice() {
     );
     sender.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_response_settles_an_ambiguous_submit_and_its_receipt_matches_by_id() {
+    // Every answer comes after 1.2 s; the sender gives up waiting after 0.4 s.
+    let smsc = Smsc::start(&[("DELAY_MS", "1200")]);
+    let reports = Reports::new();
+    let mut s = settings(smsc.port);
+    s.submit_timeout_ms = 400;
+    s.enquire_link_interval_ms = 60_000;
+    let sender = start(s, &reports);
+    let outcomes = submit_all(&sender, 0..3).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, SubmitOutcome::Ambiguous { .. })),
+        "{outcomes:?}"
+    );
+    let got = reports.wait_for(3, Duration::from_secs(5)).await;
+    assert_one_delivered_each(&got, 3);
+    // The receipts carried the ids of the late responses.
+    let ids: HashSet<String> = smsc
+        .submits()
+        .iter()
+        .map(|s| s["message_id"].as_str().unwrap().to_string())
+        .collect();
+    for r in &got {
+        assert!(ids.contains(r.carrier_id.as_deref().unwrap()));
+    }
+    assert_eq!(smsc.submits().len(), 3, "nothing resent");
+    sender.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_texts_go_in_udh_parts_and_korean_in_ks_c_5601() {
+    let smsc = Smsc::start(&[]);
+    let reports = Reports::new();
+    let sender = start(settings(smsc.port), &reports);
+    let mut long = message(1);
+    long.text = "x".repeat(200);
+    let outcome = sender.submit(long).await;
+    let SubmitOutcome::Accepted { carrier_ids } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(carrier_ids.len(), 2);
+    let submits = smsc.submits();
+    assert_eq!(submits.len(), 2);
+    // IE 0x00, length 3, reference, 2 parts, part number.
+    let udh: Vec<&str> = submits
+        .iter()
+        .map(|s| s["udh"][0].as_str().unwrap())
+        .collect();
+    assert!(
+        udh[0].starts_with("0003") && udh[0].ends_with("0201"),
+        "{udh:?}"
+    );
+    assert!(
+        udh[1].starts_with(&udh[0][..6]) && udh[1].ends_with("0202"),
+        "{udh:?}"
+    );
+    let got = reports.wait_for(2, Duration::from_secs(5)).await;
+    let parts: HashSet<u8> = got.iter().map(|r| r.context.part).collect();
+    assert_eq!(parts, HashSet::from([1, 2]));
+    sender.shutdown().await;
+
+    let smsc = Smsc::start(&[]);
+    let mut s = settings(smsc.port);
+    s.data_coding = switchyard_smpp::DataCoding::Ksc5601;
+    let sender = start(s, &Reports::new());
+    let mut korean = message(2);
+    korean.text = "안녕하세요".into();
+    assert!(matches!(
+        sender.submit(korean).await,
+        SubmitOutcome::Accepted { .. }
+    ));
+    let submit = &smsc.submits()[0];
+    assert_eq!(submit["data_coding"], 14);
+    let (bytes, _, _) = encoding_rs::EUC_KR.encode("안녕하세요");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(submit["hex"].as_str().unwrap_or_default(), hex, "{submit}");
+    sender.shutdown().await;
+}
