@@ -18,6 +18,8 @@
 //   SMSC_ID_BASE=dec|hex           message ids in submit_sm_resp (default dec)
 //   SMSC_RECEIPT_ID_BASE=dec|hex   message ids in receipts (default: same as SMSC_ID_BASE)
 //   SMSC_RECEIPT_STAT    receipt state (default DELIVRD)
+//   SMSC_STATUS_FOR=prefix:status,…  answer submit_sm to destinations starting with prefix
+//                        with that command_status (e.g. 0100:11 for ESME_RINVDSTADR)
 //   SMSC_DELAY_MS        delay every submit_sm_resp by this much
 //   SMSC_RECEIPT_DELAY_MS  send receipts this long after the submit_sm_resp (to whichever
 //                        session takes receipts then; kept until one binds)
@@ -54,6 +56,10 @@ const config = {
   receiptIdBase: setting('RECEIPT_ID_BASE', setting('ID_BASE', 'dec')),
   receiptStat: setting('RECEIPT_STAT', 'DELIVRD'),
   delayMs: Number(setting('DELAY_MS', '0')),
+  statusFor: String(setting('STATUS_FOR', ''))
+    .split(',')
+    .filter((x) => x.includes(':'))
+    .map((x) => [x.split(':')[0], Number(x.split(':')[1])]),
   receiptDelayMs: Number(setting('RECEIPT_DELAY_MS', '0')),
   receiptRetryMs: Number(setting('RECEIPT_RETRY_MS', '200')),
   log: setting('LOG', null),
@@ -202,6 +208,13 @@ const server = smpp.createServer((session) => {
       return;
     }
 
+    const forced = config.statusFor.find(([prefix]) => String(pdu.destination_addr).startsWith(prefix));
+    if (forced) {
+      log(Object.assign(entry, { status: 'refused', command_status: forced[1] }));
+      session.send(pdu.response({ command_status: forced[1] }));
+      return;
+    }
+
     if (config.throttleEvery > 0 && submits % config.throttleEvery === 0) {
       log(Object.assign(entry, { status: 'throttled' }));
       session.send(pdu.response({ command_status: smpp.ESME_RTHROTTLED }));
@@ -214,6 +227,7 @@ const server = smpp.createServer((session) => {
     log(Object.assign(entry, { status: 'ok', message_id: messageId }));
     const answer = () => {
       if (!open) return;
+      log({ event: 'submit_sm_resp', session: id, seq: pdu.sequence_number, t: Date.now() });
       if (config.receiptOrder === 'before') {
         sendReceipt(n, pdu);
         session.send(pdu.response({ message_id: messageId }));

@@ -403,3 +403,79 @@ async fn long_texts_go_in_udh_parts_and_korean_in_ks_c_5601() {
     assert_eq!(submit["hex"].as_str().unwrap_or_default(), hex, "{submit}");
     sender.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_classified_and_never_resent() {
+    let smsc = Smsc::start(&[("STATUS_FOR", "01090000000:11,01090000001:8,01090000002:20")]);
+    let reports = Reports::new();
+    let mut s = settings(smsc.port);
+    s.max_throttle_retries = 2;
+    s.throttle_pause_ms = 50;
+    let sender = start(s, &reports);
+    let mut outcomes = submit_all(&sender, 0..4).await;
+    outcomes.sort_by_key(|(i, _)| *i);
+    assert!(
+        matches!(
+            &outcomes[0].1,
+            SubmitOutcome::Failed { class: Class::Permanent, code: "2001", detail }
+                if detail.contains("0x0000000B")
+        ),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(
+            &outcomes[1].1,
+            SubmitOutcome::Failed {
+                class: Class::TryAnotherSender,
+                code: "2002",
+                ..
+            }
+        ),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2].1, SubmitOutcome::Throttled, "{outcomes:?}");
+    assert!(matches!(outcomes[3].1, SubmitOutcome::Accepted { .. }));
+    let per_dest = |to: &str| smsc.submits().iter().filter(|s| s["dest"] == to).count();
+    assert_eq!(
+        per_dest(&message(0).to),
+        1,
+        "a permanent refusal is not resent"
+    );
+    assert_eq!(
+        per_dest(&message(1).to),
+        1,
+        "nor a system error (another sender's job)"
+    );
+    assert_eq!(
+        per_dest(&message(2).to),
+        3,
+        "a queue-full answer: sent again twice, then handed back"
+    );
+    sender.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn never_more_than_the_window_unanswered() {
+    let smsc = Smsc::start(&[("DELAY_MS", "40")]);
+    let reports = Reports::new();
+    let mut s = settings(smsc.port);
+    s.window = 3;
+    let sender = start(s, &reports);
+    let outcomes = submit_all(&sender, 0..24).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. }))
+    );
+    let (mut open, mut most) = (0i64, 0i64);
+    for e in smsc.events() {
+        if e["event"] == "submit_sm" {
+            open += 1;
+        } else if e["event"] == "submit_sm_resp" {
+            open -= 1;
+        }
+        most = most.max(open);
+    }
+    assert_eq!(most, 3, "the window fills up and never overflows");
+    sender.shutdown().await;
+}
