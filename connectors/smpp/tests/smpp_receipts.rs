@@ -91,7 +91,14 @@ async fn deliver_sm_resp_waits_for_the_written_report_and_a_failed_write_is_rede
         .map(|r| r.context.message_id.clone())
         .collect();
     assert_eq!(written.len(), 5);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "deliver_sm_resp" && e["status"] == 0)
+            .count()
+    };
+    smsc.wait_until(Duration::from_secs(5), |e| ok(e) >= 5)
+        .await;
     let statuses = resp_statuses(&smsc);
     assert_eq!(
         statuses.iter().filter(|&&s| s == 0x64).count(),
@@ -139,13 +146,25 @@ async fn enquire_link_keeps_an_idle_bind() {
     let mut s = settings(smsc.port);
     s.enquire_link_interval_ms = 100;
     let sender = SmppSender::start(s, Arc::new(MemoryIndex::default()), Reports::new()).unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let links = smsc
-        .events()
-        .iter()
-        .filter(|e| e["event"] == "enquire_link")
-        .count();
-    assert!((4..=8).contains(&links), "{links} enquire_link in 700 ms");
+    let links = |events: &[serde_json::Value]| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|e| e["event"] == "enquire_link")
+            .map(|e| e["t"].as_i64().unwrap())
+            .collect()
+    };
+    let times = links(
+        &smsc
+            .wait_until(Duration::from_secs(5), |e| links(e).len() >= 4)
+            .await,
+    );
+    assert!(times.len() >= 4, "{times:?}");
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= 90,
+            "enquire_link every 100 ms: {times:?}"
+        );
+    }
     assert_eq!(*sender.state().borrow(), BindState::Bound);
     assert_eq!(
         smsc.events()

@@ -89,12 +89,17 @@ async fn a_refused_bind_fails_submits_for_another_sender_and_sends_nothing() {
     );
     assert!(smsc.submits().is_empty());
     // It keeps trying, with backoff.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let binds = smsc
-        .events()
-        .iter()
-        .filter(|e| e["event"] == "bind_refused")
-        .count();
+    let count = |events: &[serde_json::Value]| {
+        events
+            .iter()
+            .filter(|e| e["event"] == "bind_refused")
+            .count()
+    };
+    let binds = count(
+        &smsc
+            .wait_until(Duration::from_secs(5), |e| count(e) >= 2)
+            .await,
+    );
     assert!(binds >= 2, "bind retried: {binds}");
     sender.shutdown().await;
 }

@@ -78,6 +78,22 @@ impl Smsc {
             .collect()
     }
 
+    /// Wait until `ready(events)` holds (or `limit` passes); the events then.
+    pub async fn wait_until(
+        &self,
+        limit: Duration,
+        ready: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let events = self.events();
+            if ready(&events) || tokio::time::Instant::now() >= deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The logged submit_sm events.
     pub fn submits(&self) -> Vec<serde_json::Value> {
         self.events()
