@@ -70,6 +70,13 @@ pub enum EncodeError {
     TooLong(usize),
 }
 
+impl EncodeError {
+    /// Never: the text or the sender's data_coding must change.
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+}
+
 /// What goes into one submit_sm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {

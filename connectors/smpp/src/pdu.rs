@@ -62,6 +62,13 @@ pub enum PduError {
     },
 }
 
+impl PduError {
+    /// Never: the same bytes decode the same way.
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+}
+
 /// The fixed header of a PDU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {

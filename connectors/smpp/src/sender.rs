@@ -54,6 +54,18 @@ pub enum SubmitOutcome {
 }
 
 impl SubmitOutcome {
+    /// The failover class of the `messages.dispatched` record of a failed submit:
+    /// `SenderDown` (another sender may take it), `Permanent` (none can). `None` for the
+    /// others: accepted and ambiguous ones are never sent again, and a throttled one waits for
+    /// this sender (a dispatcher answers it with `StageError::Unavailable`, so the runner
+    /// offers the same input again later).
+    pub fn failure_class(&self) -> Option<switchyard_schemas::FailureClass> {
+        match self {
+            SubmitOutcome::Failed { class, .. } => class.failure_class(),
+            _ => None,
+        }
+    }
+
     /// The first part's carrier id of an accepted submit.
     pub fn carrier_id(&self) -> Option<&str> {
         match self {

@@ -166,6 +166,13 @@ pub enum SettingsError {
     Unreadable(String),
 }
 
+impl SettingsError {
+    /// Never: the settings must change first.
+    pub fn is_retriable(&self) -> bool {
+        false
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> SettingsError {
     SettingsError::Invalid {
         field,
