@@ -168,6 +168,7 @@ const server = smpp.createServer((session) => {
     session.send(pdu.response());
   });
   session.on('unbind', (pdu) => {
+    log({ event: 'unbind', session: id });
     session.send(pdu.response());
     session.close();
   });

@@ -184,7 +184,7 @@ pub struct SmppSender {
     jobs: mpsc::Sender<Job>,
     state: watch::Receiver<BindState>,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl SmppSender {
@@ -242,7 +242,7 @@ impl SmppSender {
             jobs: jobs_tx,
             state: state_rx,
             shutdown: shutdown_tx,
-            tasks,
+            tasks: std::sync::Mutex::new(tasks),
         })
     }
 
@@ -262,10 +262,16 @@ impl SmppSender {
         self.state.clone()
     }
 
-    /// Unbind and stop; submits still waiting fail with `TryAnotherSender`.
-    pub async fn shutdown(self) {
+    /// Stop: nothing new is sent, unanswered submits get up to `submit_timeout_ms` to be
+    /// answered, then the bind is closed with an unbind; submits never sent fail with
+    /// `TryAnotherSender`. Returns once the links have stopped.
+    pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
+        let tasks = match self.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => Vec::new(),
+        };
+        for task in tasks {
             let _ = task.await;
         }
     }

@@ -484,3 +484,39 @@ async fn never_more_than_the_window_unanswered() {
     assert_eq!(most, 3, "the window fills up and never overflows");
     sender.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_answers_then_unbinds() {
+    let smsc = Smsc::start(&[("DELAY_MS", "300")]);
+    let reports = Reports::new();
+    let sender = Arc::new(start(settings(smsc.port), &reports));
+    let submitting = {
+        let sender = sender.clone();
+        tokio::spawn(async move { submit_all(&sender, 0..5).await })
+    };
+    smsc.wait_until(Duration::from_secs(5), |e| {
+        e.iter().filter(|e| e["event"] == "submit_sm").count() == 5
+    })
+    .await;
+    sender.shutdown().await;
+    let outcomes = submitting.await.unwrap();
+    assert!(
+        outcomes
+            .iter()
+            .all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. })),
+        "answered before the unbind: {outcomes:?}"
+    );
+    assert_eq!(*sender.state().borrow(), BindState::Stopped);
+    let after = sender.submit(message(9)).await;
+    assert!(matches!(
+        after,
+        SubmitOutcome::Failed {
+            class: Class::TryAnotherSender,
+            ..
+        }
+    ));
+    let events = smsc.events();
+    let unbind = events.iter().position(|e| e["event"] == "unbind");
+    let last_resp = events.iter().rposition(|e| e["event"] == "submit_sm_resp");
+    assert!(unbind.is_some() && last_resp < unbind, "{events:?}");
+}

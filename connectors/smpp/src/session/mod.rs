@@ -429,20 +429,41 @@ impl Link {
         }
     }
 
+    /// Serve until the connection ends. Once stopping, nothing new is sent and the unanswered
+    /// submits get up to `submit_timeout_ms` to be answered before the unbind.
     async fn serve(&mut self, conn: &mut Conn) -> Step<()> {
+        let mut drain_until: Option<Instant> = None;
         loop {
-            self.pump(conn).await?;
             let now = Instant::now();
+            if self.stopping() {
+                let until = *drain_until.get_or_insert(now + self.settings.submit_timeout());
+                let puts_pending = self.active.values().any(|a| {
+                    a.states
+                        .iter()
+                        .any(|s| matches!(s, PartState::Accepted { stored: false, .. }))
+                });
+                if (self.window.is_empty() && !puts_pending) || now >= until {
+                    return Err(LinkError::Shutdown);
+                }
+            } else {
+                self.pump(conn).await?;
+            }
+            let stopping = drain_until.is_some();
             let enquire = conn
                 .enquire_wait
                 .map(|(_, d)| d)
                 .unwrap_or(conn.enquire_due);
-            let wake = [Some(enquire), conn.paused_until, self.next_deadline()]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + Duration::from_secs(1));
-            let take_jobs = self.active.len() < self.settings.window * 4;
+            let wake = [
+                Some(enquire),
+                conn.paused_until,
+                self.next_deadline(),
+                drain_until,
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_secs(1));
+            let take_jobs = !stopping && self.active.len() < self.settings.window * 4;
             tokio::select! {
                 frame = conn.reader.next() => match frame {
                     Some(Ok(frame)) => self.on_frame(conn, frame).await?,
@@ -471,10 +492,7 @@ impl Link {
                         }
                     }
                 },
-                _ = self.shutdown.changed() => {},
-            }
-            if self.stopping() {
-                return Err(LinkError::Shutdown);
+                _ = self.shutdown.changed(), if !stopping => {},
             }
         }
     }
