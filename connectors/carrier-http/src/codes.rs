@@ -11,7 +11,7 @@ pub fn unify(carrier_status: &str) -> (ResultStatus, &'static str, &'static str)
         "REJECTD" => (ResultStatus::Rejected, "3003", "rejected by the carrier"),
         "ACCEPTD" | "ENROUTE" => (ResultStatus::Unknown, "1000", "in progress"),
         "DELETED" => (ResultStatus::Failed, "3004", "deleted at the carrier"),
-        "UNKNOWN" => (ResultStatus::Failed, "3005", "the carrier does not know the outcome"),
+        "UNKNOWN" => (ResultStatus::Failed, "3005", "carrier: outcome unknown"),
         _ => (ResultStatus::Failed, "3999", "unknown carrier status"),
     }
 }
