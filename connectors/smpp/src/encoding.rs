@@ -307,4 +307,21 @@ mod tests {
         assert!(parts[0].short_message.is_empty());
         assert_eq!(parts[0].payload.as_ref().map(Vec::len), Some(500));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parts_rejoin_to_the_text_and_fit(text in "\\PC{0,400}") {
+            for coding in [DataCoding::Ucs2, DataCoding::Ksc5601, DataCoding::Gsm] {
+                let Ok(parts) = encode(&text, coding, LongText::Udh, 7) else { continue };
+                let joined: String = parts.iter().map(|p| p.text.as_str()).collect();
+                proptest::prop_assert_eq!(&joined, &text);
+                for p in &parts {
+                    proptest::prop_assert!(p.short_message.len() <= 160);
+                    if parts.len() > 1 {
+                        proptest::prop_assert!(p.short_message.len() - 6 <= coding.part_limit());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -446,4 +446,13 @@ mod tests {
         assert_eq!(gone[0].1, 2);
         assert!(hold.is_empty());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_receipt_text_parses_without_panicking(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200), text in "\\PC{0,120}") {
+            let _ = parse(&deliver(0x04, &text, vec![]));
+            let m = ShortMessage { esm_class: 0x04, short_message: body, ..ShortMessage::default() };
+            let _ = parse(&m);
+        }
+    }
 }
