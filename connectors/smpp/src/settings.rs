@@ -87,7 +87,7 @@ pub struct SmppSettings {
     /// How long a throttled bind sends nothing.
     #[serde(default = "defaults::throttle_pause_ms")]
     pub throttle_pause_ms: u64,
-    /// Throttled answers for one part before the submit is handed back as `Throttled`.
+    /// Throttling answers for one message before it is handed back as `Throttled`.
     #[serde(default = "defaults::max_throttle_retries")]
     pub max_throttle_retries: u32,
     /// How long a submit waits for a bind before it fails with `TryAnotherSender`.

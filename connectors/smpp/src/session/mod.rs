@@ -662,6 +662,19 @@ impl Link {
     }
 }
 
+/// An index call that takes longer than `limit` counts as the index being unavailable.
+async fn bounded<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, IndexError>>,
+) -> Result<T, IndexError> {
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(IndexError::Unavailable(format!(
+            "no answer within {} ms",
+            limit.as_millis()
+        )))
+    })
+}
+
 async fn respond(conn: &mut Conn, seq: u32, st: u32) -> Step<()> {
     conn.writer
         .send(Pdu::new(seq, st, Body::DeliverSmResp))

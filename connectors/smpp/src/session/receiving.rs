@@ -60,9 +60,10 @@ impl Link {
                     return Ok(());
                 }
                 let index = self.index.clone();
+                let limit = self.settings.submit_timeout();
                 let generation = self.generation;
                 self.pending.push(Box::pin(async move {
-                    let found = lookup(index.as_ref(), &receipt, form).await;
+                    let found = bounded(limit, lookup(index.as_ref(), &receipt, form)).await;
                     Done::Lookup {
                         generation,
                         seq,

@@ -151,9 +151,10 @@ impl Link {
                 };
                 let context = a.context(part, now_millis());
                 let index = self.index.clone();
+                let limit = self.settings.submit_timeout();
                 self.pending.push(Box::pin(async move {
                     let keys = carrier_id.keys();
-                    let error = index.put(&keys, &context).await.err();
+                    let error = bounded(limit, index.put(&keys, &context)).await.err();
                     Done::Put {
                         job,
                         part,
@@ -194,9 +195,10 @@ impl Link {
                 tracing::info!(message_id = %context.message_id, "late submit_sm_resp: ambiguous submit accepted");
                 let carrier_id = CarrierId(message_id.trim().to_string());
                 let index = self.index.clone();
+                let limit = self.settings.submit_timeout();
                 self.pending.push(Box::pin(async move {
                     let keys = carrier_id.keys();
-                    let error = index.put(&keys, &context).await.err();
+                    let error = bounded(limit, index.put(&keys, &context)).await.err();
                     Done::LatePut {
                         carrier_id,
                         context,
