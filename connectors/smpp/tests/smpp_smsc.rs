@@ -273,27 +273,31 @@ async fn receipt_ids_in_another_base_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn separate_transmitter_and_receiver_binds() {
-    let smsc = Smsc::start(&[]);
-    let reports = Reports::new();
-    let mut s = settings(smsc.port);
-    s.bind_mode = switchyard_smpp::BindMode::TransmitterReceiver;
-    let sender = start(s, &reports);
-    let outcomes = submit_all(&sender, 0..20).await;
-    assert!(
-        outcomes
+    // Receipts after and before the responses: the receiver bind learns the ids from the
+    // transmitter bind.
+    for order in ["after", "before"] {
+        let smsc = Smsc::start(&[("RECEIPT_ORDER", order), ("DELAY_MS", "20")]);
+        let reports = Reports::new();
+        let mut s = settings(smsc.port);
+        s.bind_mode = switchyard_smpp::BindMode::TransmitterReceiver;
+        let sender = start(s, &reports);
+        let outcomes = submit_all(&sender, 0..20).await;
+        assert!(
+            outcomes
+                .iter()
+                .all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. }))
+        );
+        let reports = reports.wait_for(20, Duration::from_secs(10)).await;
+        assert_one_delivered_each(&reports, 20);
+        let kinds: HashSet<String> = smsc
+            .events()
             .iter()
-            .all(|(_, o)| matches!(o, SubmitOutcome::Accepted { .. }))
-    );
-    let reports = reports.wait_for(20, Duration::from_secs(10)).await;
-    assert_one_delivered_each(&reports, 20);
-    let kinds: HashSet<String> = smsc
-        .events()
-        .iter()
-        .filter(|e| e["event"] == "bind")
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect();
-    assert!(kinds.contains("bind_transmitter") && kinds.contains("bind_receiver"));
-    sender.shutdown().await;
+            .filter(|e| e["event"] == "bind")
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect();
+        assert!(kinds.contains("bind_transmitter") && kinds.contains("bind_receiver"));
+        sender.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,6 +410,24 @@ async fn long_texts_go_in_udh_parts_and_korean_in_ks_c_5601() {
     let (bytes, _, _) = encoding_rs::EUC_KR.encode("안녕하세요");
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(submit["hex"].as_str().unwrap_or_default(), hex, "{submit}");
+    sender.shutdown().await;
+
+    let smsc = Smsc::start(&[]);
+    let mut s = settings(smsc.port);
+    s.data_coding = switchyard_smpp::DataCoding::Ucs2;
+    let sender = start(s, &Reports::new());
+    let mut ucs2 = message(3);
+    ucs2.text = "안녕 😀".into();
+    assert!(matches!(
+        sender.submit(ucs2).await,
+        SubmitOutcome::Accepted { .. }
+    ));
+    let submit = &smsc.submits()[0];
+    assert_eq!(submit["data_coding"], 8);
+    assert_eq!(
+        submit["text"], "안녕 😀",
+        "the SMSC decoded our UCS-2: {submit}"
+    );
     sender.shutdown().await;
 }
 
