@@ -17,7 +17,8 @@
 //                        submit_sm_resp
 //   SMSC_ID_BASE=dec|hex           message ids in submit_sm_resp (default dec)
 //   SMSC_RECEIPT_ID_BASE=dec|hex   message ids in receipts (default: same as SMSC_ID_BASE)
-//   SMSC_RECEIPT_STAT    receipt state (default DELIVRD)
+//   SMSC_RECEIPT_STAT    receipt state (default DELIVRD); SMSC_RECEIPT_STATS=ENROUTE,DELIVRD
+//                        sends one receipt per state, in order
 //   SMSC_STATUS_FOR=prefix:status,…  answer submit_sm to destinations starting with prefix
 //                        with that command_status (e.g. 0100:11 for ESME_RINVDSTADR)
 //   SMSC_DELAY_MS        delay every submit_sm_resp by this much
@@ -54,7 +55,7 @@ const config = {
   receiptOrder: setting('RECEIPT_ORDER', 'after'),
   idBase: setting('ID_BASE', 'dec'),
   receiptIdBase: setting('RECEIPT_ID_BASE', setting('ID_BASE', 'dec')),
-  receiptStat: setting('RECEIPT_STAT', 'DELIVRD'),
+  receiptStats: String(setting('RECEIPT_STATS', setting('RECEIPT_STAT', 'DELIVRD'))).split(','),
   delayMs: Number(setting('DELAY_MS', '0')),
   statusFor: String(setting('STATUS_FOR', ''))
     .split(',')
@@ -91,11 +92,11 @@ function smppDate(d) {
   return p(d.getUTCFullYear() % 100) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes());
 }
 
-function receiptPdu(n, pdu) {
+function receiptPdu(n, pdu, stat) {
   const id = formatId(n, config.receiptIdBase);
   const now = smppDate(new Date());
   const text = pdu.short_message && typeof pdu.short_message.message === 'string' ? pdu.short_message.message.slice(0, 20) : '';
-  const body = `id:${id} sub:001 dlvrd:001 submit date:${now} done date:${now} stat:${config.receiptStat} err:000 text:${text}`;
+  const body = `id:${id} sub:001 dlvrd:001 submit date:${now} done date:${now} stat:${stat} err:000 text:${text}`;
   const options = {
     source_addr_ton: pdu.dest_addr_ton,
     source_addr_npi: pdu.dest_addr_npi,
@@ -109,17 +110,21 @@ function receiptPdu(n, pdu) {
   };
   if (config.receipts === 'tlv') {
     options.receipted_message_id = id;
-    options.message_state = STATES[config.receiptStat] || 7;
+    options.message_state = STATES[stat] || 7;
   }
   return new smpp.PDU('deliver_sm', options);
 }
 
 function sendReceipt(n, pdu) {
+  for (const stat of config.receiptStats) sendOneReceipt(n, pdu, stat);
+}
+
+function sendOneReceipt(n, pdu, stat) {
   if (config.receipts === 'none') return;
   const deliver = (session) => {
-    session.send(receiptPdu(n, pdu), (resp) => {
-      log({ event: 'deliver_sm_resp', n, status: resp.command_status });
-      if (resp.command_status !== 0) setTimeout(() => sendReceipt(n, pdu), config.receiptRetryMs);
+    session.send(receiptPdu(n, pdu, stat), (resp) => {
+      log({ event: 'deliver_sm_resp', n, stat, status: resp.command_status });
+      if (resp.command_status !== 0) setTimeout(() => sendOneReceipt(n, pdu, stat), config.receiptRetryMs);
     });
   };
   for (const session of receiptBound) {

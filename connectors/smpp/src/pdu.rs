@@ -28,6 +28,7 @@ pub mod status {
     pub const ESME_RINVCMDID: u32 = 0x0000_0003;
     pub const ESME_RSYSERR: u32 = 0x0000_0008;
     pub const ESME_RX_T_APPN: u32 = 0x0000_0064;
+    pub const ESME_RX_P_APPN: u32 = 0x0000_0065;
 }
 
 /// TLV tags this connector reads or writes.

@@ -542,3 +542,36 @@ async fn shutdown_waits_for_answers_then_unbinds() {
     let last_resp = events.iter().rposition(|e| e["event"] == "submit_sm_resp");
     assert!(unbind.is_some() && last_resp < unbind, "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconciled_submit_matches_its_later_receipts_by_id() {
+    // Each message gets an intermediate and a final receipt; the unanswered ones' receipts
+    // come after the drop: the first reconciles by recipient, the second must match by id.
+    let smsc = Smsc::start(&[
+        ("DROP_AFTER", "2"),
+        ("DROP_HELD", "4"),
+        ("RECEIPTS", "tlv"),
+        ("RECEIPT_STATS", "ENROUTE,DELIVRD"),
+    ]);
+    let reports = Reports::new();
+    let mut s = settings(smsc.port);
+    s.window = 4;
+    let sender = start(s, &reports);
+    let outcomes = submit_all(&sender, 0..8).await;
+    let ambiguous = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, SubmitOutcome::Ambiguous { .. }))
+        .count();
+    assert_eq!(ambiguous, 4, "{outcomes:?}");
+    let got = reports.wait_for(16, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 16, "{got:?}");
+    for i in 0..8 {
+        let id = message(i).message_id;
+        let mine: Vec<_> = got.iter().filter(|r| r.context.message_id == id).collect();
+        assert_eq!(mine.len(), 2, "{id}: {mine:?}");
+        assert!(mine.iter().any(|r| r.status == ResultStatus::Delivered));
+        assert!(mine.iter().any(|r| r.result_code == "1000"));
+        assert_eq!(mine[0].carrier_id, mine[1].carrier_id);
+    }
+    sender.shutdown().await;
+}

@@ -50,7 +50,7 @@ impl Link {
             }
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "unreadable receipt refused");
-                respond(conn, seq, 0x65).await
+                respond(conn, seq, status::ESME_RX_P_APPN).await
             }
             Some(Ok(receipt)) => {
                 let form = self.settings.receipt_id_form;
@@ -74,6 +74,28 @@ impl Link {
                 Ok(())
             }
         }
+    }
+
+    /// A receipt no index knows may settle an ambiguous submit; its carrier id is then stored
+    /// like an accepted one, so the message's later receipts match by id.
+    fn reconcile_ambiguous(&mut self, receipt: &Receipt) -> Option<MessageContext> {
+        let context = self.ambiguous.reconcile(receipt)?;
+        tracing::info!(message_id = %context.message_id, carrier_id = %receipt.carrier_id.0, "ambiguous submit reconciled by its receipt");
+        let carrier_id = receipt.carrier_id.clone();
+        self.recent.insert(&carrier_id, context.clone());
+        let index = self.index.clone();
+        let limit = self.settings.submit_timeout();
+        let stored = context.clone();
+        self.pending.push(Box::pin(async move {
+            let keys = carrier_id.keys();
+            let error = bounded(limit, index.put(&keys, &stored)).await.err();
+            Done::LatePut {
+                carrier_id,
+                context: stored,
+                error,
+            }
+        }));
+        Some(context)
     }
 
     pub(super) fn spawn_write(
@@ -140,10 +162,10 @@ impl Link {
             } => {
                 let context = match found {
                     Ok(Some(context)) => Some(context),
-                    Ok(None) => self
-                        .recent
-                        .find(&receipt, self.settings.receipt_id_form)
-                        .or_else(|| self.ambiguous.reconcile(&receipt)),
+                    Ok(None) => match self.recent.find(&receipt, self.settings.receipt_id_form) {
+                        Some(context) => Some(context),
+                        None => self.reconcile_ambiguous(&receipt),
+                    },
                     Err(e) => {
                         tracing::warn!(error = %e, "receipt index unavailable: receipt answered with a temporary error");
                         if let Some(conn) = conn.as_deref_mut()
