@@ -176,3 +176,46 @@ async fn enquire_link_keeps_an_idle_bind() {
     );
     sender.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_sink_is_a_stream_of_receipts_answered_once_confirmed() {
+    let smsc = Smsc::start(&[("RECEIPT_RETRY_MS", "100")]);
+    let (sink, mut receipts) = switchyard_smpp::ChannelSink::new(16);
+    let sender = SmppSender::start(
+        settings(smsc.port),
+        Arc::new(MemoryIndex::default()),
+        Arc::new(sink),
+    )
+    .unwrap();
+    assert!(matches!(
+        sender.submit(message(7)).await,
+        SubmitOutcome::Accepted { .. }
+    ));
+    // The first delivery of the receipt: refuse it (the store is down).
+    let first = tokio::time::timeout(Duration::from_secs(5), receipts.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.report.context.message_id, message(7).message_id);
+    first.written.send(Err("store down".into())).unwrap();
+    // The SMSC sends it again; this time it is written.
+    let second = tokio::time::timeout(Duration::from_secs(5), receipts.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.report.context.message_id, message(7).message_id);
+    second.written.send(Ok(())).unwrap();
+    let events = smsc
+        .wait_until(Duration::from_secs(5), |e| {
+            e.iter()
+                .any(|e| e["event"] == "deliver_sm_resp" && e["status"] == 0)
+        })
+        .await;
+    let statuses: Vec<i64> = events
+        .iter()
+        .filter(|e| e["event"] == "deliver_sm_resp")
+        .map(|e| e["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![0x64, 0]);
+    sender.shutdown().await;
+}
