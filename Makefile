@@ -4,9 +4,10 @@ CARGO ?= cargo
 
 .PHONY: setup build test unit lint fmt up down kafka-start kafka-stop cassandra-start cassandra-stop bench clean api-check
 
-## setup: install build-essential, Apache Kafka and Cassandra 5.0 (Maven Central jars) and the Python test client (once per machine)
+## setup: install build-essential, Apache Kafka and Cassandra 5.0 (Maven Central jars), the Python test client and the SMSC simulator (once per machine)
 setup:
 	@infra/setup.sh
+	@infra/install-smsc.sh
 
 build:
 	$(CARGO) build --workspace --all-targets
