@@ -278,6 +278,8 @@ channels = ["sms", "lms"]
 tps_limits = { sms = 100 }
 prices = { sms = 9, lms = 30 }
 night_ads = "hold"
+prepaid = true
+dedup_window_hours = 48
 
 [[bill_codes]]
 customer = "acme"
@@ -312,6 +314,21 @@ async fn out_of_range_config_fails_apply_naming_the_field_and_writes_nothing() -
             "tps_limits = { sms = 100 }",
             "tps_limits = { sms = -5 }",
             "tps_limits.sms is negative (-5)",
+        ),
+        (
+            "prices = { sms = 9, lms = 30 }",
+            "prices = { sms = 9 }",
+            "prices.lms is missing: a prepaid customer needs a price",
+        ),
+        (
+            "dedup_window_hours = 48",
+            "dedup_window_hours = 0",
+            "dedup_window_hours is 0, not between 1 and 720",
+        ),
+        (
+            "dedup_window_hours = 48",
+            "dedup_window_hours = 10000",
+            "dedup_window_hours is 10000",
         ),
         (
             r#"night_ads = "hold""#,
