@@ -144,6 +144,36 @@ carrier = "kt"
     )
 }
 
+/// Price of an SMS for `acme` under [`with_every_rule`].
+pub const RULED_SMS_PRICE: i64 = 9;
+
+/// The test config with every validate rule on for `acme`: prepaid with prices, a TPS limit
+/// on each channel (far above what a test offers), bill codes, the duplicate window, and a
+/// keyword blocklist (global and the customer's own). Credit acme before sending.
+pub fn with_every_rule(config: String) -> String {
+    let acme = "id = \"acme\"\nchannels = [\"sms\", \"lms\"]\n";
+    let ruled = format!(
+        "{acme}prepaid = true\nprices = {{ sms = {RULED_SMS_PRICE}, lms = 30 }}\n\
+         tps_limits = {{ sms = 1000000, lms = 1000000 }}\nbill_codes = [\"B1\"]\n\
+         dedup_window_hours = 24\n"
+    );
+    assert!(config.contains(acme), "the test config declares acme");
+    config.replacen(acme, &ruled, 1)
+        + r#"
+[[bill_codes]]
+customer = "acme"
+code = "AD-1"
+ad_check = true
+
+[policy]
+blocked_keywords = ["대출", "카지노", "도박", "바카라", "토토", "불법", "작업대출", "급전", "사채", "비아그라"]
+
+[[policies]]
+id = "acme"
+blocked_keywords = ["경마", "홀덤"]
+"#
+}
+
 impl Pipeline {
     /// Start everything except the roles in `except` (a test may run those itself).
     pub async fn start(except: &[Role], sim: SimulatorSettings) -> anyhow::Result<Self> {
@@ -180,6 +210,18 @@ impl Pipeline {
         extra: &str,
         adjust: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<Self> {
+        Self::start_reconfigured(env, except, sim, processing, |base| base + extra, adjust).await
+    }
+
+    /// The same with the test config rewritten by `configure` (e.g. [`with_every_rule`]).
+    pub async fn start_reconfigured(
+        env: crate::TestEnv,
+        except: &[Role],
+        sim: SimulatorSettings,
+        processing: Processing,
+        configure: impl FnOnce(String) -> String,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> anyhow::Result<Self> {
         let mut stack = Stack::on(env, &[]).await?;
         stack.runtime.processing = processing;
         let shutdown = CancellationToken::new();
@@ -191,10 +233,10 @@ impl Pipeline {
             shutdown.clone(),
         )
         .await?;
-        let text = config(
+        let text = configure(config(
             &format!("http://{sim_addr}/submit"),
             &format!("http://{inbox_addr}/webhooks/switchyard"),
-        ) + extra;
+        ));
         switchyard_config::apply(&stack.runtime, &text, false, 1).await?;
         let history = tempfile::tempdir()?;
         let mut settings = local_settings(history.path());

@@ -52,8 +52,9 @@ pub fn take_slot(
     let now_ns = now.saturating_mul(NS_PER_MS);
     let key = slot_key(customer_id, channel);
     let free_ns = state.get(&key).map_or(i64::MIN, |e| e.amount);
-    let (slot, next_ns) = if free_ns <= now_ns {
-        (Slot::Now, now_ns + interval_ns)
+    // `now` has millisecond resolution: a slot within the current millisecond is now.
+    let (slot, next_ns) = if free_ns < now_ns + NS_PER_MS {
+        (Slot::Now, free_ns.max(now_ns) + interval_ns)
     } else {
         // Round up: never before the slot.
         (
@@ -164,6 +165,15 @@ mod tests {
             (1_000..=1_001).contains(&last),
             "3,000 slots at 3,000/s after the first take a second: {last}"
         );
+    }
+
+    #[test]
+    fn a_high_limit_admits_its_millisecond_of_messages_at_once() {
+        let mut state = PartitionState::default();
+        for _ in 0..1_000 {
+            assert_eq!(take_slot(&mut state, "a", "sms", 1_000_000, 5), Slot::Now);
+        }
+        assert_eq!(take_slot(&mut state, "a", "sms", 1_000_000, 5), Slot::At(6));
     }
 
     #[test]

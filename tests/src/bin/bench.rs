@@ -33,7 +33,13 @@
 //!    transaction, a commit marker on every partition written and an offset commit; those are
 //!    not counted.
 //!
+//! 4. With `--rules both` (the default) the first mode runs once more with every validate rule
+//!    on for the customer (prepaid charging with its ledger, a TPS limit above the offered
+//!    rate, the duplicate window, bill codes and a keyword blocklist), and the ratio of the two
+//!    rates is printed.
+//!
 //! usage: bench [--messages N] [--raw R] [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both]
+//!              [--rules off|on|both] [--callbacks-only]
 //!
 //! Without `--rate` every message is submitted at once: the end-to-end rate is how fast the
 //! pipeline drains a backlog, and latency includes the queue. With `--rate` below that, the
@@ -51,7 +57,7 @@ use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_runtime::metrics::StageTopic;
 use switchyard_runtime::{Processing, Reader, Runtime, names, read_from_beginning};
 use switchyard_schemas::{FinalReport, Submission, now_millis};
-use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::pipeline::{API_KEY, Pipeline, RULED_SMS_PRICE, with_every_rule};
 use switchyard_tests::{Broker, TestEnv, apply_topics, read_topic, sample_submission};
 
 /// Records the pipeline produces per message (see the module comment).
@@ -71,6 +77,16 @@ struct Options {
     modes: Vec<Processing>,
     /// Only the callback figures (isolation, pending retries).
     callbacks_only: bool,
+    /// Run with validate's rules off, on (every rule: prepaid, pacing limit, duplicates,
+    /// bill codes, blocklist), or both (the first mode again with them on).
+    rules: Rules,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rules {
+    Off,
+    On,
+    Both,
 }
 
 impl Options {
@@ -81,6 +97,7 @@ impl Options {
             rate: None,
             modes: vec![Processing::ExactlyOnce, Processing::AtLeastOnce],
             callbacks_only: false,
+            rules: Rules::Both,
         };
         let mut args = std::env::args().skip(1);
         while let Some(name) = args.next() {
@@ -97,6 +114,14 @@ impl Options {
                     options.rate = Some(rate);
                 }
                 "--callbacks-only" => options.callbacks_only = true,
+                "--rules" => {
+                    options.rules = match value()?.as_str() {
+                        "off" => Rules::Off,
+                        "on" => Rules::On,
+                        "both" => Rules::Both,
+                        other => anyhow::bail!("--rules is off, on or both, not {other}"),
+                    }
+                }
                 "--mode" => {
                     let mode = value()?;
                     options.modes = if mode == "both" {
@@ -107,7 +132,8 @@ impl Options {
                 }
                 other => anyhow::bail!(
                     "unknown argument {other}; usage: bench [--messages N] [--raw R] \
-                     [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both] [--callbacks-only]"
+                     [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both] [--rules off|on|both] \
+                     [--callbacks-only]"
                 ),
             }
         }
@@ -614,28 +640,59 @@ fn print_transaction_markers(before: &[(i64, i64)], after: &[(i64, i64)]) {
 /// What one pipeline run measured.
 struct Run {
     processing: Processing,
+    rules: bool,
     rate: f64,
     readable: Vec<i64>,
+}
+
+impl Run {
+    fn label(&self) -> String {
+        let rules = if self.rules { "rules on" } else { "rules off" };
+        format!("{} {rules}", self.processing.as_str())
+    }
 }
 
 async fn run_pipeline(
     broker: &Broker,
     processing: Processing,
+    rules: bool,
     options: &Options,
     raw: &Raw,
 ) -> anyhow::Result<Run> {
     let messages = options.messages;
     let env = broker.env();
     println!(
-        "{processing} (namespace {})",
+        "{processing}, validate's rules {} (namespace {})",
+        if rules {
+            "on: prepaid charging, a TPS limit, duplicates, bill codes, blocklist"
+        } else {
+            "off"
+        },
         env.namespace.prefix().trim_end_matches('.')
     );
     let sim = SimulatorSettings {
         success_rate: 1.0,
         receipt_delay: Duration::ZERO,
     };
-    let pipeline = Pipeline::start_with(env, &[], sim, processing).await?;
+    let pipeline = Pipeline::start_reconfigured(
+        env,
+        &[],
+        sim,
+        processing,
+        |config| {
+            if rules {
+                with_every_rule(config)
+            } else {
+                config
+            }
+        },
+        |_| {},
+    )
+    .await?;
     let runtime = pipeline.stack.runtime.clone();
+    if rules {
+        credit_for(&runtime, messages).await?;
+    }
     warm_up(&pipeline).await?;
     let metrics_before = runtime.metrics.encode();
     let watermarks = runtime.kafka.reader("bench.watermarks")?;
@@ -714,9 +771,37 @@ async fn run_pipeline(
     }
     Ok(Run {
         processing,
+        rules,
         rate,
         readable,
     })
+}
+
+/// Credit acme enough for the run and wait until validate applied it.
+async fn credit_for(runtime: &Runtime, messages: usize) -> anyhow::Result<()> {
+    let amount = RULED_SMS_PRICE * (messages as i64 + 100);
+    switchyard_config::balance::credit(
+        runtime,
+        &switchyard_config::balance::Credit {
+            customer_id: "acme".into(),
+            amount,
+            reason: "bench".into(),
+            request_id: "bench-credit".into(),
+        },
+    )
+    .await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = switchyard_config::balance::show(runtime, Some("acme")).await?;
+        if rows.first().is_some_and(|r| r.balance >= amount) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the bench credit was not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -783,24 +868,46 @@ async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for &processing in &options.modes {
         println!();
-        runs.push(run_pipeline(broker, processing, options, &raw).await?);
+        let rules = options.rules == Rules::On;
+        runs.push(run_pipeline(broker, processing, rules, options, &raw).await?);
     }
-    if let [first, second] = runs.as_slice() {
+    if options.rules == Rules::Both
+        && let Some(&processing) = options.modes.first()
+    {
         println!();
-        for run in &runs {
-            println!(
-                "summary         {:<14} {:>8.0} msg/s   readable p50 {} ms   p99 {} ms",
-                run.processing.as_str(),
-                run.rate,
-                percentile(&run.readable, 0.5),
-                percentile(&run.readable, 0.99)
-            );
-        }
+        runs.push(run_pipeline(broker, processing, true, options, &raw).await?);
+    }
+    println!();
+    for run in &runs {
+        println!(
+            "summary         {:<24} {:>8.0} msg/s   readable p50 {} ms   p99 {} ms",
+            run.label(),
+            run.rate,
+            percentile(&run.readable, 0.5),
+            percentile(&run.readable, 0.99)
+        );
+    }
+    if let [first, second, ..] = runs.as_slice()
+        && first.rules == second.rules
+    {
         println!(
             "                {} / {} = {:.2}",
             first.processing,
             second.processing,
             first.rate / second.rate
+        );
+    }
+    if let (Some(off), Some(on)) = (
+        runs.iter().find(|r| !r.rules),
+        runs.iter().find(|r| r.rules),
+    ) && off.processing == on.processing
+    {
+        println!(
+            "                {} / {} = {:.2} (validate's rules cost {:.0}%)",
+            on.label(),
+            off.label(),
+            on.rate / off.rate,
+            (1.0 - on.rate / off.rate) * 100.0
         );
     }
     switchyard_tests::bench_callbacks::run(broker).await?;
