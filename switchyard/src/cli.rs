@@ -274,9 +274,15 @@ pub struct RoleArgs {
     /// URL carriers send receipts to (default http://<receipts>/receipts).
     #[arg(long, env = "RECEIPTS_URL")]
     pub receipts_url: Option<String>,
-    /// The embedded history store (history and ingress).
-    #[arg(long, env = "HISTORY_PATH", default_value = ".data/history.db")]
-    pub history: PathBuf,
+    /// The history store (history and ingress): `sqlite://PATH` or
+    /// `cql://HOST:PORT[,HOST:PORT…]/KEYSPACE` (ScyllaDB, Cassandra); a bare path is SQLite.
+    /// Default: $HISTORY_PATH (older setting) if set, else sqlite://.data/history.db.
+    #[arg(long, env = "HISTORY_URL")]
+    pub history: Option<String>,
+    /// Days the history keeps a message (customers' own `history_retention_days` override
+    /// it); none: forever.
+    #[arg(long, env = "HISTORY_RETENTION_DAYS")]
+    pub history_retention_days: Option<u32>,
     /// Milliseconds in a "minute" of the callback retry schedule (shorten it to watch the
     /// whole schedule run in seconds).
     #[arg(long, env = "CALLBACK_MINUTE_MS", default_value_t = 60_000)]
@@ -298,7 +304,8 @@ impl RoleArgs {
         default_mode: switchyard_callback::WebhookMode,
     ) -> switchyard::pipeline::Settings {
         switchyard::pipeline::Settings {
-            history_path: self.history.clone(),
+            history_url: history_url(self.history.as_deref()),
+            history_retention: switchyard_history::Retention::new(self.history_retention_days),
             ingress_addr: self.ingress,
             receipts_addr: self.receipts,
             receipts_url: self.receipts_url.clone(),
@@ -314,6 +321,18 @@ impl RoleArgs {
         }
     }
 }
+
+/// The history store URL: `--history`/`$HISTORY_URL`, else `$HISTORY_PATH` (the setting before
+/// URLs), else the default SQLite file.
+pub fn history_url(given: Option<&str>) -> String {
+    given
+        .map(str::to_string)
+        .or_else(|| std::env::var("HISTORY_PATH").ok().filter(|p| !p.is_empty()))
+        .unwrap_or_else(|| DEFAULT_HISTORY_URL.to_string())
+}
+
+/// Where the history is kept when nothing says otherwise.
+pub const DEFAULT_HISTORY_URL: &str = "sqlite://.data/history.db";
 
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {

@@ -2,13 +2,12 @@
 //! history and ingress — each as tasks on the shared runtime.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_callback::schedule::tier_delay;
 use switchyard_callback::{Callback, RetryTier, WebhookSettings};
-use switchyard_history::{SqliteHistory, run_history};
+use switchyard_history::{HistoryStore, Retention, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::{
     CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, names,
@@ -47,8 +46,10 @@ impl Role {
 /// Where the roles listen and keep files.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The embedded history store.
-    pub history_path: PathBuf,
+    /// The history store: `sqlite://PATH` (or a bare path) or `cql://HOST:PORT/KEYSPACE`.
+    pub history_url: String,
+    /// How long the history keeps messages (per customer, with a default).
+    pub history_retention: Retention,
     /// The ingress's address.
     pub ingress_addr: SocketAddr,
     /// Where dispatch listens for carriers' receipts.
@@ -180,7 +181,17 @@ pub async fn start(
         .iter()
         .any(|r| matches!(r, Role::History | Role::Ingress))
     {
-        Some(SqliteHistory::open(&settings.history_path)?)
+        // Waits (logged, with backoff) while the store is unreachable, like the brokers.
+        match HistoryStore::open_waiting(
+            &settings.history_url,
+            settings.history_retention.clone(),
+            shutdown,
+        )
+        .await?
+        {
+            Some(store) => Some(store),
+            None => return Ok(running),
+        }
     } else {
         None
     };

@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::event::CallbackState;
+use crate::cursor::{page_of, start_after};
 use crate::{HistoryError, SqliteHistory};
 
 /// One pullable report.
@@ -38,37 +39,6 @@ pub struct FailureCount {
     pub count: i64,
 }
 
-/// The position after a report, in `done_at` then message id order: `<done_at>.<hex of the
-/// message id>` (opaque to clients; any message id fits).
-fn cursor_of(report: &PullableReport) -> String {
-    let hex: String = report
-        .message_id
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}.{hex}", report.done_at.unwrap_or(0))
-}
-
-/// The inverse of `cursor_of`; any `-?[0-9]{1,19}[.]([0-9a-f]{2})*` is accepted (a time out of
-/// range is clamped).
-fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
-    let (done_at, hex) = cursor.split_once('.')?;
-    let digits = done_at.strip_prefix('-').unwrap_or(done_at);
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let done_at = done_at.parse::<i128>().ok()?;
-    let done_at = done_at.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect();
-    Some((done_at, String::from_utf8_lossy(&bytes?).into_owned()))
-}
-
 impl SqliteHistory {
     /// Final reports of `customer_id` (sent by `client_id` or by no client) whose webhook has
     /// not succeeded and that were not acknowledged, oldest first, after `cursor`.
@@ -79,11 +49,7 @@ impl SqliteHistory {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<ReportPage, HistoryError> {
-        let (after_done, after_id) = match cursor {
-            Some(c) => parse_cursor(c)
-                .ok_or_else(|| HistoryError::BadQuery(format!("cursor {c:?} is not valid")))?,
-            None => (i64::MIN, String::new()),
-        };
+        let (after_done, after_id) = start_after(cursor)?;
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
             "SELECT message_id, client_message_id, channel, recipient, status, result_code,
@@ -118,17 +84,8 @@ impl SqliteHistory {
                 })
             },
         )?;
-        let mut reports: Vec<PullableReport> = rows.collect::<Result<_, _>>()?;
-        let next_cursor = if reports.len() > limit {
-            reports.truncate(limit);
-            reports.last().map(cursor_of)
-        } else {
-            None
-        };
-        Ok(ReportPage {
-            reports,
-            next_cursor,
-        })
+        let reports: Vec<PullableReport> = rows.collect::<Result<_, _>>()?;
+        Ok(page_of(reports, limit))
     }
 
     /// Whether `client_id` of `customer_id` may acknowledge `message_id`: a final report of
@@ -285,11 +242,6 @@ mod tests {
             store
                 .undelivered("acme", "acme-web", Some("1.abc"), 1)
                 .is_err()
-        );
-        assert_eq!(parse_cursor("99999999999999999999.61"), None, "20 digits");
-        assert_eq!(
-            parse_cursor("9999999999999999999.61"),
-            Some((i64::MAX, "a".into()))
         );
     }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::HistoryError;
+use crate::{HistoryError, Retention};
 use crate::event::Event;
 
 const SCHEMA: &str = "
@@ -90,6 +90,7 @@ pub struct EventView {
 #[derive(Debug, Clone)]
 pub struct SqliteHistory {
     connection: Arc<Mutex<Connection>>,
+    retention: Retention,
 }
 
 impl SqliteHistory {
@@ -103,7 +104,19 @@ impl SqliteHistory {
         migrate(&connection)?;
         Ok(SqliteHistory {
             connection: Arc::new(Mutex::new(connection)),
+            retention: Retention::default(),
         })
+    }
+
+    /// The same store, expiring messages as `retention` says (see `purge_expired`).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The retention this store applies.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -131,7 +144,8 @@ impl SqliteHistory {
         Ok(())
     }
 
-    /// A message and its events, oldest first.
+    /// A message and its events, oldest first (events of the same millisecond in event key
+    /// order, as on every engine).
     pub fn message(&self, message_id: &str) -> Result<Option<MessageView>, HistoryError> {
         let connection = self.lock();
         let view = connection
@@ -165,7 +179,7 @@ impl SqliteHistory {
             return Ok(None);
         };
         let mut statement = connection.prepare(
-            "SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, rowid",
+            "SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, event_key",
         )?;
         let events = statement.query_map(params![message_id], |row| {
             let detail: String = row.get(2)?;
@@ -242,12 +256,13 @@ fn migrate(connection: &Connection) -> Result<(), HistoryError> {
 }
 
 /// The message summary upsert: identity fields are set once; status and result only move
-/// forward in the message's life.
+/// forward in the message's life (an event without a status, such as a carrier report or a
+/// webhook attempt, creates the row at stage 0 so that any later status still applies).
 const UPSERT_MESSAGE: &str = "
 INSERT INTO messages (message_id, customer_id, client_id, client_message_id, channel, recipient,
     status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at,
     callback_state, callback_rank)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), CASE WHEN ?7 IS NULL THEN 0 ELSE ?8 END, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
     ?16, ?17)
 ON CONFLICT (message_id) DO UPDATE SET
     customer_id = coalesce(customer_id, excluded.customer_id),

@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use switchyard_config::hash_api_key;
-use switchyard_history::{HistoryRecord, SqliteHistory};
+use switchyard_history::{HistoryRecord, HistoryStore};
 use switchyard_runtime::{ConfigTables, Origin, Output, Runtime, Written};
 use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
 
@@ -24,7 +24,7 @@ pub use switchyard_runtime::names::ACCEPTED;
 pub struct Ingress {
     pub runtime: Runtime,
     pub tables: ConfigTables,
-    pub history: SqliteHistory,
+    pub history: HistoryStore,
     /// Clients' `rate_limit_per_second` buckets.
     pub limits: std::sync::Arc<RateLimits>,
 }
@@ -199,7 +199,7 @@ async fn accept(
 /// keys, so each is kept once), so the next GET sees them. A failure here loses nothing: the
 /// history stage writes them.
 pub(crate) async fn remember<T: HistoryRecord>(
-    history: &SqliteHistory,
+    history: &HistoryStore,
     records: &[T],
     written: &[Written],
 ) {
@@ -216,11 +216,8 @@ pub(crate) async fn remember<T: HistoryRecord>(
             })
         })
         .collect();
-    let history = history.clone();
-    match tokio::task::spawn_blocking(move || history.record_all(&events)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "published records not yet in the history"),
-        Err(e) => tracing::warn!(error = %e, "published records not yet in the history"),
+    if let Err(e) = history.record_all(&events).await {
+        tracing::warn!(error = %e, "published records not yet in the history");
     }
 }
 
@@ -233,17 +230,13 @@ async fn status(
         Ok(client) => client,
         Err(problem) => return problem.into_response(),
     };
-    let history = ingress.history.clone();
-    let id = message_id.clone();
-    let found = tokio::task::spawn_blocking(move || history.message(&id)).await;
-    match found {
-        Ok(Ok(Some(view))) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => {
+    match ingress.history.message(&message_id).await {
+        Ok(Some(view)) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => {
             Json(view).into_response()
         }
-        Ok(Ok(_)) => {
+        Ok(_) => {
             Problem::not_found(format!("no message {message_id} for this client")).into_response()
         }
-        Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
 }

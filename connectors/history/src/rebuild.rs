@@ -1,0 +1,1 @@
+//! `switchyard history rebuild`: a store rebuilt from the topics the history stage consumes.
