@@ -285,59 +285,6 @@ ON CONFLICT (message_id) DO UPDATE SET
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Stage, Summary};
-
-    fn event(key: &str, kind: &'static str, stage: Stage, status: Option<&str>, at: i64) -> Event {
-        Event {
-            event_key: key.into(),
-            message_id: "m-1".into(),
-            kind,
-            at,
-            stage,
-            summary: Summary {
-                customer_id: Some("acme".into()),
-                status: status.map(str::to_string),
-                ..Summary::default()
-            },
-            detail: serde_json::json!({"k": key}),
-        }
-    }
-
-    #[test]
-    fn events_are_kept_once_and_status_only_moves_forward() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteHistory::open(&dir.path().join("h.db")).expect("opens");
-        store
-            .record(&event(
-                "t/0/1",
-                "accepted",
-                Stage::Accepted,
-                Some("accepted"),
-                1,
-            ))
-            .expect("ok");
-        store
-            .record(&event("t/0/9", "final", Stage::Final, Some("delivered"), 9))
-            .expect("ok");
-        // A late, earlier-stage event and a replayed one.
-        store
-            .record(&event("t/0/5", "routed", Stage::Routed, Some("routed"), 5))
-            .expect("ok");
-        store
-            .record(&event(
-                "t/0/1",
-                "accepted",
-                Stage::Accepted,
-                Some("accepted"),
-                1,
-            ))
-            .expect("ok");
-        let view = store.message("m-1").expect("query").expect("exists");
-        assert_eq!(view.status, "delivered");
-        let kinds: Vec<&str> = view.events.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["accepted", "routed", "final"]);
-        assert_eq!(store.message("nope").expect("query"), None);
-    }
 
     #[test]
     fn a_file_from_before_webhook_tracking_is_migrated_without_listing_old_reports() {
