@@ -1,12 +1,16 @@
 //! Pulling reports over HTTP on the real broker: with no webhook role running, every final
 //! report is listed as undelivered, page by page; an ack removes exactly the acknowledged ones;
-//! another customer sees none; the day's summary counts the failed ones by result code.
+//! another customer sees none; the day's summary counts the failed ones by result code. Run
+//! with the history on each engine (SQLite, CQL).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::pipeline::Role;
 use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_runtime::Processing;
+use switchyard_tests::TestEnv;
+use switchyard_tests::history_scenarios::Engine;
 use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 
 async fn get(http: &reqwest::Client, url: &str) -> anyhow::Result<(u16, Value)> {
@@ -46,12 +50,30 @@ async fn all_undelivered(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn undelivered_reports_are_listed_by_page_and_an_ack_clears_them() -> anyhow::Result<()> {
-    let pipeline = Pipeline::start(
+    pull_reports(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn undelivered_reports_are_listed_by_page_and_an_ack_clears_them_on_cql()
+-> anyhow::Result<()> {
+    pull_reports(Engine::Cql).await
+}
+
+async fn pull_reports(engine: Engine) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let Some(history_url) = engine.fresh_url(dir.path())? else {
+        return Ok(());
+    };
+    let pipeline = Pipeline::start_configured(
+        TestEnv::new()?,
         &[Role::Callback],
         SimulatorSettings {
             success_rate: 0.5,
             receipt_delay: Duration::from_millis(10),
         },
+        Processing::default(),
+        "",
+        |settings| settings.history_url = history_url,
     )
     .await?;
     let http = reqwest::Client::new();
