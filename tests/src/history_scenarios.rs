@@ -3,8 +3,12 @@
 //! stores the tests run them on: SQLite in a temporary directory, CQL in a keyspace of the
 //! test's own on the run's server (`SWITCHYARD_TEST_CQL`).
 
+use std::time::Duration;
+
 use anyhow::ensure;
-use switchyard_history::{CallbackState, Event, FailureCount, HistoryStore, Stage, Summary};
+use switchyard_history::{
+    CallbackState, Event, FailureCount, HistoryStore, Retention, Stage, Summary,
+};
 
 use crate::shared_cql;
 
@@ -43,12 +47,17 @@ impl Engine {
 
     /// A fresh, empty store on this engine (`None`: CQL skipped).
     pub async fn fresh(self) -> anyhow::Result<Option<TestHistory>> {
+        self.fresh_with(Retention::default()).await
+    }
+
+    /// The same with a retention.
+    pub async fn fresh_with(self, retention: Retention) -> anyhow::Result<Option<TestHistory>> {
         let dir = tempfile::tempdir()?;
         let Some(url) = self.fresh_url(dir.path())? else {
             eprintln!("CQL history tests skipped (SWITCHYARD_SKIP_CQL=1)");
             return Ok(None);
         };
-        let store = HistoryStore::open(&url).await?;
+        let store = HistoryStore::open_with(&url, retention).await?;
         Ok(Some(TestHistory {
             url,
             store,
@@ -58,6 +67,19 @@ impl Engine {
 }
 
 impl TestHistory {
+    /// Let `time` pass for the retention: SQLite purges as of now + `time` (an injected
+    /// clock); CQL waits for the TTLs (keep `time` to seconds: retention days of a second).
+    pub async fn let_pass(&self, time: Duration) -> anyhow::Result<()> {
+        match &self.store {
+            HistoryStore::Sqlite(_) => {
+                let now = switchyard_schemas::now_millis() + i64::try_from(time.as_millis())?;
+                self.store.purge_expired(now).await?;
+            }
+            HistoryStore::Cql(_) => tokio::time::sleep(time).await,
+        }
+        Ok(())
+    }
+
     /// Drop a CQL keyspace (SQLite files go with the directory).
     pub async fn cleanup(self) -> anyhow::Result<()> {
         if let HistoryStore::Cql(cql) = &self.store {
@@ -343,5 +365,35 @@ pub async fn the_failure_summary_counts_by_result_code_within_the_range(
     let across = store.failure_summary("acme", day - 10, day + 10).await?;
     ensure!(across == [count("3001", 2)], "{across:?}");
     ensure!(store.failure_summary("acme", T0 + 50, T0 + 50).await?.is_empty());
+    Ok(())
+}
+
+/// A store whose "days" last a second, keeping `acme` 1 day and everyone else 30.
+pub fn short_retention() -> Retention {
+    let retention = Retention::new(Some(30)).with_day(Duration::from_secs(1));
+    retention.set_customer("acme", Some(1));
+    retention
+}
+
+/// With `short_retention`: once a customer's retention has passed its messages leave every
+/// query; another customer's stay.
+pub async fn messages_past_their_customers_retention_leave_every_query(
+    history: &TestHistory,
+) -> anyhow::Result<()> {
+    let store = &history.store;
+    let now = switchyard_schemas::now_millis();
+    store.record(&final_event("old", "acme", None, now, "failed")).await?;
+    store.record(&final_event("kept", "beta", None, now, "failed")).await?;
+    store.record(&callback_event("old", 1, CallbackState::Retrying)).await?;
+    ensure!(store.message("old").await?.is_some(), "kept until its retention passes");
+    ensure!(store.undelivered("acme", "acme-web", None, 10).await?.reports.len() == 1);
+    history.let_pass(Duration::from_millis(2_500)).await?;
+    ensure!(store.message("old").await?.is_none(), "acme keeps 1 day");
+    ensure!(store.undelivered("acme", "acme-web", None, 10).await?.reports.is_empty());
+    ensure!(store.failure_summary("acme", now - 1, now + 1).await?.is_empty());
+    ensure!(!store.ackable("acme", "acme-web", "old").await?);
+    let kept = store.message("kept").await?.ok_or_else(|| anyhow::anyhow!("beta keeps 30"))?;
+    ensure!(kept.events.len() == 1, "{kept:?}");
+    ensure!(store.failure_summary("beta", now - 1, now + 1).await?.len() == 1);
     Ok(())
 }

@@ -31,6 +31,31 @@ macro_rules! parity {
     };
 }
 
+/// Retention on each engine: SQLite purges with an injected clock, CQL expires by TTL
+/// (retention days of one second).
+mod retention {
+    use super::*;
+
+    async fn expire(engine: Engine) -> anyhow::Result<()> {
+        let Some(history) = engine.fresh_with(scenarios::short_retention()).await? else {
+            return Ok(());
+        };
+        let outcome = scenarios::messages_past_their_customers_retention_leave_every_query(&history).await;
+        history.cleanup().await?;
+        outcome
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() -> anyhow::Result<()> {
+        expire(Engine::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cql() -> anyhow::Result<()> {
+        expire(Engine::Cql).await
+    }
+}
+
 /// Run one scenario on a fresh store of `engine`, then drop the store.
 async fn run(
     engine: Engine,

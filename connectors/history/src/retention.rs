@@ -1,8 +1,10 @@
 //! How long the history keeps a customer's messages: a default and per-customer days (none =
 //! forever). CQL writes carry it as a TTL; SQLite deletes what is older in `purge_expired`.
+//! The length of a "day" is a setting so tests expire data in seconds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
@@ -12,6 +14,7 @@ pub const DAY_MS: i64 = 86_400_000;
 pub struct Retention {
     default_days: Option<u32>,
     customers: Arc<RwLock<HashMap<String, u32>>>,
+    day: Option<Duration>,
 }
 
 impl Retention {
@@ -20,7 +23,25 @@ impl Retention {
         Retention {
             default_days,
             customers: Arc::default(),
+            day: None,
         }
+    }
+
+    /// The same with days of `day` (tests: a second), at least a second.
+    pub fn with_day(mut self, day: Duration) -> Self {
+        self.day = Some(day.max(Duration::from_secs(1)));
+        self
+    }
+
+    fn day_ms(&self) -> i64 {
+        self.day
+            .map_or(DAY_MS, |d| i64::try_from(d.as_millis()).unwrap_or(DAY_MS))
+    }
+
+    /// The oldest time (ms) a message of that customer may have at `now` (none: forever).
+    pub fn cutoff(&self, customer_id: Option<&str>, now: i64) -> Option<i64> {
+        self.days_for(customer_id)
+            .map(|days| now.saturating_sub(i64::from(days).saturating_mul(self.day_ms())))
     }
 
     /// Set (or with `None` clear) a customer's retention.
@@ -48,8 +69,10 @@ impl Retention {
 
     /// The TTL of a write for that customer, in seconds (0: no expiry, as CQL means it).
     pub fn ttl_seconds(&self, customer_id: Option<&str>) -> i32 {
-        self.days_for(customer_id)
-            .map_or(0, |days| i32::try_from(u64::from(days) * 86_400).unwrap_or(i32::MAX))
+        self.days_for(customer_id).map_or(0, |days| {
+            let seconds = i64::from(days).saturating_mul(self.day_ms()) / 1000;
+            i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
+        })
     }
 
     /// The customers with their own setting, and the default.
@@ -80,5 +103,10 @@ mod tests {
         retention.set_customer("acme", None);
         assert_eq!(retention.days_for(Some("acme")), Some(30));
         assert_eq!(Retention::default().ttl_seconds(Some("acme")), 0);
+        assert_eq!(retention.cutoff(Some("acme"), 100 * DAY_MS), Some(70 * DAY_MS));
+        assert_eq!(Retention::default().cutoff(Some("acme"), 5), None);
+        let fast = Retention::new(Some(3)).with_day(Duration::from_secs(1));
+        assert_eq!(fast.ttl_seconds(None), 3);
+        assert_eq!(fast.cutoff(None, 10_000), Some(7_000));
     }
 }

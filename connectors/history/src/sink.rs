@@ -100,9 +100,32 @@ pub const HISTORY_TOPICS: [&str; 9] = [
     names::REPORT_ACKS,
 ];
 
+/// How often expired messages are deleted (SQLite; CQL rows expire by their TTL).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Delete expired messages every `PURGE_EVERY` until `shutdown` (the first run at start).
+async fn purge_periodically(store: HistoryStore, shutdown: CancellationToken) {
+    if matches!(store, HistoryStore::Cql(_)) {
+        return;
+    }
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match store.purge_expired(switchyard_schemas::now_millis()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired history messages deleted"),
+            Err(e) => tracing::warn!(error = %e, "expired history messages not deleted"),
+        }
+    }
+}
+
 /// Run the history role until `shutdown`.
 pub async fn run_history(runtime: Runtime, store: HistoryStore, shutdown: CancellationToken) {
     let tasks = vec![
+        tokio::spawn(purge_periodically(store.clone(), shutdown.clone())),
         spawn::<Submission>(&runtime, &store, names::ACCEPTED, &shutdown),
         spawn::<ValidatedMessage>(&runtime, &store, names::VALIDATED, &shutdown),
         spawn::<Rejection>(&runtime, &store, names::REJECTED, &shutdown),

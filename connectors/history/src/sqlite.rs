@@ -194,6 +194,35 @@ impl SqliteHistory {
     }
 }
 
+impl SqliteHistory {
+    /// Delete the messages (and their events) whose last event is older than their customer's
+    /// retention at `now` (ms); the number of messages deleted.
+    pub fn purge_expired(&self, now: i64) -> Result<u64, HistoryError> {
+        let mut connection = self.lock();
+        let tx = connection.transaction()?;
+        let customers: Vec<Option<String>> = tx
+            .prepare("SELECT DISTINCT customer_id FROM messages")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut deleted = 0;
+        for customer in customers {
+            let Some(cutoff) = self.retention.cutoff(customer.as_deref(), now) else {
+                continue;
+            };
+            tx.prepare_cached(
+                "DELETE FROM events WHERE message_id IN (SELECT message_id FROM messages
+                   WHERE customer_id IS ?1 AND updated_at < ?2)",
+            )?
+            .execute(params![customer, cutoff])?;
+            deleted += tx
+                .prepare_cached("DELETE FROM messages WHERE customer_id IS ?1 AND updated_at < ?2")?
+                .execute(params![customer, cutoff])? as u64;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+}
+
 /// Insert an event once and move the message summary forward.
 fn record_in(tx: &rusqlite::Transaction<'_>, event: &Event) -> Result<(), HistoryError> {
     let inserted = tx
@@ -280,7 +309,7 @@ ON CONFLICT (message_id) DO UPDATE SET
     stage = max(stage, CASE WHEN ?7 IS NOT NULL THEN excluded.stage ELSE stage END),
     callback_state = CASE WHEN ?17 > callback_rank THEN ?16 ELSE callback_state END,
     callback_rank = max(callback_rank, ?17),
-    updated_at = excluded.updated_at";
+    updated_at = max(updated_at, excluded.updated_at)";
 
 #[cfg(test)]
 mod tests {

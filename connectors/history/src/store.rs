@@ -153,6 +153,24 @@ impl HistoryStore {
         }
     }
 
+    /// Delete what is past its customer's retention at `now` (ms): SQLite deletes rows; CQL
+    /// rows expire by themselves (write TTLs), so there it deletes nothing. The number of
+    /// messages deleted.
+    pub async fn purge_expired(&self, now: i64) -> Result<u64, HistoryError> {
+        match self {
+            HistoryStore::Sqlite(s) => blocking(s, move |s| s.purge_expired(now)).await,
+            HistoryStore::Cql(_) => Ok(0),
+        }
+    }
+
+    /// The retention the store applies.
+    pub fn retention(&self) -> &Retention {
+        match self {
+            HistoryStore::Sqlite(s) => s.retention(),
+            HistoryStore::Cql(c) => c.retention(),
+        }
+    }
+
     /// Failed messages of `customer_id` finished in [`from`, `to`) (ms), counted by result code.
     pub async fn failure_summary(
         &self,
