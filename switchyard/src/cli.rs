@@ -113,6 +113,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CallbacksCommand,
     },
+    /// The message history store: rebuild one from the topics.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Run one role (scale a role by running more of them: they share its consumer group).
     Run {
         role: switchyard::pipeline::Role,
@@ -237,6 +242,20 @@ pub enum WordsCommand {
         /// Only this policy.
         #[arg(long)]
         policy: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Rebuild a history store from the topics the history stage consumes: each read from the
+    /// beginning up to its end at start, written idempotently into the store at `--into`.
+    Rebuild {
+        /// The store to fill: sqlite://PATH or cql://HOST:PORT/KEYSPACE (created if absent).
+        #[arg(long)]
+        into: String,
+        /// Days the rebuilt store keeps messages (CQL TTLs count from the rebuild).
+        #[arg(long, env = "HISTORY_RETENTION_DAYS")]
+        retention_days: Option<u32>,
     },
 }
 

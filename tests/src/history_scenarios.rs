@@ -397,3 +397,55 @@ pub async fn messages_past_their_customers_retention_leave_every_query(
     ensure!(store.failure_summary("beta", now - 1, now + 1).await?.len() == 1);
     Ok(())
 }
+
+/// Every query kind's answer for a set of messages of `customer`: each message (with its
+/// events), each client's whole pull list in pages of `page`, whether each client may ack each
+/// message, and the failure summary of [`from`, `to`).
+#[derive(Debug, PartialEq)]
+pub struct Answers {
+    pub messages: Vec<Option<switchyard_history::MessageView>>,
+    pub pages: Vec<Vec<switchyard_history::ReportPage>>,
+    pub ackable: Vec<Vec<bool>>,
+    pub summary: Vec<FailureCount>,
+}
+
+/// The answers of `store` (see `Answers`).
+pub async fn answers(
+    store: &HistoryStore,
+    customer: &str,
+    clients: &[&str],
+    ids: &[String],
+    (from, to): (i64, i64),
+    page: usize,
+) -> anyhow::Result<Answers> {
+    let mut messages = Vec::new();
+    for id in ids {
+        messages.push(store.message(id).await?);
+    }
+    let (mut pages, mut ackable) = (Vec::new(), Vec::new());
+    for client in clients {
+        let (mut list, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let next = store
+                .undelivered(customer, client, cursor.as_deref(), page)
+                .await?;
+            cursor = next.next_cursor.clone();
+            list.push(next);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        pages.push(list);
+        let mut mine = Vec::new();
+        for id in ids {
+            mine.push(store.ackable(customer, client, id).await?);
+        }
+        ackable.push(mine);
+    }
+    Ok(Answers {
+        messages,
+        pages,
+        ackable,
+        summary: store.failure_summary(customer, from, to).await?,
+    })
+}

@@ -2,6 +2,7 @@
 
 pub mod callbacks;
 pub mod config;
+pub mod history;
 pub mod policy;
 pub mod registry;
 pub mod run;
