@@ -40,7 +40,8 @@ mod retention {
         let Some(history) = engine.fresh_with(scenarios::short_retention()).await? else {
             return Ok(());
         };
-        let outcome = scenarios::messages_past_their_customers_retention_leave_every_query(&history).await;
+        let outcome =
+            scenarios::messages_past_their_customers_retention_leave_every_query(&history).await;
         history.cleanup().await?;
         outcome
     }

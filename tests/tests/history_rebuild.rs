@@ -15,7 +15,11 @@ use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 
 const MESSAGES: usize = 30;
 
-async fn answers_of(store: &HistoryStore, ids: &[String], range: (i64, i64)) -> anyhow::Result<Answers> {
+async fn answers_of(
+    store: &HistoryStore,
+    ids: &[String],
+    range: (i64, i64),
+) -> anyhow::Result<Answers> {
     answers(store, "acme", &["acme-web", "acme-other"], ids, range, 7).await
 }
 
@@ -42,14 +46,21 @@ async fn stores_rebuilt_from_the_topics_answer_as_the_original() -> anyhow::Resu
     loop {
         let mut done = 0;
         for id in &ids {
-            if original.message(id).await?.is_some_and(|m| m.done_at.is_some()) {
+            if original
+                .message(id)
+                .await?
+                .is_some_and(|m| m.done_at.is_some())
+            {
                 done += 1;
             }
         }
         if done == MESSAGES {
             break;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{done} of {MESSAGES} final");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of {MESSAGES} final"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Acks for five, webhook results for five others (delivered, retrying, exhausted).
@@ -59,7 +70,11 @@ async fn stores_rebuilt_from_the_topics_answer_as_the_original() -> anyhow::Resu
         .json(&serde_json::json!({ "message_ids": ids[..5] }))
         .send()
         .await?;
-    anyhow::ensure!(response.status() == 200, "ack answered {}", response.status());
+    anyhow::ensure!(
+        response.status() == 200,
+        "ack answered {}",
+        response.status()
+    );
     let results: Vec<Output> = ids[5..10]
         .iter()
         .enumerate()
@@ -99,27 +114,48 @@ async fn stores_rebuilt_from_the_topics_answer_as_the_original() -> anyhow::Resu
         if settled && now == before {
             break now;
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "history never settled: {states:?}");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "history never settled: {states:?}"
+        );
         before = now;
     };
     let listed: usize = expected.pages[0].iter().map(|p| p.reports.len()).sum();
     assert!(listed >= MESSAGES - 5 - 2, "{listed} pullable");
-    assert!(expected.ackable[0].iter().all(|a| *a), "acme-web may ack its own");
-    assert!(expected.ackable[1].iter().all(|a| !*a), "another client may not");
+    assert!(
+        expected.ackable[0].iter().all(|a| *a),
+        "acme-web may ack its own"
+    );
+    assert!(
+        expected.ackable[1].iter().all(|a| !*a),
+        "another client may not"
+    );
 
     for engine in [Engine::Sqlite, Engine::Cql] {
         let Some(target) = engine.fresh().await? else {
             continue;
         };
         let started = std::time::Instant::now();
-        let report = switchyard_history::rebuild::rebuild(&pipeline.stack.runtime, &target.store).await?;
-        eprintln!("rebuilt {engine:?}: {} events in {:?}", report.events(), started.elapsed());
+        let report =
+            switchyard_history::rebuild::rebuild(&pipeline.stack.runtime, &target.store).await?;
+        eprintln!(
+            "rebuilt {engine:?}: {} events in {:?}",
+            report.events(),
+            started.elapsed()
+        );
         assert!(report.events() >= (MESSAGES * 6) as u64, "{report:?}");
         let rebuilt = answers_of(&target.store, &ids, range).await?;
-        assert_eq!(rebuilt, expected, "{engine:?} store rebuilt from the topics");
+        assert_eq!(
+            rebuilt, expected,
+            "{engine:?} store rebuilt from the topics"
+        );
         // Once more into the same store: nothing changes (writes are idempotent).
         switchyard_history::rebuild::rebuild(&pipeline.stack.runtime, &target.store).await?;
-        assert_eq!(answers_of(&target.store, &ids, range).await?, expected, "{engine:?} again");
+        assert_eq!(
+            answers_of(&target.store, &ids, range).await?,
+            expected,
+            "{engine:?} again"
+        );
         target.cleanup().await?;
     }
     pipeline.stop().await;

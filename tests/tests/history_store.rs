@@ -8,7 +8,9 @@ use switchyard_runtime::CancellationToken;
 
 #[tokio::test]
 async fn an_unknown_engine_is_named_and_not_retried() {
-    let e = HistoryStore::open("mysql://db/history").await.expect_err("unknown engine");
+    let e = HistoryStore::open("mysql://db/history")
+        .await
+        .expect_err("unknown engine");
     assert!(matches!(e, HistoryError::BadUrl(_)), "{e}");
     assert!(e.to_string().contains("\"mysql\""), "{e}");
     assert!(!e.is_retriable());
@@ -39,7 +41,11 @@ async fn an_unreachable_cql_cluster_is_a_retriable_error() {
         .expect_err("nothing listens");
     assert!(e.is_retriable(), "{e}");
     assert!(e.to_string().contains("127.0.0.1:1"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
 
     // Waiting for it ends with the shutdown, without an error.
     let shutdown = CancellationToken::new();

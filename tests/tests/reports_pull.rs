@@ -54,8 +54,8 @@ async fn undelivered_reports_are_listed_by_page_and_an_ack_clears_them() -> anyh
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn undelivered_reports_are_listed_by_page_and_an_ack_clears_them_on_cql()
--> anyhow::Result<()> {
+async fn undelivered_reports_are_listed_by_page_and_an_ack_clears_them_on_cql() -> anyhow::Result<()>
+{
     pull_reports(Engine::Cql).await
 }
 

@@ -38,9 +38,8 @@ pub(crate) fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
 /// Where a page starts: after the cursor, or at the very beginning.
 pub(crate) fn start_after(cursor: Option<&str>) -> Result<(i64, String), HistoryError> {
     match cursor {
-        Some(c) => {
-            parse_cursor(c).ok_or_else(|| HistoryError::BadQuery(format!("cursor {c:?} is not valid")))
-        }
+        Some(c) => parse_cursor(c)
+            .ok_or_else(|| HistoryError::BadQuery(format!("cursor {c:?} is not valid"))),
         None => Ok((i64::MIN, String::new())),
     }
 }

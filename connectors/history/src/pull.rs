@@ -6,8 +6,8 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::event::CallbackState;
 use crate::cursor::{page_of, start_after};
+use crate::event::CallbackState;
 use crate::{HistoryError, SqliteHistory};
 
 /// One pullable report.

@@ -71,7 +71,10 @@ impl RebuildReport {
 }
 
 /// Rebuild `target` from every history topic on `runtime`'s brokers.
-pub async fn rebuild(runtime: &Runtime, target: &HistoryStore) -> Result<RebuildReport, RebuildError> {
+pub async fn rebuild(
+    runtime: &Runtime,
+    target: &HistoryStore,
+) -> Result<RebuildReport, RebuildError> {
     let mut report = RebuildReport::default();
     let run_id = uuid_like();
     for topic in crate::HISTORY_TOPICS {

@@ -103,7 +103,10 @@ mod tests {
         retention.set_customer("acme", None);
         assert_eq!(retention.days_for(Some("acme")), Some(30));
         assert_eq!(Retention::default().ttl_seconds(Some("acme")), 0);
-        assert_eq!(retention.cutoff(Some("acme"), 100 * DAY_MS), Some(70 * DAY_MS));
+        assert_eq!(
+            retention.cutoff(Some("acme"), 100 * DAY_MS),
+            Some(70 * DAY_MS)
+        );
         assert_eq!(Retention::default().cutoff(Some("acme"), 5), None);
         let fast = Retention::new(Some(3)).with_day(Duration::from_secs(1));
         assert_eq!(fast.ttl_seconds(None), 3);

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::{HistoryError, Retention};
 use crate::event::Event;
+use crate::{HistoryError, Retention};
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;

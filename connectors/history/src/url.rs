@@ -14,7 +14,10 @@ pub enum StoreUrl {
     /// An SQLite file.
     Sqlite(PathBuf),
     /// A CQL cluster (ScyllaDB or Cassandra): contact points `host:port` and the keyspace.
-    Cql { nodes: Vec<String>, keyspace: String },
+    Cql {
+        nodes: Vec<String>,
+        keyspace: String,
+    },
 }
 
 impl StoreUrl {
@@ -42,10 +45,9 @@ impl StoreUrl {
 }
 
 fn parse_cql(url: &str, rest: &str) -> Result<StoreUrl, HistoryError> {
-    let bad = |why: &str| HistoryError::BadUrl(format!("{url:?}: {why} (cql://HOST:PORT/KEYSPACE)"));
-    let (hosts, keyspace) = rest
-        .split_once('/')
-        .ok_or_else(|| bad("no keyspace"))?;
+    let bad =
+        |why: &str| HistoryError::BadUrl(format!("{url:?}: {why} (cql://HOST:PORT/KEYSPACE)"));
+    let (hosts, keyspace) = rest.split_once('/').ok_or_else(|| bad("no keyspace"))?;
     if !valid_keyspace(keyspace) {
         return Err(bad(
             "the keyspace must be 1 to 48 letters, digits or _, beginning with a letter",

@@ -4,10 +4,10 @@
 //! day's failed messages by result code.
 
 use axum::Json;
-use futures::StreamExt;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use switchyard_runtime::Output;

@@ -232,7 +232,10 @@ impl CqlHistory {
     pub async fn drop_keyspace(&self) -> Result<(), HistoryError> {
         self.inner
             .session
-            .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", self.inner.keyspace), &[])
+            .query_unpaged(
+                format!("DROP KEYSPACE IF EXISTS {}", self.inner.keyspace),
+                &[],
+            )
             .await
             .map_err(errors::execution)?;
         Ok(())

@@ -208,7 +208,11 @@ impl CqlHistory {
             .into_iter()
             .map(|(result_code, count)| FailureCount { result_code, count })
             .collect();
-        summary.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.result_code.cmp(&b.result_code)));
+        summary.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.result_code.cmp(&b.result_code))
+        });
         Ok(summary)
     }
 }

@@ -52,7 +52,14 @@ impl CqlHistory {
         session
             .execute_unpaged(
                 &st.insert_event,
-                (id, event.at, &event.event_key, event.kind, event.detail.to_string(), ttl),
+                (
+                    id,
+                    event.at,
+                    &event.event_key,
+                    event.kind,
+                    event.detail.to_string(),
+                    ttl,
+                ),
             )
             .await
             .map_err(errors::execution)?;
@@ -82,7 +89,9 @@ impl CqlHistory {
                 id,
             )
         });
-        let callback = s.callback.map(|c| (ttl, c.rank(), c.as_str(), c.rank() as i32, id));
+        let callback = s
+            .callback
+            .map(|c| (ttl, c.rank(), c.as_str(), c.rank() as i32, id));
         let written = match (status, callback) {
             (None, None) => session.batch(&st.summary[0], (identity,)).await,
             (Some(status), None) => session.batch(&st.summary[1], (identity, status)).await,
