@@ -80,4 +80,6 @@ parity!(
     webhook_results_before_the_final_report_still_count,
     clients_see_their_own_and_customer_wide_reports,
     the_failure_summary_counts_by_result_code_within_the_range,
+    searching_lists_a_clients_messages_by_time_and_filters,
+    sender_statistics_count_final_outcomes_per_sender,
 );

@@ -7,12 +7,13 @@ use crate::pull::{PullableReport, ReportPage};
 
 /// The cursor after `report`.
 pub(crate) fn cursor_of(report: &PullableReport) -> String {
-    let hex: String = report
-        .message_id
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}.{hex}", report.done_at.unwrap_or(0))
+    encode(report.done_at.unwrap_or(0), &report.message_id)
+}
+
+/// The cursor after the item at `at` with id `id` (any list ordered by time then id).
+pub(crate) fn encode(at: i64, id: &str) -> String {
+    let hex: String = id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("{at}.{hex}")
 }
 
 /// The inverse of `cursor_of`; any `-?[0-9]{1,19}[.]([0-9a-f]{2})*` is accepted (a time out of

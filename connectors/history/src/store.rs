@@ -7,6 +7,7 @@ use switchyard_runtime::CancellationToken;
 
 use crate::event::Event;
 use crate::pull::{FailureCount, ReportPage};
+use crate::search::{MessagePage, MessageQuery, SenderStats};
 use crate::{CqlHistory, HistoryError, MessageView, Retention, SqliteHistory, StoreUrl};
 
 /// A history store: SQLite or CQL. Cheap to clone.
@@ -150,6 +151,38 @@ impl HistoryStore {
                 blocking(s, move |s| s.ackable(&customer, &client, &id)).await
             }
             HistoryStore::Cql(c) => c.ackable(customer_id, client_id, message_id).await,
+        }
+    }
+
+    /// A client's messages the query lists, oldest accepted first, after `cursor`.
+    pub async fn search(
+        &self,
+        query: &MessageQuery,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MessagePage, HistoryError> {
+        match self {
+            HistoryStore::Sqlite(s) => {
+                let (query, cursor) = (query.clone(), cursor.map(str::to_string));
+                blocking(s, move |s| s.search(&query, cursor.as_deref(), limit)).await
+            }
+            HistoryStore::Cql(c) => c.search(query, cursor, limit).await,
+        }
+    }
+
+    /// Final outcomes of `customer_id` finished in [`from`, `to`) ms, per sender.
+    pub async fn sender_stats(
+        &self,
+        customer_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SenderStats>, HistoryError> {
+        match self {
+            HistoryStore::Sqlite(s) => {
+                let customer = customer_id.to_string();
+                blocking(s, move |s| s.sender_stats(&customer, from, to)).await
+            }
+            HistoryStore::Cql(c) => c.sender_stats(customer_id, from, to).await,
         }
     }
 

@@ -5,6 +5,7 @@
 mod errors;
 mod read;
 mod schema;
+mod search;
 mod write;
 
 use std::sync::Arc;
@@ -54,6 +55,10 @@ struct Statements {
     select_events: PreparedStatement,
     select_pending: PreparedStatement,
     select_finals: PreparedStatement,
+    insert_by_day: PreparedStatement,
+    insert_by_client_message_id: PreparedStatement,
+    select_by_day: PreparedStatement,
+    select_by_client_message_id: PreparedStatement,
 }
 
 async fn prepare(session: &Session, cql: String) -> Result<PreparedStatement, HistoryError> {
@@ -178,8 +183,40 @@ impl Statements {
             select_finals: prepare(
                 session,
                 format!(
-                    "SELECT status, result_code FROM {ks}.finals_by_day \
+                    "SELECT status, result_code, sender FROM {ks}.finals_by_day \
                      WHERE customer_id = ? AND day = ? AND done_at >= ? AND done_at < ?"
+                ),
+            )
+            .await?,
+            insert_by_day: prepare(
+                session,
+                format!(
+                    "INSERT INTO {ks}.messages_by_day (customer_id, day, accepted_at, \
+                     message_id) VALUES (?, ?, ?, ?) USING TTL ?"
+                ),
+            )
+            .await?,
+            insert_by_client_message_id: prepare(
+                session,
+                format!(
+                    "INSERT INTO {ks}.messages_by_client_message_id (customer_id, \
+                     client_message_id, message_id) VALUES (?, ?, ?) USING TTL ?"
+                ),
+            )
+            .await?,
+            select_by_day: prepare(
+                session,
+                format!(
+                    "SELECT accepted_at, message_id FROM {ks}.messages_by_day \
+                     WHERE customer_id = ? AND day = ? AND (accepted_at, message_id) > (?, ?)"
+                ),
+            )
+            .await?,
+            select_by_client_message_id: prepare(
+                session,
+                format!(
+                    "SELECT message_id FROM {ks}.messages_by_client_message_id \
+                     WHERE customer_id = ? AND client_message_id = ?"
                 ),
             )
             .await?,

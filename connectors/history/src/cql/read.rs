@@ -11,7 +11,7 @@ use crate::retention::DAY_MS;
 use crate::{EventView, HistoryError, MessageView};
 
 /// Most UTC days one failure summary reads (one partition each).
-const MAX_SUMMARY_DAYS: i64 = 366;
+pub(super) const MAX_SUMMARY_DAYS: i64 = 366;
 /// Rows per page the driver fetches for the pull list.
 const PULL_PAGE: i32 = 500;
 
@@ -196,9 +196,9 @@ impl CqlHistory {
                 .execute_iter(st.select_finals.clone(), (customer_id, day, from, to))
                 .await
                 .map_err(errors::paging)?
-                .rows_stream::<(Option<String>, Option<String>)>()
+                .rows_stream::<(Option<String>, Option<String>, Option<String>)>()
                 .map_err(errors::shape)?;
-            while let Some((status, code)) = rows.try_next().await.map_err(errors::paging)? {
+            while let Some((status, code, _)) = rows.try_next().await.map_err(errors::paging)? {
                 if matches!(status.as_deref(), Some("failed" | "expired" | "rejected")) {
                     *counts.entry(code.unwrap_or_default()).or_default() += 1;
                 }

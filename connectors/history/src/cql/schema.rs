@@ -52,6 +52,18 @@ pub(super) fn statements(keyspace: &str) -> Vec<String> {
                 result_code text, sender text, channel text,
                 PRIMARY KEY ((customer_id, day), done_at, message_id))"
         ),
+        // Messages per customer and UTC day of acceptance: the search by time.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.messages_by_day (
+                customer_id text, day bigint, accepted_at bigint, message_id text,
+                PRIMARY KEY ((customer_id, day), accepted_at, message_id))"
+        ),
+        // Messages per customer and client message id: the search by the client's own id.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {keyspace}.messages_by_client_message_id (
+                customer_id text, client_message_id text, message_id text,
+                PRIMARY KEY ((customer_id, client_message_id), message_id))"
+        ),
     ]
 }
 

@@ -104,8 +104,40 @@ impl CqlHistory {
         };
         written.map_err(errors::execution)?;
 
+        if let Some(customer) = &s.customer_id {
+            if let Some(accepted_at) = s.accepted_at {
+                session
+                    .execute_unpaged(
+                        &st.insert_by_day,
+                        (
+                            customer,
+                            accepted_at.div_euclid(DAY_MS),
+                            accepted_at,
+                            id,
+                            ttl,
+                        ),
+                    )
+                    .await
+                    .map_err(errors::execution)?;
+            }
+            if let Some(client_message_id) = &s.client_message_id {
+                session
+                    .execute_unpaged(
+                        &st.insert_by_client_message_id,
+                        (customer, client_message_id, id, ttl),
+                    )
+                    .await
+                    .map_err(errors::execution)?;
+            }
+        }
+
         let is_final = event.stage == Stage::Final && s.status.is_some();
         if is_final && let (Some(customer), Some(done_at)) = (&s.customer_id, s.done_at) {
+            // The sender as the summary has it (the final report's, else the route's).
+            let sender = match &s.sender {
+                Some(sender) => Some(sender.clone()),
+                None => self.summary_of(id).await?.and_then(|row| row.sender),
+            };
             session
                 .execute_unpaged(
                     &st.insert_final,
@@ -116,7 +148,7 @@ impl CqlHistory {
                         id,
                         unset(&s.status),
                         unset(&s.result_code),
-                        unset(&s.sender),
+                        unset(&sender),
                         unset(&s.channel),
                         ttl,
                     ),
