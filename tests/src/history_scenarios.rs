@@ -585,14 +585,17 @@ pub async fn messages_past_their_customers_retention_leave_every_query(
 }
 
 /// Every query kind's answer for a set of messages of `customer`: each message (with its
-/// events), each client's whole pull list in pages of `page`, whether each client may ack each
-/// message, and the failure summary of [`from`, `to`).
+/// events), each client's whole pull list and search by time in pages of `page`, whether each
+/// client may ack each message, the failure summary and per-sender statistics of [`from`,
+/// `to`).
 #[derive(Debug, PartialEq)]
 pub struct Answers {
     pub messages: Vec<Option<switchyard_history::MessageView>>,
     pub pages: Vec<Vec<switchyard_history::ReportPage>>,
+    pub searches: Vec<Vec<switchyard_history::MessagePage>>,
     pub ackable: Vec<Vec<bool>>,
     pub summary: Vec<FailureCount>,
+    pub senders: Vec<switchyard_history::SenderStats>,
 }
 
 /// The answers of `store` (see `Answers`).
@@ -608,7 +611,7 @@ pub async fn answers(
     for id in ids {
         messages.push(store.message(id).await?);
     }
-    let (mut pages, mut ackable) = (Vec::new(), Vec::new());
+    let (mut pages, mut searches, mut ackable) = (Vec::new(), Vec::new(), Vec::new());
     for client in clients {
         let (mut list, mut cursor) = (Vec::new(), None::<String>);
         loop {
@@ -622,6 +625,18 @@ pub async fn answers(
             }
         }
         pages.push(list);
+        let mut query = query(from, to);
+        (query.customer_id, query.client_id) = (customer.to_string(), client.to_string());
+        let (mut list, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let next = store.search(&query, cursor.as_deref(), page).await?;
+            cursor = next.next_cursor.clone();
+            list.push(next);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        searches.push(list);
         let mut mine = Vec::new();
         for id in ids {
             mine.push(store.ackable(customer, client, id).await?);
@@ -631,8 +646,10 @@ pub async fn answers(
     Ok(Answers {
         messages,
         pages,
+        searches,
         ackable,
         summary: store.failure_summary(customer, from, to).await?,
+        senders: store.sender_stats(customer, from, to).await?,
     })
 }
 
@@ -784,7 +801,8 @@ pub async fn sender_statistics_count_final_outcomes_per_sender(
         ])
         .await?;
     let stats = store.sender_stats("acme", T0, T0 + 100).await?;
-    let summary: Vec<(&str, i64, i64, Vec<(&str, i64)>)> = stats
+    type Line<'a> = (&'a str, i64, i64, Vec<(&'a str, i64)>);
+    let summary: Vec<Line<'_>> = stats
         .iter()
         .map(|s| {
             (

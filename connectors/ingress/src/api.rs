@@ -1,4 +1,5 @@
-//! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, `/healthz`, `/openapi.json`.
+//! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, the searches, `/healthz`,
+//! `/openapi.json`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -37,11 +38,12 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Every route of the ingress (`/metrics` is not one: it is served on the metrics address).
 pub fn router(ingress: Ingress) -> Router {
     Router::new()
-        .route("/v1/messages", post(submit))
+        .route("/v1/messages", post(submit).get(crate::search::list))
         .route("/v1/messages/{message_id}", get(status))
         .route("/v1/reports", get(crate::reports::list))
         .route("/v1/reports/ack", post(crate::reports::ack))
         .route("/v1/reports/summary", get(crate::reports::summary))
+        .route("/v1/stats/senders", get(crate::search::senders))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/openapi.json",

@@ -31,7 +31,7 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-fn field_problem(field: &str, message: &str) -> Problem {
+pub(crate) fn field_problem(field: &str, message: &str) -> Problem {
     Problem::invalid(
         format!("{field} {message}"),
         vec![FieldError {
