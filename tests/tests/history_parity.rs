@@ -32,7 +32,7 @@ macro_rules! parity {
 }
 
 /// Retention on each engine: SQLite purges with an injected clock, CQL expires by TTL
-/// (retention days of one second).
+/// (retention days of three seconds).
 mod retention {
     use super::*;
 

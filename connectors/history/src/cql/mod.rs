@@ -44,8 +44,7 @@ struct Inner {
 
 /// Every statement, prepared once at start.
 struct Statements {
-    insert_event: PreparedStatement,
-    /// The summary batches: identity only, + status, + callback, + both.
+    /// The event with the summary batches: identity only, + status, + callback, + both.
     summary: [Batch; 4],
     insert_final: PreparedStatement,
     insert_pending: PreparedStatement,
@@ -95,6 +94,15 @@ impl Statements {
             ),
         )
         .await?;
+        let insert_event = prepare(
+            session,
+            format!(
+                "INSERT INTO {ks}.events (message_id, at, event_key, kind, detail) \
+                 VALUES (?, ?, ?, ?, ?) USING TTL ?"
+            ),
+        )
+        .await?;
+        // The event and the summary share the partition key (the message id): one mutation.
         let batch = |statements: Vec<&PreparedStatement>| {
             let mut batch = Batch::new(BatchType::Unlogged);
             for s in statements {
@@ -104,20 +112,12 @@ impl Statements {
             batch
         };
         let summary = [
-            batch(vec![&identity]),
-            batch(vec![&identity, &status]),
-            batch(vec![&identity, &callback]),
-            batch(vec![&identity, &status, &callback]),
+            batch(vec![&insert_event, &identity]),
+            batch(vec![&insert_event, &identity, &status]),
+            batch(vec![&insert_event, &identity, &callback]),
+            batch(vec![&insert_event, &identity, &status, &callback]),
         ];
         Ok(Statements {
-            insert_event: prepare(
-                session,
-                format!(
-                    "INSERT INTO {ks}.events (message_id, at, event_key, kind, detail) \
-                     VALUES (?, ?, ?, ?, ?) USING TTL ?"
-                ),
-            )
-            .await?,
             summary,
             insert_final: prepare(
                 session,

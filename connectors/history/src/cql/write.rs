@@ -11,7 +11,7 @@ use crate::retention::DAY_MS;
 use crate::{CallbackState, HistoryError};
 
 /// Events of a batch written at once.
-const CONCURRENCY: usize = 32;
+const CONCURRENCY: usize = 64;
 /// Timestamp units per stage: status columns are written at `stage * STAGE_SPAN + at`, so a
 /// later stage always wins and, within a stage, the later event.
 const STAGE_SPAN: i64 = 100_000_000_000_000;
@@ -49,21 +49,14 @@ impl CqlHistory {
         };
         let ttl = self.inner.retention.ttl_seconds(customer.as_deref());
         let id = event.message_id.as_str();
-        session
-            .execute_unpaged(
-                &st.insert_event,
-                (
-                    id,
-                    event.at,
-                    &event.event_key,
-                    event.kind,
-                    event.detail.to_string(),
-                    ttl,
-                ),
-            )
-            .await
-            .map_err(errors::execution)?;
-
+        let event_row = (
+            id,
+            event.at,
+            &event.event_key,
+            event.kind,
+            event.detail.to_string(),
+            ttl,
+        );
         let identity = (
             ttl,
             unset(&s.customer_id),
@@ -93,42 +86,49 @@ impl CqlHistory {
             .callback
             .map(|c| (ttl, c.rank(), c.as_str(), c.rank() as i32, id));
         let written = match (status, callback) {
-            (None, None) => session.batch(&st.summary[0], (identity,)).await,
-            (Some(status), None) => session.batch(&st.summary[1], (identity, status)).await,
-            (None, Some(callback)) => session.batch(&st.summary[2], (identity, callback)).await,
+            (None, None) => session.batch(&st.summary[0], (event_row, identity)).await,
+            (Some(status), None) => {
+                session
+                    .batch(&st.summary[1], (event_row, identity, status))
+                    .await
+            }
+            (None, Some(callback)) => {
+                session
+                    .batch(&st.summary[2], (event_row, identity, callback))
+                    .await
+            }
             (Some(status), Some(callback)) => {
                 session
-                    .batch(&st.summary[3], (identity, status, callback))
+                    .batch(&st.summary[3], (event_row, identity, status, callback))
                     .await
             }
         };
         written.map_err(errors::execution)?;
 
         if let Some(customer) = &s.customer_id {
-            if let Some(accepted_at) = s.accepted_at {
-                session
-                    .execute_unpaged(
-                        &st.insert_by_day,
-                        (
-                            customer,
-                            accepted_at.div_euclid(DAY_MS),
-                            accepted_at,
-                            id,
-                            ttl,
-                        ),
-                    )
-                    .await
-                    .map_err(errors::execution)?;
-            }
-            if let Some(client_message_id) = &s.client_message_id {
-                session
-                    .execute_unpaged(
-                        &st.insert_by_client_message_id,
-                        (customer, client_message_id, id, ttl),
-                    )
-                    .await
-                    .map_err(errors::execution)?;
-            }
+            let by_day = async {
+                if let Some(accepted_at) = s.accepted_at {
+                    let day = accepted_at.div_euclid(DAY_MS);
+                    session
+                        .execute_unpaged(&st.insert_by_day, (customer, day, accepted_at, id, ttl))
+                        .await
+                        .map_err(errors::execution)?;
+                }
+                Ok::<_, HistoryError>(())
+            };
+            let by_client_message_id = async {
+                if let Some(client_message_id) = &s.client_message_id {
+                    session
+                        .execute_unpaged(
+                            &st.insert_by_client_message_id,
+                            (customer, client_message_id, id, ttl),
+                        )
+                        .await
+                        .map_err(errors::execution)?;
+                }
+                Ok(())
+            };
+            futures::future::try_join(by_day, by_client_message_id).await?;
         }
 
         let is_final = event.stage == Stage::Final && s.status.is_some();
@@ -138,42 +138,51 @@ impl CqlHistory {
                 Some(sender) => Some(sender.clone()),
                 None => self.summary_of(id).await?.and_then(|row| row.sender),
             };
-            session
-                .execute_unpaged(
-                    &st.insert_final,
-                    (
-                        customer,
-                        done_at.div_euclid(DAY_MS),
-                        done_at,
-                        id,
-                        unset(&s.status),
-                        unset(&s.result_code),
-                        unset(&sender),
-                        unset(&s.channel),
-                        ttl,
-                    ),
-                )
-                .await
-                .map_err(errors::execution)?;
-            session
-                .execute_unpaged(
-                    &st.insert_pending,
-                    (
-                        customer,
-                        done_at,
-                        id,
-                        unset(&s.client_id),
-                        unset(&s.client_message_id),
-                        unset(&s.channel),
-                        unset(&s.to),
-                        unset(&s.status),
-                        unset(&s.result_code),
-                        unset(&s.result_text),
-                        ttl,
-                    ),
-                )
-                .await
-                .map_err(errors::execution)?;
+            let day = done_at.div_euclid(DAY_MS);
+            let finals = async {
+                session
+                    .execute_unpaged(
+                        &st.insert_final,
+                        (
+                            customer,
+                            day,
+                            done_at,
+                            id,
+                            unset(&s.status),
+                            unset(&s.result_code),
+                            unset(&sender),
+                            unset(&s.channel),
+                            ttl,
+                        ),
+                    )
+                    .await
+                    .map_err(errors::execution)
+            };
+            let pending = async {
+                session
+                    .execute_unpaged(
+                        &st.insert_pending,
+                        (
+                            customer,
+                            done_at,
+                            id,
+                            unset(&s.client_id),
+                            unset(&s.client_message_id),
+                            unset(&s.channel),
+                            unset(&s.to),
+                            unset(&s.status),
+                            unset(&s.result_code),
+                            unset(&s.result_text),
+                            ttl,
+                        ),
+                    )
+                    .await
+                    .map_err(errors::execution)
+            };
+            // The pending row's insert (timestamp 0) and a delivery's delete (timestamp 3 or
+            // 4) land in either order: they may run at once.
+            futures::future::try_join3(finals, pending, self.apply_callback_state(id, ttl)).await?;
+            return Ok(());
         }
         if is_final || s.callback.is_some() {
             // Written first, read second: of a final and a webhook event racing, at least one
