@@ -169,6 +169,13 @@ pub async fn start(
     settings: &Settings,
     shutdown: &CancellationToken,
 ) -> Result<Running, StartError> {
+    let needs_history = roles
+        .iter()
+        .any(|r| matches!(r, Role::History | Role::Ingress));
+    if needs_history {
+        // A history URL naming no engine is refused before waiting for anything.
+        switchyard_history::StoreUrl::parse(&settings.history_url)?;
+    }
     if !runtime.wait_for_brokers(shutdown).await {
         return Ok(Running::default());
     }
@@ -177,10 +184,7 @@ pub async fn start(
         health: runtime.health.clone(),
         ..Running::default()
     };
-    let history = if roles
-        .iter()
-        .any(|r| matches!(r, Role::History | Role::Ingress))
-    {
+    let history = if needs_history {
         // Waits (logged, with backoff) while the store is unreachable, like the brokers.
         match HistoryStore::open_waiting(
             &settings.history_url,
