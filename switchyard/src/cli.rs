@@ -323,7 +323,10 @@ impl RoleArgs {
         default_mode: switchyard_callback::WebhookMode,
     ) -> switchyard::pipeline::Settings {
         switchyard::pipeline::Settings {
-            history_url: history_url(self.history.as_deref()),
+            history_url: history_url(
+                self.history.as_deref(),
+                std::env::var("HISTORY_PATH").ok().as_deref(),
+            ),
             history_retention: switchyard_history::Retention::new(self.history_retention_days),
             ingress_addr: self.ingress,
             receipts_addr: self.receipts,
@@ -342,12 +345,12 @@ impl RoleArgs {
 }
 
 /// The history store URL: `--history`/`$HISTORY_URL`, else `$HISTORY_PATH` (the setting before
-/// URLs), else the default SQLite file.
-pub fn history_url(given: Option<&str>) -> String {
+/// URLs, a path), else the default SQLite file.
+pub fn history_url(given: Option<&str>, history_path: Option<&str>) -> String {
     given
-        .map(str::to_string)
-        .or_else(|| std::env::var("HISTORY_PATH").ok().filter(|p| !p.is_empty()))
-        .unwrap_or_else(|| DEFAULT_HISTORY_URL.to_string())
+        .or(history_path.filter(|p| !p.is_empty()))
+        .unwrap_or(DEFAULT_HISTORY_URL)
+        .to_string()
 }
 
 /// Where the history is kept when nothing says otherwise.
@@ -388,4 +391,17 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_url_falls_back_to_history_path_then_the_default() {
+        assert_eq!(history_url(Some("cql://h/ks"), Some("/x.db")), "cql://h/ks");
+        assert_eq!(history_url(None, Some("/x.db")), "/x.db");
+        assert_eq!(history_url(None, Some("")), DEFAULT_HISTORY_URL);
+        assert_eq!(history_url(None, None), "sqlite://.data/history.db");
+    }
 }
