@@ -118,6 +118,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CallbacksCommand,
     },
+    /// The message history store: rebuild one from the topics.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
     /// Run one role (scale a role by running more of them: they share its consumer group).
     Run {
         role: switchyard::pipeline::Role,
@@ -266,6 +271,20 @@ pub enum WordsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Rebuild a history store from the topics the history stage consumes: each read from the
+    /// beginning up to its end at start, written idempotently into the store at `--into`.
+    Rebuild {
+        /// The store to fill: sqlite://PATH or cql://HOST:PORT/KEYSPACE (created if absent).
+        #[arg(long)]
+        into: String,
+        /// Days the rebuilt store keeps messages (CQL TTLs count from the rebuild).
+        #[arg(long, env = "HISTORY_RETENTION_DAYS")]
+        retention_days: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// A carrier speaking the generic JSON API: accepts submits, sends receipts later.
     Carrier {
@@ -299,9 +318,15 @@ pub struct RoleArgs {
     /// URL carriers send receipts to (default http://<receipts>/receipts).
     #[arg(long, env = "RECEIPTS_URL")]
     pub receipts_url: Option<String>,
-    /// The embedded history store (history and ingress).
-    #[arg(long, env = "HISTORY_PATH", default_value = ".data/history.db")]
-    pub history: PathBuf,
+    /// The history store (history and ingress): `sqlite://PATH` or
+    /// `cql://HOST:PORT[,HOST:PORT…]/KEYSPACE` (ScyllaDB, Cassandra); a bare path is SQLite.
+    /// Default: $HISTORY_PATH (older setting) if set, else sqlite://.data/history.db.
+    #[arg(long, env = "HISTORY_URL")]
+    pub history: Option<String>,
+    /// Days the history keeps a message (customers' own `history_retention_days` override
+    /// it); none: forever.
+    #[arg(long, env = "HISTORY_RETENTION_DAYS")]
+    pub history_retention_days: Option<u32>,
     /// Milliseconds in a "minute" of the callback retry schedule (shorten it to watch the
     /// whole schedule run in seconds).
     #[arg(long, env = "CALLBACK_MINUTE_MS", default_value_t = 60_000)]
@@ -323,7 +348,11 @@ impl RoleArgs {
         default_mode: switchyard_callback::WebhookMode,
     ) -> switchyard::pipeline::Settings {
         switchyard::pipeline::Settings {
-            history_path: self.history.clone(),
+            history_url: history_url(
+                self.history.as_deref(),
+                std::env::var("HISTORY_PATH").ok().as_deref(),
+            ),
+            history_retention: switchyard_history::Retention::new(self.history_retention_days),
             ingress_addr: self.ingress,
             receipts_addr: self.receipts,
             receipts_url: self.receipts_url.clone(),
@@ -339,6 +368,18 @@ impl RoleArgs {
         }
     }
 }
+
+/// The history store URL: `--history`/`$HISTORY_URL`, else `$HISTORY_PATH` (the setting before
+/// URLs, a path), else the default SQLite file.
+pub fn history_url(given: Option<&str>, history_path: Option<&str>) -> String {
+    given
+        .or(history_path.filter(|p| !p.is_empty()))
+        .unwrap_or(DEFAULT_HISTORY_URL)
+        .to_string()
+}
+
+/// Where the history is kept when nothing says otherwise.
+pub const DEFAULT_HISTORY_URL: &str = "sqlite://.data/history.db";
 
 #[derive(Debug, Subcommand)]
 pub enum TopicsCommand {
@@ -375,4 +416,17 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_history_url_falls_back_to_history_path_then_the_default() {
+        assert_eq!(history_url(Some("cql://h/ks"), Some("/x.db")), "cql://h/ks");
+        assert_eq!(history_url(None, Some("/x.db")), "/x.db");
+        assert_eq!(history_url(None, Some("")), DEFAULT_HISTORY_URL);
+        assert_eq!(history_url(None, None), "sqlite://.data/history.db");
+    }
 }

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Policy { command } => commands::policy::run(&app, command).await?,
         Command::Balance { command } => commands::balance::run(&app, command).await?,
         Command::Callbacks { command } => commands::callbacks::run(&app, command).await?,
+        Command::History { command } => commands::history::run(&app, command).await?,
         Command::Run { role, roles } => commands::run::run(&app, role, roles).await?,
         Command::Replay(args) => commands::replay::run(&app, args).await?,
         Command::Sim { command } => commands::sim::run(&app, command).await?,

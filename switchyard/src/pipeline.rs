@@ -2,13 +2,12 @@
 //! history and ingress — each as tasks on the shared runtime.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_callback::schedule::tier_delay;
 use switchyard_callback::{Callback, RetryTier, WebhookSettings};
-use switchyard_history::{SqliteHistory, run_history};
+use switchyard_history::{HistoryStore, Retention, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::delay_gate::DEFAULT_HELD_PER_PARTITION;
 use switchyard_runtime::{
@@ -49,8 +48,10 @@ impl Role {
 /// Where the roles listen and keep files.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The embedded history store.
-    pub history_path: PathBuf,
+    /// The history store: `sqlite://PATH` (or a bare path) or `cql://HOST:PORT/KEYSPACE`.
+    pub history_url: String,
+    /// How long the history keeps messages (per customer, with a default).
+    pub history_retention: Retention,
     /// The ingress's address.
     pub ingress_addr: SocketAddr,
     /// Where dispatch listens for carriers' receipts.
@@ -170,6 +171,13 @@ pub async fn start(
     settings: &Settings,
     shutdown: &CancellationToken,
 ) -> Result<Running, StartError> {
+    let needs_history = roles
+        .iter()
+        .any(|r| matches!(r, Role::History | Role::Ingress));
+    if needs_history {
+        // A history URL naming no engine is refused before waiting for anything.
+        switchyard_history::StoreUrl::parse(&settings.history_url)?;
+    }
     if !runtime.wait_for_brokers(shutdown).await {
         return Ok(Running::default());
     }
@@ -178,11 +186,18 @@ pub async fn start(
         health: runtime.health.clone(),
         ..Running::default()
     };
-    let history = if roles
-        .iter()
-        .any(|r| matches!(r, Role::History | Role::Ingress))
-    {
-        Some(SqliteHistory::open(&settings.history_path)?)
+    let history = if needs_history {
+        // Waits (logged, with backoff) while the store is unreachable, like the brokers.
+        match HistoryStore::open_waiting(
+            &settings.history_url,
+            settings.history_retention.clone(),
+            shutdown,
+        )
+        .await?
+        {
+            Some(store) => Some(store),
+            None => return Ok(running),
+        }
     } else {
         None
     };

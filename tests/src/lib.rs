@@ -4,6 +4,7 @@
 //! in-process schema registry and helpers to produce and read topics. No Kafka stand-ins.
 
 pub mod bench_callbacks;
+pub mod history_scenarios;
 pub mod pipeline;
 pub mod processes;
 

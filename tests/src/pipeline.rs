@@ -19,7 +19,8 @@ pub const SECRET: &str = "whsec-test";
 /// 100 ms callback "minute", webhooks in dev mode (loopback receivers).
 pub fn local_settings(dir: &std::path::Path) -> Settings {
     Settings {
-        history_path: dir.join("history.db"),
+        history_url: format!("sqlite://{}", dir.join("history.db").display()),
+        history_retention: Default::default(),
         ingress_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         receipts_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         receipts_url: None,

@@ -1,6 +1,7 @@
 //! The first-message issue end to end on the real broker: HTTP and direct producers, exactly one
 //! final report and one signed webhook per message, the path in GET /v1/messages/{id}, exact
-//! 1:1 splits, rejections reported, and a route stage killed mid-run losing nothing.
+//! 1:1 splits, rejections reported, and a route stage killed mid-run losing nothing; every
+//! event of every message in the history, on each engine.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,7 +10,9 @@ use rdkafka::Message;
 use serde_json::{Value, json};
 use switchyard::pipeline::{Role, start};
 use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_runtime::Processing;
 use switchyard_schemas::{FinalReport, Rejection, ResultStatus, RoutingDecision, Submission};
+use switchyard_tests::history_scenarios::Engine;
 use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 use switchyard_tests::{produce_raw, read_all, sample_submission};
 
@@ -312,4 +315,89 @@ async fn unknown_customers_and_bad_requests_are_refused_with_reasons() -> anyhow
     assert_eq!(anonymous.status(), 401);
     pipeline.stop().await;
     Ok(())
+}
+
+/// Every role running, the history on `engine`: each message's path, its final report and its
+/// delivered webhook are in `GET /v1/messages/{id}`, and nothing is left to pull.
+async fn every_event_reaches_the_history(engine: Engine) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let Some(history_url) = engine.fresh_url(dir.path())? else {
+        return Ok(());
+    };
+    let pipeline = Pipeline::start_configured(
+        switchyard_tests::TestEnv::new()?,
+        &[],
+        fast_carrier(),
+        Processing::default(),
+        "",
+        |settings| settings.history_url = history_url,
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let ids = post_batch(&http, &pipeline.ingress_url, "each", 0, 20).await?;
+    wait_for_webhooks(&pipeline, 20, Duration::from_secs(60)).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for id in &ids {
+        let view = loop {
+            let view: Value = http
+                .get(format!("{}/v1/messages/{id}", pipeline.ingress_url))
+                .bearer_auth(API_KEY)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if view["callback_state"] == json!("delivered")
+                || tokio::time::Instant::now() > deadline
+            {
+                break view;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(view["status"], json!("delivered"), "{view}");
+        assert_eq!(view["callback_state"], json!("delivered"), "{view}");
+        let kinds: Vec<&str> = view["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["kind"].as_str())
+            .collect();
+        for kind in [
+            "accepted",
+            "validated",
+            "routed",
+            "submitted",
+            "report",
+            "final",
+            "callback",
+        ] {
+            assert!(kinds.contains(&kind), "{kind} in {kinds:?} ({engine:?})");
+        }
+    }
+    let pull: Value = http
+        .get(format!(
+            "{}/v1/reports?status=undelivered",
+            pipeline.ingress_url
+        ))
+        .bearer_auth(API_KEY)
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        pull["reports"],
+        json!([]),
+        "every webhook delivered ({engine:?})"
+    );
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_reaches_the_sqlite_history() -> anyhow::Result<()> {
+    every_event_reaches_the_history(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_event_reaches_the_cql_history() -> anyhow::Result<()> {
+    every_event_reaches_the_history(Engine::Cql).await
 }

@@ -1,30 +1,28 @@
 //! The history connector: every event of every message in a store, queryable by message id.
-//! The embedded store is SQLite (one machine); ScyllaDB comes with its own issue and keeps the
-//! same `Event` model.
+//! One interface (`HistoryStore`), two engines chosen by URL: embedded SQLite (`sqlite://PATH`,
+//! one machine) and CQL (`cql://HOST:PORT/KEYSPACE`: ScyllaDB in production, Apache Cassandra
+//! locally), both fed the same `Event`s.
 
+mod cql;
+mod cursor;
+mod error;
 pub mod event;
 mod pull;
+pub mod rebuild;
+mod retention;
+mod search;
 mod sink;
 mod sqlite;
+mod store;
+mod url;
 
+pub use cql::CqlHistory;
+pub use error::HistoryError;
 pub use event::{CallbackState, Event, HistoryRecord, Stage, Summary};
 pub use pull::{FailureCount, PullableReport, ReportPage};
-pub use sink::{HistorySink, run_history};
+pub use retention::Retention;
+pub use search::{MessagePage, MessageQuery, MessageSummary, ResultCount, SenderStats};
+pub use sink::{HISTORY_TOPICS, HistorySink, run_history};
 pub use sqlite::{EventView, MessageView, SqliteHistory};
-
-/// What the store can fail with.
-#[derive(Debug, thiserror::Error)]
-pub enum HistoryError {
-    /// The store is busy or its file unusable; a retry may help.
-    #[error("history store unavailable: {0}")]
-    Unavailable(String),
-    /// The query is wrong (a bad cursor); asking again the same way will not help.
-    #[error("bad query: {0}")]
-    BadQuery(String),
-}
-
-impl From<rusqlite::Error> for HistoryError {
-    fn from(e: rusqlite::Error) -> Self {
-        HistoryError::Unavailable(e.to_string())
-    }
-}
+pub use store::HistoryStore;
+pub use url::StoreUrl;

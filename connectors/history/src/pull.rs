@@ -1,10 +1,12 @@
 //! What a client pulls instead of (or besides) webhooks: its final reports whose webhook has not
 //! succeeded and that it has not acknowledged, page by page with a cursor, and a day's count of
-//! failed messages by result code.
+//! failed messages by result code. These are the SQLite queries; the scenarios in
+//! `tests/src/history_scenarios.rs` check them on every engine.
 
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
+use crate::cursor::{page_of, start_after};
 use crate::event::CallbackState;
 use crate::{HistoryError, SqliteHistory};
 
@@ -38,37 +40,6 @@ pub struct FailureCount {
     pub count: i64,
 }
 
-/// The position after a report, in `done_at` then message id order: `<done_at>.<hex of the
-/// message id>` (opaque to clients; any message id fits).
-fn cursor_of(report: &PullableReport) -> String {
-    let hex: String = report
-        .message_id
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}.{hex}", report.done_at.unwrap_or(0))
-}
-
-/// The inverse of `cursor_of`; any `-?[0-9]{1,19}[.]([0-9a-f]{2})*` is accepted (a time out of
-/// range is clamped).
-fn parse_cursor(cursor: &str) -> Option<(i64, String)> {
-    let (done_at, hex) = cursor.split_once('.')?;
-    let digits = done_at.strip_prefix('-').unwrap_or(done_at);
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let done_at = done_at.parse::<i128>().ok()?;
-    let done_at = done_at.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-    if hex.len() % 2 != 0 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
-        .collect();
-    Some((done_at, String::from_utf8_lossy(&bytes?).into_owned()))
-}
-
 impl SqliteHistory {
     /// Final reports of `customer_id` (sent by `client_id` or by no client) whose webhook has
     /// not succeeded and that were not acknowledged, oldest first, after `cursor`.
@@ -79,11 +50,7 @@ impl SqliteHistory {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<ReportPage, HistoryError> {
-        let (after_done, after_id) = match cursor {
-            Some(c) => parse_cursor(c)
-                .ok_or_else(|| HistoryError::BadQuery(format!("cursor {c:?} is not valid")))?,
-            None => (i64::MIN, String::new()),
-        };
+        let (after_done, after_id) = start_after(cursor)?;
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
             "SELECT message_id, client_message_id, channel, recipient, status, result_code,
@@ -118,17 +85,8 @@ impl SqliteHistory {
                 })
             },
         )?;
-        let mut reports: Vec<PullableReport> = rows.collect::<Result<_, _>>()?;
-        let next_cursor = if reports.len() > limit {
-            reports.truncate(limit);
-            reports.last().map(cursor_of)
-        } else {
-            None
-        };
-        Ok(ReportPage {
-            reports,
-            next_cursor,
-        })
+        let reports: Vec<PullableReport> = rows.collect::<Result<_, _>>()?;
+        Ok(page_of(reports, limit))
     }
 
     /// Whether `client_id` of `customer_id` may acknowledge `message_id`: a final report of
@@ -172,144 +130,5 @@ impl SqliteHistory {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::{Event, Stage, Summary};
-
-    fn final_event(id: &str, done_at: i64, status: &str) -> Event {
-        Event {
-            event_key: format!("final/{id}"),
-            message_id: id.into(),
-            kind: "final",
-            at: done_at,
-            stage: Stage::Final,
-            summary: Summary {
-                customer_id: Some("acme".into()),
-                client_id: Some("acme-web".into()),
-                status: Some(status.into()),
-                result_code: Some(if status == "failed" { "3001" } else { "0000" }.into()),
-                done_at: Some(done_at),
-                ..Summary::default()
-            },
-            detail: serde_json::Value::Null,
-        }
-    }
-
-    fn callback_event(id: &str, n: i64, state: CallbackState) -> Event {
-        Event {
-            event_key: format!("cb/{id}/{n}"),
-            message_id: id.into(),
-            kind: "callback",
-            at: n,
-            stage: Stage::Accepted,
-            summary: Summary {
-                callback: Some(state),
-                ..Summary::default()
-            },
-            detail: serde_json::Value::Null,
-        }
-    }
-
-    #[test]
-    fn undelivered_pages_skip_delivered_and_acked_reports() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteHistory::open(&dir.path().join("h.db")).expect("opens");
-        for (i, id) in ["a", "b", "c", "d", "e"].iter().enumerate() {
-            store
-                .record(&final_event(id, 100 + i as i64, "delivered"))
-                .expect("ok");
-        }
-        store
-            .record(&callback_event("b", 1, CallbackState::Delivered))
-            .expect("ok");
-        store
-            .record(&callback_event("c", 1, CallbackState::Exhausted))
-            .expect("ok");
-        store
-            .record(&callback_event("d", 1, CallbackState::Acked))
-            .expect("ok");
-        // A late failure does not undo the ack.
-        store
-            .record(&callback_event("d", 2, CallbackState::Retrying))
-            .expect("ok");
-
-        let first = store.undelivered("acme", "acme-web", None, 2).expect("ok");
-        let ids: Vec<&str> = first
-            .reports
-            .iter()
-            .map(|r| r.message_id.as_str())
-            .collect();
-        assert_eq!(ids, vec!["a", "c"]);
-        assert_eq!(
-            first.reports[1].callback_state.as_deref(),
-            Some("exhausted")
-        );
-        let cursor = first.next_cursor.expect("more");
-        let second = store
-            .undelivered("acme", "acme-web", Some(&cursor), 2)
-            .expect("ok");
-        let ids: Vec<&str> = second
-            .reports
-            .iter()
-            .map(|r| r.message_id.as_str())
-            .collect();
-        assert_eq!(ids, vec!["e"]);
-        assert_eq!(second.next_cursor, None);
-        // Another customer's client sees none of them; a bad cursor is an error.
-        assert!(
-            store
-                .undelivered("beta", "beta-web", None, 10)
-                .expect("ok")
-                .reports
-                .is_empty()
-        );
-        assert!(store.undelivered("acme", "acme-web", Some("x"), 1).is_err());
-        assert!(store.ackable("acme", "acme-web", "a").expect("ok"));
-        assert!(
-            !store.ackable("acme", "acme-batch", "a").expect("ok"),
-            "another client's"
-        );
-        assert!(
-            !store.ackable("beta", "beta-web", "a").expect("ok"),
-            "another customer's"
-        );
-        assert!(
-            !store.ackable("acme", "acme-web", "zz").expect("ok"),
-            "unknown"
-        );
-        assert!(
-            store
-                .undelivered("acme", "acme-web", Some("1.abc"), 1)
-                .is_err()
-        );
-        assert_eq!(parse_cursor("99999999999999999999.61"), None, "20 digits");
-        assert_eq!(
-            parse_cursor("9999999999999999999.61"),
-            Some((i64::MAX, "a".into()))
-        );
-    }
-
-    #[test]
-    fn the_failure_summary_counts_by_result_code_within_the_day() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteHistory::open(&dir.path().join("h.db")).expect("opens");
-        store.record(&final_event("a", 10, "failed")).expect("ok");
-        store.record(&final_event("b", 20, "failed")).expect("ok");
-        store
-            .record(&final_event("c", 30, "delivered"))
-            .expect("ok");
-        store.record(&final_event("d", 99, "failed")).expect("ok");
-        let summary = store.failure_summary("acme", 0, 50).expect("ok");
-        assert_eq!(
-            summary,
-            vec![FailureCount {
-                result_code: "3001".into(),
-                count: 2
-            }]
-        );
     }
 }

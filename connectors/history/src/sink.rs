@@ -3,28 +3,29 @@
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use futures::future::BoxFuture;
 use switchyard_runtime::{
-    CancellationToken, Origin, Output, Processor, RunnerOptions, Runtime, StageError, names,
+    AsyncProcessor, CancellationToken, Origin, Output, RunnerOptions, Runtime, StageError, names,
 };
 use switchyard_schemas::{
     CallbackResult, DeliveryReport, DispatchOutcome, FinalReport, Rejection, ReportAck,
     RoutingDecision, Submission, ValidatedMessage,
 };
 
-use crate::SqliteHistory;
+use crate::HistoryStore;
 use crate::event::{Event, HistoryRecord};
 
-/// Writes records of one type to the history: events of a batch are buffered and written in
-/// one transaction when the runner flushes, before it commits the batch's offsets.
+/// Writes records of one type to the history: events of a batch are buffered and written when
+/// the runner flushes, before it commits the batch's offsets.
 #[derive(Debug)]
 pub struct HistorySink<T> {
-    store: SqliteHistory,
+    store: HistoryStore,
     pending: Mutex<Vec<Event>>,
     _record: PhantomData<fn() -> T>,
 }
 
 impl<T> HistorySink<T> {
-    pub fn new(store: SqliteHistory) -> Self {
+    pub fn new(store: HistoryStore) -> Self {
         HistorySink {
             store,
             pending: Mutex::default(),
@@ -39,29 +40,39 @@ impl<T> HistorySink<T> {
     }
 }
 
-impl<T: HistoryRecord> Processor for HistorySink<T> {
+impl<T: HistoryRecord> AsyncProcessor for HistorySink<T> {
     type Input = T;
 
-    fn process(&self, input: T, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
+    fn process<'a>(
+        &'a self,
+        input: T,
+        origin: Origin<'a>,
+    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
         self.pending().push(input.event(origin));
-        Ok(Vec::new())
+        Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
     fn batch_failed(&self) {
         self.pending().clear();
     }
 
-    fn flush(&self) -> Result<(), StageError> {
+    fn flush(&self) -> BoxFuture<'_, Result<(), StageError>> {
         let events = std::mem::take(&mut *self.pending());
-        self.store
-            .record_all(&events)
-            .map_err(|e| StageError::Unavailable(e.to_string()))
+        Box::pin(async move {
+            // Any store error makes the runner write the batch again (writes are idempotent).
+            self.store.record_all(&events).await.map_err(|e| {
+                if !e.is_retriable() {
+                    tracing::error!(error = %e, "history store refuses writes; retrying");
+                }
+                StageError::Unavailable(e.to_string())
+            })
+        })
     }
 }
 
 fn spawn<T: HistoryRecord>(
     runtime: &Runtime,
-    store: &SqliteHistory,
+    store: &HistoryStore,
     topic: &str,
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
@@ -76,9 +87,45 @@ fn spawn<T: HistoryRecord>(
     })
 }
 
+/// The topics the history stage consumes (the input of `history rebuild` too).
+pub const HISTORY_TOPICS: [&str; 9] = [
+    names::ACCEPTED,
+    names::VALIDATED,
+    names::REJECTED,
+    names::ROUTED,
+    names::DISPATCHED,
+    names::REPORTS,
+    names::FINAL,
+    names::CALLBACK_RESULTS,
+    names::REPORT_ACKS,
+];
+
+/// How often expired messages are deleted (SQLite; CQL rows expire by their TTL).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Delete expired messages every `PURGE_EVERY` until `shutdown` (the first run at start).
+async fn purge_periodically(store: HistoryStore, shutdown: CancellationToken) {
+    if matches!(store, HistoryStore::Cql(_)) {
+        return;
+    }
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match store.purge_expired(switchyard_schemas::now_millis()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired history messages deleted"),
+            Err(e) => tracing::warn!(error = %e, "expired history messages not deleted"),
+        }
+    }
+}
+
 /// Run the history role until `shutdown`.
-pub async fn run_history(runtime: Runtime, store: SqliteHistory, shutdown: CancellationToken) {
+pub async fn run_history(runtime: Runtime, store: HistoryStore, shutdown: CancellationToken) {
     let tasks = vec![
+        tokio::spawn(purge_periodically(store.clone(), shutdown.clone())),
         spawn::<Submission>(&runtime, &store, names::ACCEPTED, &shutdown),
         spawn::<ValidatedMessage>(&runtime, &store, names::VALIDATED, &shutdown),
         spawn::<Rejection>(&runtime, &store, names::REJECTED, &shutdown),

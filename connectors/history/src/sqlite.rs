@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-use crate::HistoryError;
 use crate::event::Event;
+use crate::{HistoryError, Retention};
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -90,6 +90,7 @@ pub struct EventView {
 #[derive(Debug, Clone)]
 pub struct SqliteHistory {
     connection: Arc<Mutex<Connection>>,
+    retention: Retention,
 }
 
 impl SqliteHistory {
@@ -103,7 +104,19 @@ impl SqliteHistory {
         migrate(&connection)?;
         Ok(SqliteHistory {
             connection: Arc::new(Mutex::new(connection)),
+            retention: Retention::default(),
         })
+    }
+
+    /// The same store, expiring messages as `retention` says (see `purge_expired`).
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// The retention this store applies.
+    pub fn retention(&self) -> &Retention {
+        &self.retention
     }
 
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -131,7 +144,8 @@ impl SqliteHistory {
         Ok(())
     }
 
-    /// A message and its events, oldest first.
+    /// A message and its events, oldest first (events of the same millisecond in event key
+    /// order, as on every engine).
     pub fn message(&self, message_id: &str) -> Result<Option<MessageView>, HistoryError> {
         let connection = self.lock();
         let view = connection
@@ -165,7 +179,7 @@ impl SqliteHistory {
             return Ok(None);
         };
         let mut statement = connection.prepare(
-            "SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, rowid",
+            "SELECT kind, at, detail FROM events WHERE message_id = ?1 ORDER BY at, event_key",
         )?;
         let events = statement.query_map(params![message_id], |row| {
             let detail: String = row.get(2)?;
@@ -177,6 +191,35 @@ impl SqliteHistory {
         })?;
         view.events = events.collect::<Result<_, _>>()?;
         Ok(Some(view))
+    }
+}
+
+impl SqliteHistory {
+    /// Delete the messages (and their events) whose last event is older than their customer's
+    /// retention at `now` (ms); the number of messages deleted.
+    pub fn purge_expired(&self, now: i64) -> Result<u64, HistoryError> {
+        let mut connection = self.lock();
+        let tx = connection.transaction()?;
+        let customers: Vec<Option<String>> = tx
+            .prepare("SELECT DISTINCT customer_id FROM messages")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut deleted = 0;
+        for customer in customers {
+            let Some(cutoff) = self.retention.cutoff(customer.as_deref(), now) else {
+                continue;
+            };
+            tx.prepare_cached(
+                "DELETE FROM events WHERE message_id IN (SELECT message_id FROM messages
+                   WHERE customer_id IS ?1 AND updated_at < ?2)",
+            )?
+            .execute(params![customer, cutoff])?;
+            deleted += tx
+                .prepare_cached("DELETE FROM messages WHERE customer_id IS ?1 AND updated_at < ?2")?
+                .execute(params![customer, cutoff])? as u64;
+        }
+        tx.commit()?;
+        Ok(deleted)
     }
 }
 
@@ -242,12 +285,13 @@ fn migrate(connection: &Connection) -> Result<(), HistoryError> {
 }
 
 /// The message summary upsert: identity fields are set once; status and result only move
-/// forward in the message's life.
+/// forward in the message's life (an event without a status, such as a carrier report or a
+/// webhook attempt, creates the row at stage 0 so that any later status still applies).
 const UPSERT_MESSAGE: &str = "
 INSERT INTO messages (message_id, customer_id, client_id, client_message_id, channel, recipient,
     status, stage, result_code, result_text, carrier, sender, accepted_at, done_at, updated_at,
     callback_state, callback_rank)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, 'accepted'), CASE WHEN ?7 IS NULL THEN 0 ELSE ?8 END, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
     ?16, ?17)
 ON CONFLICT (message_id) DO UPDATE SET
     customer_id = coalesce(customer_id, excluded.customer_id),
@@ -265,64 +309,11 @@ ON CONFLICT (message_id) DO UPDATE SET
     stage = max(stage, CASE WHEN ?7 IS NOT NULL THEN excluded.stage ELSE stage END),
     callback_state = CASE WHEN ?17 > callback_rank THEN ?16 ELSE callback_state END,
     callback_rank = max(callback_rank, ?17),
-    updated_at = excluded.updated_at";
+    updated_at = max(updated_at, excluded.updated_at)";
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Stage, Summary};
-
-    fn event(key: &str, kind: &'static str, stage: Stage, status: Option<&str>, at: i64) -> Event {
-        Event {
-            event_key: key.into(),
-            message_id: "m-1".into(),
-            kind,
-            at,
-            stage,
-            summary: Summary {
-                customer_id: Some("acme".into()),
-                status: status.map(str::to_string),
-                ..Summary::default()
-            },
-            detail: serde_json::json!({"k": key}),
-        }
-    }
-
-    #[test]
-    fn events_are_kept_once_and_status_only_moves_forward() {
-        let dir = tempfile::tempdir().expect("dir");
-        let store = SqliteHistory::open(&dir.path().join("h.db")).expect("opens");
-        store
-            .record(&event(
-                "t/0/1",
-                "accepted",
-                Stage::Accepted,
-                Some("accepted"),
-                1,
-            ))
-            .expect("ok");
-        store
-            .record(&event("t/0/9", "final", Stage::Final, Some("delivered"), 9))
-            .expect("ok");
-        // A late, earlier-stage event and a replayed one.
-        store
-            .record(&event("t/0/5", "routed", Stage::Routed, Some("routed"), 5))
-            .expect("ok");
-        store
-            .record(&event(
-                "t/0/1",
-                "accepted",
-                Stage::Accepted,
-                Some("accepted"),
-                1,
-            ))
-            .expect("ok");
-        let view = store.message("m-1").expect("query").expect("exists");
-        assert_eq!(view.status, "delivered");
-        let kinds: Vec<&str> = view.events.iter().map(|e| e.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["accepted", "routed", "final"]);
-        assert_eq!(store.message("nope").expect("query"), None);
-    }
 
     #[test]
     fn a_file_from_before_webhook_tracking_is_migrated_without_listing_old_reports() {

@@ -1,4 +1,5 @@
-//! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, `/healthz`, `/openapi.json`.
+//! The ingress routes: `POST /v1/messages`, `GET /v1/messages/{id}`, the searches, `/healthz`,
+//! `/openapi.json`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use switchyard_config::hash_api_key;
-use switchyard_history::{HistoryRecord, SqliteHistory};
+use switchyard_history::{HistoryRecord, HistoryStore};
 use switchyard_runtime::{ConfigTables, Origin, Output, Runtime, Written};
 use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
 
@@ -24,7 +25,7 @@ pub use switchyard_runtime::names::ACCEPTED;
 pub struct Ingress {
     pub runtime: Runtime,
     pub tables: ConfigTables,
-    pub history: SqliteHistory,
+    pub history: HistoryStore,
     /// Clients' `rate_limit_per_second` buckets.
     pub limits: std::sync::Arc<RateLimits>,
 }
@@ -37,11 +38,12 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Every route of the ingress (`/metrics` is not one: it is served on the metrics address).
 pub fn router(ingress: Ingress) -> Router {
     Router::new()
-        .route("/v1/messages", post(submit))
+        .route("/v1/messages", post(submit).get(crate::search::list))
         .route("/v1/messages/{message_id}", get(status))
         .route("/v1/reports", get(crate::reports::list))
         .route("/v1/reports/ack", post(crate::reports::ack))
         .route("/v1/reports/summary", get(crate::reports::summary))
+        .route("/v1/stats/senders", get(crate::search::senders))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route(
             "/openapi.json",
@@ -199,7 +201,7 @@ async fn accept(
 /// keys, so each is kept once), so the next GET sees them. A failure here loses nothing: the
 /// history stage writes them.
 pub(crate) async fn remember<T: HistoryRecord>(
-    history: &SqliteHistory,
+    history: &HistoryStore,
     records: &[T],
     written: &[Written],
 ) {
@@ -216,11 +218,8 @@ pub(crate) async fn remember<T: HistoryRecord>(
             })
         })
         .collect();
-    let history = history.clone();
-    match tokio::task::spawn_blocking(move || history.record_all(&events)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "published records not yet in the history"),
-        Err(e) => tracing::warn!(error = %e, "published records not yet in the history"),
+    if let Err(e) = history.record_all(&events).await {
+        tracing::warn!(error = %e, "published records not yet in the history");
     }
 }
 
@@ -233,17 +232,13 @@ async fn status(
         Ok(client) => client,
         Err(problem) => return problem.into_response(),
     };
-    let history = ingress.history.clone();
-    let id = message_id.clone();
-    let found = tokio::task::spawn_blocking(move || history.message(&id)).await;
-    match found {
-        Ok(Ok(Some(view))) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => {
+    match ingress.history.message(&message_id).await {
+        Ok(Some(view)) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => {
             Json(view).into_response()
         }
-        Ok(Ok(_)) => {
+        Ok(_) => {
             Problem::not_found(format!("no message {message_id} for this client")).into_response()
         }
-        Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
 }

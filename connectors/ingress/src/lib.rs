@@ -1,6 +1,7 @@
 //! The HTTP ingress for external customers: `POST /v1/messages` (one message or up to 1,000),
 //! Bearer API keys (compared by SHA-256), RFC 7807 errors, 202 only after the broker
-//! acknowledged; `GET /v1/messages/{id}` from the history store. `/metrics` is not served here
+//! acknowledged; `GET /v1/messages/{id}`, `GET /v1/messages` (search) and
+//! `GET /v1/stats/senders` from the history store. `/metrics` is not served here
 //! but on the process's metrics address (`--metrics-addr`).
 
 pub mod api;
@@ -8,6 +9,7 @@ pub mod problem;
 pub mod rate_limit;
 pub mod reports;
 pub mod request;
+pub mod search;
 
 use std::net::SocketAddr;
 

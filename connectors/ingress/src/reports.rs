@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 use switchyard_runtime::Output;
@@ -30,7 +31,7 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-fn field_problem(field: &str, message: &str) -> Problem {
+pub(crate) fn field_problem(field: &str, message: &str) -> Problem {
     Problem::invalid(
         format!("{field} {message}"),
         vec![FieldError {
@@ -61,22 +62,20 @@ pub async fn list(
     if !(1..=MAX_PAGE).contains(&limit) {
         return field_problem("limit", "must be 1 to 1000").into_response();
     }
-    let history = ingress.history.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        history.undelivered(
+    let found = ingress
+        .history
+        .undelivered(
             &client.customer_id,
             &client.client_id,
             query.cursor.as_deref(),
             limit,
         )
-    })
-    .await;
+        .await;
     match found {
-        Ok(Ok(page)) => Json(page).into_response(),
-        Ok(Err(switchyard_history::HistoryError::BadQuery(_))) => {
+        Ok(page) => Json(page).into_response(),
+        Err(switchyard_history::HistoryError::BadQuery(_)) => {
             field_problem("cursor", "is not a next_cursor of an earlier page").into_response()
         }
-        Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
 }
@@ -105,22 +104,14 @@ pub async fn ack(
     if body.message_ids.is_empty() || body.message_ids.len() > MAX_PAGE {
         return field_problem("message_ids", "must hold 1 to 1000 ids").into_response();
     }
-    let history = ingress.history.clone();
-    let (customer, client_id) = (client.customer_id.clone(), client.client_id.clone());
-    let ids = body.message_ids.clone();
-    let owned = tokio::task::spawn_blocking(move || {
-        ids.into_iter()
-            .map(|id| {
-                let mine = history.ackable(&customer, &client_id, &id);
-                (id, mine)
-            })
-            .collect::<Vec<_>>()
-    })
-    .await;
-    let owned = match owned {
-        Ok(owned) => owned,
-        Err(e) => return Problem::unavailable(e.to_string()).into_response(),
-    };
+    let (customer, client_id) = (&client.customer_id, &client.client_id);
+    let lookups: Vec<_> = body
+        .message_ids
+        .iter()
+        .map(|id| ingress.history.ackable(customer, client_id, id))
+        .collect();
+    let found: Vec<_> = futures::stream::iter(lookups).buffered(32).collect().await;
+    let owned = body.message_ids.into_iter().zip(found);
     let now = now_millis();
     let (mut acks, mut not_found) = (Vec::new(), Vec::new());
     for (id, mine) in owned {
@@ -174,19 +165,16 @@ pub async fn summary(
         },
         None => (now_millis() + KST_OFFSET_MS).div_euclid(DAY_MS) * DAY_MS - KST_OFFSET_MS,
     };
-    let history = ingress.history.clone();
-    let customer = client.customer_id.clone();
-    let counted = tokio::task::spawn_blocking(move || {
-        history.failure_summary(&customer, start, start + DAY_MS)
-    })
-    .await;
+    let counted = ingress
+        .history
+        .failure_summary(&client.customer_id, start, start + DAY_MS)
+        .await;
     match counted {
-        Ok(Ok(counts)) => {
+        Ok(counts) => {
             let total: i64 = counts.iter().map(|c| c.count).sum();
             let date = civil_date((start + KST_OFFSET_MS).div_euclid(DAY_MS));
             Json(json!({"date": date, "failed": total, "by_result_code": counts})).into_response()
         }
-        Ok(Err(e)) => Problem::unavailable(e.to_string()).into_response(),
         Err(e) => Problem::unavailable(e.to_string()).into_response(),
     }
 }

@@ -3,6 +3,7 @@
 pub mod balance;
 pub mod callbacks;
 pub mod config;
+pub mod history;
 pub mod policy;
 pub mod registry;
 pub mod replay;

@@ -1,0 +1,115 @@
+//! How long the history keeps a customer's messages: a default and per-customer days (none =
+//! forever). CQL writes carry it as a TTL; SQLite deletes what is older in `purge_expired`.
+//! The length of a "day" is a setting so tests expire data in seconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Retention per customer. Cheap to clone; clones share the per-customer settings.
+#[derive(Debug, Clone, Default)]
+pub struct Retention {
+    default_days: Option<u32>,
+    customers: Arc<RwLock<HashMap<String, u32>>>,
+    day: Option<Duration>,
+}
+
+impl Retention {
+    /// Keep messages of customers without a setting `default_days` (none: forever).
+    pub fn new(default_days: Option<u32>) -> Self {
+        Retention {
+            default_days,
+            customers: Arc::default(),
+            day: None,
+        }
+    }
+
+    /// The same with days of `day` (tests: a second), at least a second.
+    pub fn with_day(mut self, day: Duration) -> Self {
+        self.day = Some(day.max(Duration::from_secs(1)));
+        self
+    }
+
+    fn day_ms(&self) -> i64 {
+        self.day
+            .map_or(DAY_MS, |d| i64::try_from(d.as_millis()).unwrap_or(DAY_MS))
+    }
+
+    /// The oldest time (ms) a message of that customer may have at `now` (none: forever).
+    pub fn cutoff(&self, customer_id: Option<&str>, now: i64) -> Option<i64> {
+        self.days_for(customer_id)
+            .map(|days| now.saturating_sub(i64::from(days).saturating_mul(self.day_ms())))
+    }
+
+    /// Set (or with `None` clear) a customer's retention.
+    pub fn set_customer(&self, customer_id: &str, days: Option<u32>) {
+        let mut customers = self
+            .customers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match days {
+            Some(days) => customers.insert(customer_id.to_string(), days),
+            None => customers.remove(customer_id),
+        };
+    }
+
+    /// Days a customer's messages are kept (an unknown customer: the default).
+    pub fn days_for(&self, customer_id: Option<&str>) -> Option<u32> {
+        let customers = self
+            .customers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        customer_id
+            .and_then(|c| customers.get(c).copied())
+            .or(self.default_days)
+    }
+
+    /// The TTL of a write for that customer, in seconds (0: no expiry, as CQL means it).
+    pub fn ttl_seconds(&self, customer_id: Option<&str>) -> i32 {
+        self.days_for(customer_id).map_or(0, |days| {
+            let seconds = i64::from(days).saturating_mul(self.day_ms()) / 1000;
+            i32::try_from(seconds.max(1)).unwrap_or(i32::MAX)
+        })
+    }
+
+    /// The customers with their own setting, and the default.
+    pub fn settings(&self) -> (Option<u32>, Vec<(String, u32)>) {
+        let customers = self
+            .customers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            self.default_days,
+            customers.iter().map(|(c, d)| (c.clone(), *d)).collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customer_setting_overrides_the_default() {
+        let retention = Retention::new(Some(30));
+        retention.set_customer("acme", Some(7));
+        assert_eq!(retention.days_for(Some("acme")), Some(7));
+        assert_eq!(retention.days_for(Some("beta")), Some(30));
+        assert_eq!(retention.days_for(None), Some(30));
+        assert_eq!(retention.ttl_seconds(Some("acme")), 7 * 86_400);
+        retention.set_customer("acme", None);
+        assert_eq!(retention.days_for(Some("acme")), Some(30));
+        assert_eq!(Retention::default().ttl_seconds(Some("acme")), 0);
+        assert_eq!(
+            retention.cutoff(Some("acme"), 100 * DAY_MS),
+            Some(70 * DAY_MS)
+        );
+        assert_eq!(Retention::default().cutoff(Some("acme"), 5), None);
+        let fast = Retention::new(Some(3)).with_day(Duration::from_secs(1));
+        assert_eq!(fast.ttl_seconds(None), 3);
+        assert_eq!(fast.cutoff(None, 10_000), Some(7_000));
+    }
+}
