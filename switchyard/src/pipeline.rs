@@ -207,7 +207,9 @@ pub async fn start(
                 running.tasks.push(spawn_runner(
                     runtime,
                     Validate::new(tables.clone(), settings.clock.clone()),
-                    RunnerOptions::new("validate", &[names::ACCEPTED, names::BALANCE_COMMANDS]),
+                    // Its state (money) needs transactions: exactly once in every mode.
+                    RunnerOptions::new("validate", &[names::ACCEPTED, names::BALANCE_COMMANDS])
+                        .exactly_once(),
                     shutdown,
                 ));
                 // Held and paced messages go back to validate at their time.

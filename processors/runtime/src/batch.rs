@@ -41,6 +41,8 @@ pub(crate) enum BatchFailure {
     Interrupted,
     /// A produce failed for good after the producer's own retries: process the batch again.
     Produce(String),
+    /// The transaction's outcome is unknown: go on from the group's committed offsets.
+    Uncertain(String),
 }
 
 /// Process and produce a whole batch; returns the (logical topic, key) of every output once all

@@ -89,6 +89,13 @@ impl RunnerOptions {
         self.unordered()
     }
 
+    /// The same options for a stage whose correctness needs transactions (a state store):
+    /// always exactly once, whatever `--processing` says.
+    pub fn exactly_once(mut self) -> Self {
+        self.processing = Some(Processing::ExactlyOnce);
+        self
+    }
+
     /// The same options for a stage that calls the outside world: always at least once.
     pub fn at_least_once(mut self) -> Self {
         self.processing = Some(Processing::AtLeastOnce);
@@ -121,6 +128,15 @@ pub async fn run<P: AsyncProcessor>(
         return crate::unordered::run_unordered(runtime, processor, options, shutdown).await;
     }
     let processing = options.processing.unwrap_or(runtime.processing);
+    if stateful && processing == Processing::AtLeastOnce {
+        // Without a transaction the changelog, the outputs and the offsets do not move
+        // together, and nothing fences a member that lost its partitions: state (money) could
+        // diverge. A stateful stage is exactly once or does not run.
+        return Err(RuntimeError::Misconfigured(format!(
+            "stage {} keeps a state store and runs only exactly once",
+            options.stage
+        )));
+    }
     // A state store is kept per input partition: partition p of every input topic (and of the
     // changelog) must belong to the same member, which the range assignor guarantees for
     // topics with equal partition counts.
@@ -154,14 +170,27 @@ pub async fn run<P: AsyncProcessor>(
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut failures = 0u32;
     let mut errors = ErrorLog::default();
-    while let Some(batch) = next_batch(&consumer, &options, &mut errors, &shutdown).await {
+    loop {
+        // A rebalance runs inside `recv`, so it can happen while a batch is gathered: records
+        // fetched before it may belong to partitions that are no longer (or anew) ours. Such a
+        // batch is dropped and every partition restarts from its committed offset.
+        let epoch = rebalances.epoch();
+        let Some(batch) = next_batch(&consumer, &options, &mut errors, &shutdown).await else {
+            break;
+        };
         if batch.is_empty() {
+            continue;
+        }
+        if rebalances.epoch() != epoch {
+            // Some records may be from before the rebalance, some from after: go back to what
+            // the group committed for every partition now ours.
+            tracing::info!(stage = %options.stage, records = batch.len(), "the group rebalanced while a batch was gathered; dropped, to be consumed again from the committed offsets");
+            seek_to_committed(&consumer, &options.stage);
             continue;
         }
         if let Some(store) = processor.state() {
             let assigned = assigned_partitions(&consumer);
             let needed = batch.iter().map(|(m, _)| m.partition()).collect();
-            let epoch = rebalances.epoch();
             match store
                 .prepare(runtime, epoch, &assigned, &needed, &shutdown)
                 .await
@@ -181,7 +210,7 @@ pub async fn run<P: AsyncProcessor>(
                     &*processor,
                     transactions,
                     &consumer,
-                    &rebalances,
+                    (&rebalances, epoch),
                     &options.stage,
                     &batch,
                     &shutdown,
@@ -218,6 +247,16 @@ pub async fn run<P: AsyncProcessor>(
                 for (topic, key) in produced {
                     processor.produced(&topic, &key);
                 }
+            }
+            Err(BatchFailure::Uncertain(reason)) => {
+                // The batch may have committed: what is in memory and where the consumer
+                // stands are both unknown. Start over from what the broker holds.
+                if let Some(store) = processor.state() {
+                    store.forget();
+                }
+                processor.batch_failed();
+                seek_to_committed(&consumer, &options.stage);
+                tracing::warn!(stage = %options.stage, %reason, "transaction outcome unknown; going on from the committed offsets with state restored");
             }
             Err(failure) => {
                 if let Some(store) = processor.state() {
@@ -270,12 +309,11 @@ async fn transactional_batch<P: AsyncProcessor>(
     processor: &P,
     transactions: &mut Transactions,
     consumer: &StageConsumer,
-    rebalances: &RebalanceCounter,
+    (rebalances, epoch): (&RebalanceCounter, u64),
     stage: &str,
     batch: &[(OwnedMessage, Instant)],
     shutdown: &CancellationToken,
 ) -> Result<Vec<(String, String)>, BatchFailure> {
-    let epoch = rebalances.epoch();
     if let Err(e) = transactions.begin() {
         let _ = transactions.recover(&e, shutdown).await;
         return Err(BatchFailure::Produce(e.to_string()));
@@ -311,6 +349,13 @@ async fn transactional_batch<P: AsyncProcessor>(
     };
     match result {
         Ok(()) => Ok(produced),
+        Err(error @ TransactionError::Uncertain(_)) => {
+            let reason = error.to_string();
+            match transactions.recover(&error, shutdown).await {
+                Ok(true) => Err(BatchFailure::Uncertain(reason)),
+                _ => Err(BatchFailure::Interrupted),
+            }
+        }
         Err(error) => {
             // Abort now (or replace a fenced producer) so the next attempt starts clean.
             let reason = error.to_string();
@@ -363,6 +408,32 @@ async fn next_batch(
         }
     }
     Some(batch)
+}
+
+/// Move every assigned partition to the group's committed offset (after a transaction whose
+/// outcome is unknown).
+fn seek_to_committed(consumer: &StageConsumer, stage: &str) {
+    let committed = match consumer.committed(Duration::from_secs(30)) {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::error!(stage, error = %e, "cannot read the committed offsets");
+            return;
+        }
+    };
+    for element in committed.elements() {
+        let offset = match element.offset() {
+            Offset::Offset(o) => Offset::Offset(o),
+            _ => Offset::Beginning,
+        };
+        if let Err(e) = consumer.seek(
+            element.topic(),
+            element.partition(),
+            offset,
+            Duration::from_secs(10),
+        ) {
+            tracing::error!(stage, topic = element.topic(), partition = element.partition(), error = %e, "cannot seek to the committed offset");
+        }
+    }
 }
 
 /// The partition numbers assigned to this member, over every input topic.

@@ -14,6 +14,8 @@ use crate::kafka::KafkaSettings;
 use crate::retry::{backoff, sleep_or_stop};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How many times a commit whose answer timed out is asked again.
+const COMMIT_RETRIES: u32 = 5;
 
 /// Why a transaction did not commit.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,11 @@ pub enum TransactionError {
     /// The producer is fenced or broken: build a new one, then process the batch again.
     #[error("transactional producer unusable: {0}")]
     Fatal(String),
+    /// The commit was sent but its outcome is unknown (it timed out, or the producer broke
+    /// after sending it): the transaction may have committed. Build a new producer (which
+    /// completes or aborts it) and go on from the group's committed offsets, not the batch.
+    #[error("transaction outcome unknown: {0}")]
+    Uncertain(String),
 }
 
 /// A transactional producer and what it needs to be rebuilt.
@@ -91,12 +98,27 @@ impl Transactions {
         group: ConsumerGroupMetadata,
     ) -> Result<(), TransactionError> {
         let producer = self.producer.clone();
-        blocking(move || {
-            producer.send_offsets_to_transaction(&offsets, &group, TIMEOUT)?;
-            producer.commit_transaction(TIMEOUT)
-        })
-        .await
-        .map_err(classify)
+        blocking(move || producer.send_offsets_to_transaction(&offsets, &group, TIMEOUT))
+            .await
+            .map_err(classify)?;
+        // librdkafka: a commit that failed retriably (a timeout) may be called again and
+        // finishes the same transaction; any other failure after sending it leaves its outcome
+        // unknown unless librdkafka says the transaction must be aborted.
+        let mut tries = 0;
+        loop {
+            let producer = self.producer.clone();
+            match blocking(move || producer.commit_transaction(TIMEOUT)).await {
+                Ok(()) => return Ok(()),
+                Err(KafkaError::Transaction(e)) if e.is_retriable() && tries < COMMIT_RETRIES => {
+                    tries += 1;
+                    tracing::warn!(transactional_id = %self.id, error = %e, tries, "commit not confirmed; asking again");
+                }
+                Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                    return Err(TransactionError::Aborted(e.to_string()));
+                }
+                Err(e) => return Err(TransactionError::Uncertain(e.to_string())),
+            }
+        }
     }
 
     /// Commit the records sent since `begin` (no consumed offsets: a publish, not a stage).

@@ -218,7 +218,7 @@ async fn handle<P: AsyncProcessor>(
                         processor.produced(&topic, &key);
                     }
                 }
-                Err(BatchFailure::Produce(e)) => {
+                Err(BatchFailure::Produce(e) | BatchFailure::Uncertain(e)) => {
                     reason = e;
                     failed.push(record);
                 }

@@ -19,7 +19,7 @@ pub struct Admitted {
 }
 
 /// Apply the duplicate window, the customer's pacing (unless the message is `released`: back
-/// from waiting) and the prepaid balance to the rules' `verdict`.
+/// from waiting for its slot) and the prepaid balance to the rules' `verdict`.
 pub fn admit(
     verdict: Verdict,
     tables: &ConfigTables,

@@ -31,6 +31,21 @@ pub fn first_taker(
     (live && first != message_id).then(|| first.to_string())
 }
 
+/// The message holding `client_message_id` in its window at `now`, if any.
+pub fn taken_by<'a>(
+    state: &'a dyn StateAccess,
+    customer_id: &str,
+    client_message_id: &str,
+    now: i64,
+) -> Option<&'a str> {
+    let entry = state.get(&key(customer_id, client_message_id))?;
+    entry
+        .expires_at
+        .is_none_or(|at| at > now)
+        .then_some(entry.text.as_deref())
+        .flatten()
+}
+
 /// Take `client_message_id` for `message_id` until `window_hours` after `now`.
 pub fn take(
     state: &mut dyn StateAccess,

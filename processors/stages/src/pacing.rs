@@ -18,8 +18,34 @@ pub const TICKET_KEPT_MS: i64 = 24 * 3_600_000;
 const NS_PER_MS: i64 = 1_000_000;
 const NS_PER_SECOND: i64 = 1_000_000_000;
 
-const WAITING: &str = "waiting";
 const RELEASED: &str = "released";
+
+/// Why a message waited: it comes back past that rule only, and meets every other again (an
+/// ad paced into the quiet hours is held; an ad held overnight is paced in the morning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Held through the quiet hours (`messages.held`).
+    QuietHours,
+    /// Over its customer's rate (`messages.paced`).
+    Pacing,
+}
+
+impl Wait {
+    fn as_str(self) -> &'static str {
+        match self {
+            Wait::QuietHours => "waiting:quiet_hours",
+            Wait::Pacing => "waiting:pacing",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "waiting:quiet_hours" => Some(Wait::QuietHours),
+            "waiting:pacing" => Some(Wait::Pacing),
+            _ => None,
+        }
+    }
+}
 
 fn slot_key(customer_id: &str, channel: &str) -> String {
     format!("pace\u{1f}{customer_id}\u{1f}{channel}")
@@ -79,18 +105,18 @@ pub fn take_slot(
 pub enum Ticket {
     /// No ticket: a new message.
     None,
-    /// It waited and is back: judge it without waiting again.
-    Back,
+    /// It waited for this reason and is back: judge it without that wait.
+    Back(Wait),
     /// It was already released once: this is a second copy.
     AlreadyReleased,
 }
 
-/// Give a waiting message its ticket.
-pub fn issue_ticket(state: &mut dyn StateAccess, message_id: &str, release_at: i64) {
+/// Give a message waiting for `wait` its ticket.
+pub fn issue_ticket(state: &mut dyn StateAccess, message_id: &str, wait: Wait, release_at: i64) {
     state.put(
         &ticket_key(message_id),
         StateEntry {
-            text: Some(WAITING.to_string()),
+            text: Some(wait.as_str().to_string()),
             amount: release_at,
             expires_at: Some(release_at + TICKET_KEPT_MS),
         },
@@ -103,9 +129,9 @@ pub fn redeem_ticket(state: &mut dyn StateAccess, message_id: &str, now: i64) ->
     let Some(entry) = state.get(&key) else {
         return Ticket::None;
     };
-    if entry.text.as_deref() == Some(RELEASED) {
+    let Some(wait) = entry.text.as_deref().and_then(Wait::parse) else {
         return Ticket::AlreadyReleased;
-    }
+    };
     state.put(
         &key,
         StateEntry {
@@ -114,7 +140,7 @@ pub fn redeem_ticket(state: &mut dyn StateAccess, message_id: &str, now: i64) ->
             expires_at: Some(now + TICKET_KEPT_MS),
         },
     );
-    Ticket::Back
+    Ticket::Back(wait)
 }
 
 #[cfg(test)]
@@ -180,8 +206,11 @@ mod tests {
     fn a_ticket_is_redeemed_once() {
         let mut state = PartitionState::default();
         assert_eq!(redeem_ticket(&mut state, "m-1", 0), Ticket::None);
-        issue_ticket(&mut state, "m-1", 500);
-        assert_eq!(redeem_ticket(&mut state, "m-1", 600), Ticket::Back);
+        issue_ticket(&mut state, "m-1", Wait::Pacing, 500);
+        assert_eq!(
+            redeem_ticket(&mut state, "m-1", 600),
+            Ticket::Back(Wait::Pacing)
+        );
         assert_eq!(
             redeem_ticket(&mut state, "m-1", 700),
             Ticket::AlreadyReleased

@@ -24,7 +24,8 @@ use switchyard_schemas::{
 use crate::admit::admit;
 use crate::balances;
 use crate::clock::Clock;
-use crate::pacing::{self, Ticket};
+use crate::duplicates;
+use crate::pacing::{self, Ticket, Wait};
 use crate::policy::{self, ad_marking, bill_codes, encoding, keywords, night_hours, rules};
 
 /// Output topics.
@@ -89,8 +90,8 @@ pub fn validate(
     validate_with(submission, origin, tables, now, false)
 }
 
-/// The same for a message that was held or paced and is coming back (`released`): its wait
-/// is over, so the quiet hours do not hold it again.
+/// The same for a message coming back from the quiet hours (`released`): its wait is over,
+/// so they do not hold it again.
 pub fn validate_with(
     mut submission: Submission,
     origin: (&str, i32, i64),
@@ -590,9 +591,32 @@ pub fn judge(
         );
         return Vec::new();
     }
-    let released = ticket == Ticket::Back;
-    let verdict = validate_with(submission, origin, tables, now, released);
-    let admitted = admit(verdict, tables, state, now, released);
+    let waited = match ticket {
+        Ticket::Back(wait) => Some(wait),
+        _ => None,
+    };
+    if waited.is_none()
+        && let Some(id) = submission.message_id.as_deref()
+        && let Some(client_message_id) = submission.client_message_id.as_deref()
+        && duplicates::taken_by(state, &submission.customer_id, client_message_id, now)
+            .is_some_and(|first| first == id)
+    {
+        // The very message again (a producer's retry): it was judged already.
+        tracing::warn!(
+            stage = "validate",
+            message_id = id,
+            "the same message again; dropped"
+        );
+        return Vec::new();
+    }
+    let verdict = validate_with(
+        submission,
+        origin,
+        tables,
+        now,
+        waited == Some(Wait::QuietHours),
+    );
+    let admitted = admit(verdict, tables, state, now, waited == Some(Wait::Pacing));
     let mut outputs = Vec::with_capacity(2);
     if let Some(event) = admitted.ledger {
         outputs.push(Output::new(
@@ -623,7 +647,7 @@ pub fn judge(
                 release_at = held.release_at,
                 "held"
             );
-            pacing::issue_ticket(state, &held.message_id, held.release_at);
+            pacing::issue_ticket(state, &held.message_id, Wait::QuietHours, held.release_at);
             let due = held.release_at;
             Output::new(HELD, held.message_id.clone(), held).due_at(due)
         }
@@ -634,7 +658,7 @@ pub fn judge(
                 release_at = paced.release_at,
                 "paced"
             );
-            pacing::issue_ticket(state, &paced.message_id, paced.release_at);
+            pacing::issue_ticket(state, &paced.message_id, Wait::Pacing, paced.release_at);
             let due = paced.release_at;
             Output::new(PACED, paced.message_id.clone(), paced).due_at(due)
         }

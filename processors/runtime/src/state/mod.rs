@@ -209,6 +209,12 @@ impl StateStore {
         }
     }
 
+    /// Forget every partition (a transaction's outcome is unknown): each is restored from its
+    /// changelog before its next record.
+    pub(crate) fn forget(&self) {
+        self.partitions().states.clear();
+    }
+
     /// The batch failed.
     pub(crate) fn rollback(&self) {
         for state in self.partitions().states.values_mut() {

@@ -33,9 +33,18 @@ impl PartitionState {
     pub fn restore(&mut self, key: String, entry: Option<StateEntry>, now: i64) {
         match entry {
             Some(entry) if entry.expires_at.is_none_or(|at| at > now) => {
+                self.evicted.remove(&key);
                 self.set_committed(key, entry)
             }
-            _ => self.remove_committed(&key),
+            Some(_) => {
+                // Expired while nobody held it: tombstone it with the next batch.
+                self.remove_committed(&key);
+                self.evicted.insert(key);
+            }
+            None => {
+                self.evicted.remove(&key);
+                self.remove_committed(&key);
+            }
         }
     }
 
@@ -196,6 +205,11 @@ mod tests {
         assert_eq!(state.get("b").map(|e| e.amount), Some(2));
         assert_eq!(state.get("c"), None);
         assert_eq!(state.len(), 1);
+        assert_eq!(
+            state.changes(),
+            vec![("a".to_string(), None)],
+            "the expired entry is tombstoned"
+        );
     }
 
     #[test]

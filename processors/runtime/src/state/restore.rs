@@ -30,12 +30,24 @@ pub(super) async fn restore(
         assignment.add_partition_offset(&physical, partition, Offset::Beginning)?;
     }
     reader.assign(&assignment)?;
+    // The end to reach is the high watermark, not the first end-of-partition: under
+    // read_committed the end is reported at the last stable offset, which stops at the first
+    // record of a transaction still open (a killed member's, or commit markers still on their
+    // way); everything committed after it would be missed. So read until the position passes
+    // the high watermark, waiting for open transactions to end (at most the transaction
+    // timeout).
+    let ends = high_watermarks(runtime, &physical, partitions)?;
     let mut states: HashMap<i32, PartitionState> = partitions
         .iter()
         .map(|p| (*p, PartitionState::default()))
         .collect();
-    let mut open: BTreeSet<i32> = partitions.clone();
+    let mut open: BTreeSet<i32> = partitions
+        .iter()
+        .filter(|p| ends.get(p).copied().unwrap_or(0) > 0)
+        .copied()
+        .collect();
     let mut records = 0u64;
+    let started = std::time::Instant::now();
     while !open.is_empty() {
         let received = tokio::select! {
             _ = shutdown.cancelled() => return Err(RuntimeError::Stopped),
@@ -47,7 +59,12 @@ pub(super) async fn restore(
                 continue;
             }
             Ok(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
+                if reached(&reader, &physical, partition, &ends) {
+                    open.remove(&partition);
+                } else {
+                    tracing::info!(%changelog, partition, waited_ms = started.elapsed().as_millis() as u64, "changelog has a transaction still open; waiting for it to end");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 continue;
             }
             Ok(Err(e)) => {
@@ -75,6 +92,45 @@ pub(super) async fn restore(
     }
     tracing::debug!(%changelog, records, "changelog read");
     Ok(states)
+}
+
+/// The high watermark of each partition, read by a read_uncommitted client (a read_committed
+/// one would answer the last stable offset).
+fn high_watermarks(
+    runtime: &Runtime,
+    physical: &str,
+    partitions: &BTreeSet<i32>,
+) -> Result<HashMap<i32, i64>, RuntimeError> {
+    let mut config = runtime.kafka.client_config();
+    config.set("isolation.level", "read_uncommitted");
+    let client: rdkafka::consumer::BaseConsumer = config.create()?;
+    let mut ends = HashMap::new();
+    for &partition in partitions {
+        let (_, high) = client.fetch_watermarks(physical, partition, Duration::from_secs(10))?;
+        ends.insert(partition, high);
+    }
+    Ok(ends)
+}
+
+/// Whether the reader's position in `partition` reached its end.
+fn reached(
+    reader: &crate::Reader,
+    physical: &str,
+    partition: i32,
+    ends: &HashMap<i32, i64>,
+) -> bool {
+    let end = ends.get(&partition).copied().unwrap_or(0);
+    reader
+        .position()
+        .ok()
+        .and_then(|list| {
+            list.find_partition(physical, partition)
+                .and_then(|p| match p.offset() {
+                    rdkafka::topic_partition_list::Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+        })
+        .is_some_and(|position| position >= end)
 }
 
 /// Decode one changelog value, waiting while the registry is down. A value that cannot be
