@@ -124,8 +124,9 @@ impl Peer {
         }
     }
 
-    /// Every submit the peer received for `to`, and the status it answered.
-    pub async fn submits_to(&self, to: &str) -> anyhow::Result<Vec<u32>> {
+    /// Every submit the peer received for `to`, by what it answered: `ok` (taken),
+    /// `throttled` (busy) or `refused`.
+    pub async fn submits_to(&self, to: &str) -> anyhow::Result<Vec<String>> {
         match self {
             Peer::Http { port, .. } => {
                 let log: Vec<LoggedSubmit> =
@@ -136,7 +137,14 @@ impl Peer {
                 Ok(log
                     .into_iter()
                     .filter(|s| s.to == to)
-                    .map(|s| u32::from(s.status))
+                    .map(|s| {
+                        match s.status {
+                            200..=299 => "ok",
+                            429 => "throttled",
+                            _ => "refused",
+                        }
+                        .to_string()
+                    })
                     .collect())
             }
             Peer::Smsc { log, .. } => Ok(std::fs::read_to_string(log)
@@ -144,7 +152,7 @@ impl Peer {
                 .lines()
                 .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
                 .filter(|e| e["event"] == "submit_sm" && e["dest"] == to)
-                .map(|e| e["status"].as_u64().unwrap_or(u64::MAX) as u32)
+                .map(|e| e["status"].as_str().unwrap_or("?").to_string())
                 .collect()),
         }
     }
