@@ -105,8 +105,13 @@ impl Peer {
                     Behaviour::LateReceipts => settings.receipt_delay = Duration::from_secs(3),
                 }
                 let stop = CancellationToken::new();
-                serve_scripted(([127, 0, 0, 1], port).into(), settings, script, stop.clone())
-                    .await?;
+                serve_scripted(
+                    ([127, 0, 0, 1], port).into(),
+                    settings,
+                    script,
+                    stop.clone(),
+                )
+                .await?;
                 Ok(Peer::Http { port, stop })
             }
             Kind::Smpp => {
@@ -129,11 +134,10 @@ impl Peer {
     pub async fn submits_to(&self, to: &str) -> anyhow::Result<Vec<String>> {
         match self {
             Peer::Http { port, .. } => {
-                let log: Vec<LoggedSubmit> =
-                    reqwest::get(format!("http://127.0.0.1:{port}/log"))
-                        .await?
-                        .json()
-                        .await?;
+                let log: Vec<LoggedSubmit> = reqwest::get(format!("http://127.0.0.1:{port}/log"))
+                    .await?
+                    .json()
+                    .await?;
                 Ok(log
                     .into_iter()
                     .filter(|s| s.to == to)

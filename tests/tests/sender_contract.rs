@@ -119,8 +119,15 @@ settings = {settings}
     async fn start_dispatch(&mut self) -> anyhow::Result<()> {
         self.shutdown = CancellationToken::new();
         let settings = switchyard_tests::pipeline::local_settings(self._history.path());
-        self.running =
-            Some(start(&self.stack.runtime, &[Role::Dispatch], &settings, &self.shutdown).await?);
+        self.running = Some(
+            start(
+                &self.stack.runtime,
+                &[Role::Dispatch],
+                &settings,
+                &self.shutdown,
+            )
+            .await?,
+        );
         Ok(())
     }
 
@@ -230,7 +237,10 @@ async fn contract(kind: Kind, case: Case) -> anyhow::Result<()> {
             assert_eq!(outcome.status, DispatchStatus::Failed);
             assert_eq!(outcome.failure_class, Some(FailureClass::Permanent));
             assert_eq!(report.status, ResultStatus::Failed);
-            assert_eq!(report.result_code, "2001", "the one unified code: {report:?}");
+            assert_eq!(
+                report.result_code, "2001",
+                "the one unified code: {report:?}"
+            );
             let peer = peer.as_ref().expect("peer");
             assert_eq!(peer.submits_to(&to).await?, vec!["refused"], "never resent");
         }

@@ -72,7 +72,7 @@ pub struct LoggedSubmit {
 
 /// What the script says to answer submit number `n` (1-based) to `to`: `None` takes it.
 pub fn scripted_status(settings: &Script, n: u64, to: &str) -> Option<u16> {
-    if settings.throttle_every > 0 && n % settings.throttle_every == 0 {
+    if settings.throttle_every > 0 && n.is_multiple_of(settings.throttle_every) {
         return Some(429);
     }
     settings

@@ -101,8 +101,7 @@ fn wrong_settings_are_refused_naming_the_field() {
     ];
     for (from, to, says) in cases {
         assert!(BASE.contains(from), "{from}");
-        let err = refusal(&BASE.replacen(from, to, 1))
-            .unwrap_or_else(|| panic!("{to}: accepted"));
+        let err = refusal(&BASE.replacen(from, to, 1)).unwrap_or_else(|| panic!("{to}: accepted"));
         assert!(err.contains(says), "{err:?} does not say {says:?}");
     }
 }

@@ -123,9 +123,7 @@ fn refused(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use switchyard_schemas::{
-        Channel, Priority, ResultStatus, Submission, ValidatedMessage,
-    };
+    use switchyard_schemas::{Channel, Priority, ResultStatus, Submission, ValidatedMessage};
 
     pub(crate) fn request() -> DispatchRequest {
         let submission = Submission {

@@ -80,7 +80,11 @@ pub fn kind(name: &str) -> Result<&'static dyn SenderKind, KindError> {
         .find(|k| k.name() == name)
         .ok_or_else(|| KindError::UnknownKind {
             kind: name.to_string(),
-            known: KINDS.iter().map(|k| k.name()).collect::<Vec<_>>().join(", "),
+            known: KINDS
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
 }
 
@@ -115,9 +119,15 @@ mod tests {
 
     #[test]
     fn each_kind_checks_its_settings() {
-        assert_eq!(check("http", "http://sim/submit", &map(&[("window", "8")])), Ok(()));
+        assert_eq!(
+            check("http", "http://sim/submit", &map(&[("window", "8")])),
+            Ok(())
+        );
         let e = check("http", "http://sim/submit", &map(&[("window", "many")])).expect_err("bad");
-        assert!(e.to_string().starts_with("settings.window: invalid type"), "{e}");
+        assert!(
+            e.to_string().starts_with("settings.window: invalid type"),
+            "{e}"
+        );
         let smpp = map(&[("system_id", "sy"), ("password", "pw"), ("window", "4")]);
         assert_eq!(check("smpp", "smpp://127.0.0.1:2775", &smpp), Ok(()));
         let e = check("smpp", "http://127.0.0.1:2775", &smpp).expect_err("endpoint");

@@ -29,7 +29,13 @@ pub enum KindError {
 impl KindError {
     /// Whether building the sender again later may work without changing its config.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, KindError::Start { retriable: true, .. })
+        matches!(
+            self,
+            KindError::Start {
+                retriable: true,
+                ..
+            }
+        )
     }
 
     pub fn setting(field: impl Into<String>, reason: impl Into<String>) -> Self {

@@ -15,9 +15,7 @@ use serde::forward_to_deserialize_any;
 pub fn from_map<T: DeserializeOwned>(
     map: &BTreeMap<String, String>,
 ) -> Result<T, (Option<String>, String)> {
-    let entries = map
-        .iter()
-        .map(|(k, v)| (k.as_str(), Text(v.as_str())));
+    let entries = map.iter().map(|(k, v)| (k.as_str(), Text(v.as_str())));
     let deserializer: MapDeserializer<'_, _, Error> = MapDeserializer::new(entries);
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let path = e.path().to_string();

@@ -70,8 +70,8 @@ fn sender(endpoint: &str) -> Dispatcher {
         settings: Default::default(),
     };
     let settings = HttpSettings::parse(endpoint, &config.settings).expect("settings");
-    let carrier = HttpCarrier::new(&config, "http://127.0.0.1:9/receipts".into(), &settings)
-        .expect("client");
+    let carrier =
+        HttpCarrier::new(&config, "http://127.0.0.1:9/receipts".into(), &settings).expect("client");
     Dispatcher {
         sender: config.name,
         kind: config.kind,

@@ -142,7 +142,9 @@ pub fn classify_answer(status: u16, body: Result<&str, String>) -> Sent {
                     excerpt(text)
                 )),
             },
-            Err(e) => unknown_id(format!("{status} with an answer that could not be read: {e}")),
+            Err(e) => unknown_id(format!(
+                "{status} with an answer that could not be read: {e}"
+            )),
         },
     }
 }
@@ -220,7 +222,10 @@ mod tests {
 
     #[test]
     fn a_2xx_is_taken_whatever_its_body() {
-        for body in [Ok("<html>garbage</html>"), Ok(r#"{"carrier_message_id":""}"#)] {
+        for body in [
+            Ok("<html>garbage</html>"),
+            Ok(r#"{"carrier_message_id":""}"#),
+        ] {
             match classify_answer(202, body) {
                 Sent::Accepted {
                     carrier_message_id: None,

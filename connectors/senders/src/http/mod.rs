@@ -126,7 +126,10 @@ mod tests {
         let e = HttpSettings::parse("http://c/submit", &map("window", "0")).expect_err("0");
         assert_eq!(e.to_string(), "settings.window: must be 1..=1000");
         let e = HttpSettings::parse("http://c/submit", &map("retries", "3")).expect_err("unknown");
-        assert!(e.to_string().starts_with("settings.retries: unknown field"), "{e}");
+        assert!(
+            e.to_string().starts_with("settings.retries: unknown field"),
+            "{e}"
+        );
         let e = HttpSettings::parse("smpp://c:1", &BTreeMap::new()).expect_err("scheme");
         assert!(matches!(e, KindError::Endpoint(_)));
     }

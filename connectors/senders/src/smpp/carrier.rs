@@ -98,12 +98,17 @@ mod tests {
         let parts = classify(SubmitOutcome::Accepted {
             carrier_ids: vec!["1".into(), "2".into()],
         });
-        assert!(matches!(parts, Sent::Accepted { carrier_message_id: Some(ref id), detail: Some(_) } if id == "1"));
+        assert!(
+            matches!(parts, Sent::Accepted { carrier_message_id: Some(ref id), detail: Some(_) } if id == "1")
+        );
         let class = |o| match classify(o) {
             Sent::Failed { failure, .. } => Some(failure),
             Sent::Accepted { .. } => None,
         };
-        assert_eq!(class(SubmitOutcome::Throttled), Some(DispatchFailure::SlowDown));
+        assert_eq!(
+            class(SubmitOutcome::Throttled),
+            Some(DispatchFailure::SlowDown)
+        );
         assert_eq!(
             class(SubmitOutcome::Ambiguous { detail: "t".into() }),
             Some(DispatchFailure::Ambiguous)

@@ -73,13 +73,7 @@ impl ReceiptIndex for TopicIndex {
             let value = entry(context)?;
             let outputs: Vec<Output> = keys
                 .iter()
-                .map(|key| {
-                    Output::new(
-                        RECEIPT_INDEX,
-                        entry_key(&self.sender, key),
-                        value.clone(),
-                    )
-                })
+                .map(|key| Output::new(RECEIPT_INDEX, entry_key(&self.sender, key), value.clone()))
                 .collect();
             self.runtime
                 .publish("dispatch", &outputs)

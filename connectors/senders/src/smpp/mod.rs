@@ -171,7 +171,13 @@ mod tests {
             parse_endpoint("smpp://smsc.example:2775").expect("ok"),
             ("smsc.example".to_string(), 2775)
         );
-        for wrong in ["http://h:1", "smpp://h", "smpp://:1", "smpp://h:0", "smpp://h:x"] {
+        for wrong in [
+            "http://h:1",
+            "smpp://h",
+            "smpp://:1",
+            "smpp://h:0",
+            "smpp://h:x",
+        ] {
             assert!(parse_endpoint(wrong).is_err(), "{wrong}");
         }
     }
@@ -203,12 +209,18 @@ mod tests {
             err(&[("system_id", "s"), ("password", "p"), ("windw", "1")])
                 .starts_with("settings.windw: unknown field")
         );
-        assert!(err(&[("system_id", "s"), ("password", "p"), ("host", "h")])
-            .starts_with("settings.host:"));
+        assert!(
+            err(&[("system_id", "s"), ("password", "p"), ("host", "h")])
+                .starts_with("settings.host:")
+        );
         assert!(err(&[("password", "p")]).contains("system_id"));
         assert!(
-            err(&[("system_id", "s"), ("password", "p"), ("data_coding", "latin9")])
-                .starts_with("settings.data_coding:")
+            err(&[
+                ("system_id", "s"),
+                ("password", "p"),
+                ("data_coding", "latin9")
+            ])
+            .starts_with("settings.data_coding:")
         );
     }
 
