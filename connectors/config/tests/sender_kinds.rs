@@ -105,3 +105,13 @@ fn wrong_settings_are_refused_naming_the_field() {
         assert!(err.contains(says), "{err:?} does not say {says:?}");
     }
 }
+
+#[test]
+fn the_demo_config_is_accepted_with_its_smpp_sender() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/demo-config.toml");
+    let text = std::fs::read_to_string(path).expect("the demo config");
+    let desired = ConfigFile::parse(&text)
+        .and_then(|f| f.desired())
+        .expect("accepted");
+    assert_eq!(desired.senders["skt-smpp-1"].kind, "smpp");
+}
