@@ -27,7 +27,7 @@ pub async fn run(app: &Context, command: SimCommand) -> anyhow::Result<i32> {
             println!("carrier simulator on http://{bound}/submit");
         }
         SimCommand::Smsc { port } => {
-            let mut child = spawn_smsc(port, None).await?;
+            let (mut child, port) = spawn_smsc(port, None).await?;
             println!("SMSC simulator on smpp://127.0.0.1:{port}");
             tokio::select! {
                 _ = app.shutdown.cancelled() => {
@@ -64,11 +64,11 @@ fn smsc_script() -> anyhow::Result<PathBuf> {
 }
 
 /// Start the SMSC simulator on `port`, logging every PDU to `log` (stdout when `None`); returns
-/// once it listens. Killed when the child is dropped.
+/// once it listens, with the port it listens on. Killed when the child is dropped.
 pub async fn spawn_smsc(
     port: u16,
     log: Option<PathBuf>,
-) -> anyhow::Result<tokio::process::Child> {
+) -> anyhow::Result<(tokio::process::Child, u16)> {
     let script = smsc_script()?;
     let mut command = tokio::process::Command::new("node");
     command
@@ -82,10 +82,13 @@ pub async fn spawn_smsc(
     let mut child = command.spawn().context("starting node (is it installed?)")?;
     let stdout = child.stdout.take().context("the simulator's stdout")?;
     let mut lines = BufReader::new(stdout).lines();
-    match lines.next_line().await? {
-        Some(line) if line.starts_with("LISTENING ") => {}
-        other => bail!("the SMSC simulator did not start: {other:?}"),
-    }
+    let line = lines.next_line().await?.unwrap_or_default();
+    let Some(bound) = line
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.trim().parse().ok())
+    else {
+        bail!("the SMSC simulator did not start: {line:?}");
+    };
     // Keep reading its stdout (its log when no file is given), so it never writes to a
     // closed pipe.
     tokio::spawn(async move {
@@ -93,5 +96,5 @@ pub async fn spawn_smsc(
             println!("{line}");
         }
     });
-    Ok(child)
+    Ok((child, bound))
 }

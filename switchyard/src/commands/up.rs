@@ -57,7 +57,7 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
     .await?;
     let smsc_log = std::env::temp_dir().join("switchyard-smsc.jsonl");
     let smsc = match spawn_smsc(DEMO_SMSC_PORT, Some(smsc_log.clone())).await {
-        Ok(child) => Some(child),
+        Ok((child, _)) => Some(child),
         Err(e) => {
             eprintln!("SMSC simulator not started ({e:#}); the SMPP sender keeps reconnecting");
             None
