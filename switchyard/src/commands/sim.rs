@@ -79,7 +79,9 @@ pub async fn spawn_smsc(
     if let Some(log) = log {
         command.env("SMSC_LOG", log);
     }
-    let mut child = command.spawn().context("starting node (is it installed?)")?;
+    let mut child = command
+        .spawn()
+        .context("starting node (is it installed?)")?;
     let stdout = child.stdout.take().context("the simulator's stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = lines.next_line().await?.unwrap_or_default();
