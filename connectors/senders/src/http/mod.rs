@@ -29,7 +29,8 @@ pub struct HttpSettings {
     /// Sent as `Authorization: Bearer …` when set.
     #[serde(default)]
     pub api_token: Option<String>,
-    /// HTTP basic authentication when a password is set (the user name may be empty).
+    /// HTTP basic authentication when a password is set and no `api_token` (the user name may
+    /// be empty).
     #[serde(default)]
     pub username: Option<String>,
     #[serde(default)]
@@ -70,12 +71,6 @@ impl HttpSettings {
         let settings: HttpSettings = read(map)?;
         if !(1..=1000).contains(&settings.window) {
             return Err(KindError::setting("window", "must be 1..=1000"));
-        }
-        if settings.api_token.is_some() && settings.password.is_some() {
-            return Err(KindError::setting(
-                "api_token",
-                "give api_token or username/password, not both",
-            ));
         }
         if settings.timeout_ms == 0 {
             return Err(KindError::setting("timeout_ms", "must be more than 0"));
