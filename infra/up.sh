@@ -2,7 +2,7 @@
 # `make up`: the whole of switchyard on this machine. Starts Apache Kafka (one KRaft node, its
 # log under .data/ so a second `make up` finds everything again), applies the topic catalog,
 # then runs `switchyard up`: schema registry, the demo config, every stage, a carrier
-# simulator, a webhook inbox and the ingress. Ctrl-C stops everything, Kafka included.
+# simulator, an SMSC simulator (node, tests/smsc), a webhook inbox and the ingress. Ctrl-C stops everything, Kafka included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/kafka.env
@@ -11,6 +11,10 @@ echo "building switchyard (release; the first build takes a few minutes)"
 cargo build --release -p switchyard
 SWITCHYARD=target/release/switchyard
 export KAFKA_BROKERS=127.0.0.1:$BROKER_PORT
+
+if [ ! -d tests/smsc/node_modules/smpp ] && command -v node >/dev/null; then
+  infra/install-smsc.sh || echo "SMSC simulator not installed: the SMPP demo sender will wait for it"
+fi
 
 infra/kafka.sh start
 trap 'infra/kafka.sh stop' EXIT

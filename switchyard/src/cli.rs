@@ -297,6 +297,13 @@ pub enum SimCommand {
         #[arg(long, default_value_t = 50)]
         receipt_delay_ms: u64,
     },
+    /// An SMSC for SMPP senders: `node tests/smsc/smsc.js` (the npm `smpp` package's server;
+    /// `infra/install-smsc.sh` installs it), accepting any bind, sending receipts. Its other
+    /// behaviours are `SMSC_*` variables (see the script's header).
+    Smsc {
+        #[arg(long, default_value_t = 2775)]
+        port: u16,
+    },
     /// A webhook receiver that checks signatures and logs each report.
     Webhooks {
         #[arg(long, default_value = "127.0.0.1:8090")]

@@ -309,10 +309,7 @@ pub async fn start(
                     .push(spawn_role("dispatch".into(), &health, &shutdown, {
                         let shutdown = shutdown.clone();
                         async move {
-                            switchyard_carrier_http::service::run_dispatch(
-                                runtime, tables, url, shutdown,
-                            )
-                            .await;
+                            switchyard_senders::run_dispatch(runtime, tables, url, shutdown).await;
                             Ok(())
                         }
                     }));

@@ -7,6 +7,7 @@ pub mod bench_callbacks;
 pub mod history_scenarios;
 pub mod pipeline;
 pub mod processes;
+pub mod senders;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -42,6 +42,9 @@ pub const SENDER_HEALTH: &str = "state.sender-health";
 /// validate's state store changelog (compacted): duplicate windows, balance snapshots,
 /// charges, applied credits.
 pub const STATE_VALIDATE: &str = "state.validate";
+/// SMPP senders' receipt index (compacted): `<sender>␟<carrier id key>` → the message's
+/// context (StateEntry.text, JSON), so receipts match after a restart.
+pub const RECEIPT_INDEX: &str = "state.receipts";
 /// `switchyard balance credit` and report → validate: BalanceCommand, key customer id.
 pub const BALANCE_COMMANDS: &str = "balance.commands";
 /// validate → anyone auditing money: BalanceEvent (debit, credit, refund), key customer id.
@@ -100,6 +103,7 @@ pub fn fixed() -> Vec<String> {
         CONFIG_BILL_CODES,
         SENDER_HEALTH,
         STATE_VALIDATE,
+        RECEIPT_INDEX,
         PACED,
         BALANCE_COMMANDS,
         BALANCE_LEDGER,

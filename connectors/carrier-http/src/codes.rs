@@ -32,9 +32,61 @@ pub const PARTLY_SENT: &str = "2003";
 /// been delivered, and it is not sent again.
 pub const OUTCOME_UNKNOWN: &str = "3006";
 
+/// Unified (status, text) of a submit-side result code (the codes above): what a failed
+/// report about a message that never reached the carrier — or may have — says.
+pub fn submit_result(code: &str) -> (ResultStatus, &'static str) {
+    match code {
+        SUBMIT_REFUSED => (ResultStatus::Failed, "the carrier refused the message"),
+        SENDER_UNAVAILABLE => (ResultStatus::Failed, "the sender could not submit it"),
+        PARTLY_SENT => (
+            ResultStatus::Failed,
+            "the carrier took part of a long message and refused the rest",
+        ),
+        OUTCOME_UNKNOWN => (
+            ResultStatus::Failed,
+            "unknown: no answer to the submit and no receipt",
+        ),
+        _ => (ResultStatus::Failed, "the submit failed"),
+    }
+}
+
+/// HTTP statuses of the generic JSON API's submit answer, by what they mean for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpAnswer {
+    /// 2xx: taken.
+    Accepted,
+    /// 429: busy, took nothing; send again later.
+    Busy,
+    /// 5xx (and anything unexpected): not taken; another sender may succeed.
+    Unavailable,
+    /// Another 4xx: refused for good (`SUBMIT_REFUSED`).
+    Refused,
+}
+
+/// What an HTTP submit answer's status means.
+pub fn http_answer(status: u16) -> HttpAnswer {
+    match status {
+        200..=299 => HttpAnswer::Accepted,
+        429 => HttpAnswer::Busy,
+        400..=499 => HttpAnswer::Refused,
+        _ => HttpAnswer::Unavailable,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn submit_side_codes() {
+        assert_eq!(http_answer(202), HttpAnswer::Accepted);
+        assert_eq!(http_answer(429), HttpAnswer::Busy);
+        assert_eq!(http_answer(404), HttpAnswer::Refused);
+        assert_eq!(http_answer(503), HttpAnswer::Unavailable);
+        assert_eq!(http_answer(302), HttpAnswer::Unavailable);
+        assert_eq!(submit_result(SUBMIT_REFUSED).0, ResultStatus::Failed);
+        assert!(submit_result(OUTCOME_UNKNOWN).1.starts_with("unknown"));
+    }
 
     #[test]
     fn known_and_unknown_codes() {

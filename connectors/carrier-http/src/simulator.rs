@@ -3,6 +3,11 @@
 //! the given URL — DELIVRD for a `success_rate` share of messages, UNDELIV for the rest,
 //! decided by a hash of the reference so a rerun gives the same outcomes. Receipts that fail
 //! are retried like a real carrier would (5 times, backing off).
+//!
+//! Scriptable like the SMSC simulator (`tests/smsc/smsc.js`), for the sender contract suite:
+//! `status_for` answers destinations by prefix with a status (400 refuses, 503 is an outage),
+//! `throttle_every` answers every Nth submit 429, `answer_delay` answers late (the message is
+//! taken all the same: its receipt still comes). `GET /log` lists every submit received.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +31,17 @@ pub struct SimulatorSettings {
     pub receipt_delay: Duration,
 }
 
+/// What the simulator answers besides taking messages (all off by default).
+#[derive(Debug, Clone, Default)]
+pub struct Script {
+    /// Destinations starting with the prefix are answered with the status (and not taken).
+    pub status_for: Vec<(String, u16)>,
+    /// Every Nth submit is answered 429 (not taken); 0 never.
+    pub throttle_every: u64,
+    /// How long every answer waits (the message is taken before).
+    pub answer_delay: Duration,
+}
+
 impl Default for SimulatorSettings {
     fn default() -> Self {
         SimulatorSettings {
@@ -37,7 +53,33 @@ impl Default for SimulatorSettings {
 
 struct Simulator {
     settings: SimulatorSettings,
+    script: Script,
     client: reqwest::Client,
+    /// Submits received so far.
+    submits: std::sync::atomic::AtomicU64,
+    log: std::sync::Mutex<Vec<LoggedSubmit>>,
+}
+
+/// One submit as `GET /log` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoggedSubmit {
+    pub to: String,
+    pub text: String,
+    /// The status answered.
+    pub status: u16,
+    pub carrier_message_id: Option<String>,
+}
+
+/// What the script says to answer submit number `n` (1-based) to `to`: `None` takes it.
+pub fn scripted_status(settings: &Script, n: u64, to: &str) -> Option<u16> {
+    if settings.throttle_every > 0 && n.is_multiple_of(settings.throttle_every) {
+        return Some(429);
+    }
+    settings
+        .status_for
+        .iter()
+        .find(|(prefix, _)| to.starts_with(prefix.as_str()))
+        .map(|(_, status)| *status)
 }
 
 /// FNV-1a: a stable hash, so outcomes do not change between runs.
@@ -54,13 +96,40 @@ pub fn delivers(reference: &str, success_rate: f64) -> bool {
 
 /// The simulator's routes.
 pub fn router(settings: SimulatorSettings) -> Router {
+    scripted_router(settings, Script::default())
+}
+
+/// The simulator's routes, answering as `script` says.
+pub fn scripted_router(settings: SimulatorSettings, script: Script) -> Router {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
     Router::new()
         .route("/submit", post(submit))
-        .with_state(Arc::new(Simulator { settings, client }))
+        .route("/log", axum::routing::get(log))
+        .with_state(Arc::new(Simulator {
+            settings,
+            script,
+            client,
+            submits: Default::default(),
+            log: Default::default(),
+        }))
+}
+
+async fn log(State(sim): State<Arc<Simulator>>) -> Json<Vec<LoggedSubmit>> {
+    Json(sim.log.lock().map(|l| l.clone()).unwrap_or_default())
+}
+
+fn record(sim: &Simulator, request: &SubmitRequest, status: u16, id: Option<&str>) {
+    if let Ok(mut log) = sim.log.lock() {
+        log.push(LoggedSubmit {
+            to: request.to.clone(),
+            text: request.text.clone(),
+            status,
+            carrier_message_id: id.map(str::to_string),
+        });
+    }
 }
 
 async fn submit(
@@ -73,7 +142,18 @@ async fn submit(
             "to and receipt_url are required".into(),
         ));
     }
+    let n = sim
+        .submits
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    if let Some(status) = scripted_status(&sim.script, n, &request.to) {
+        record(&sim, &request, status, None);
+        tokio::time::sleep(sim.script.answer_delay).await;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Err((status, "scripted answer".into()));
+    }
     let carrier_message_id = uuid::Uuid::new_v4().to_string();
+    record(&sim, &request, 200, Some(&carrier_message_id));
     let status = if delivers(&request.reference, sim.settings.success_rate) {
         "DELIVRD"
     } else {
@@ -87,6 +167,7 @@ async fn submit(
     };
     let (sim2, url) = (sim.clone(), request.receipt_url);
     tokio::spawn(async move { send_receipt(&sim2, &url, receipt).await });
+    tokio::time::sleep(sim.script.answer_delay).await;
     Ok(Json(SubmitResponse { carrier_message_id }))
 }
 
@@ -112,8 +193,19 @@ pub async fn serve(
     settings: SimulatorSettings,
     shutdown: CancellationToken,
 ) -> std::io::Result<SocketAddr> {
+    serve_scripted(addr, settings, Script::default(), shutdown).await
+}
+
+/// Serve the simulator answering as `script` says; returns the bound address.
+pub async fn serve_scripted(
+    addr: SocketAddr,
+    settings: SimulatorSettings,
+    script: Script,
+    shutdown: CancellationToken,
+) -> std::io::Result<SocketAddr> {
+    let app = scripted_router(settings, script);
     Ok(
-        switchyard_runtime::serve_http(addr, router(settings), shutdown, "carrier simulator")
+        switchyard_runtime::serve_http(addr, app, shutdown, "carrier simulator")
             .await?
             .0,
     )
@@ -132,5 +224,17 @@ mod tests {
         assert!(delivers("x", 1.0));
         assert!(!delivers("x", 0.0));
         assert_eq!(delivers("abc", 0.5), delivers("abc", 0.5));
+    }
+
+    #[test]
+    fn the_script_answers_by_number_and_prefix() {
+        let settings = Script {
+            status_for: vec![("0109".into(), 400)],
+            throttle_every: 3,
+            ..Script::default()
+        };
+        assert_eq!(scripted_status(&settings, 1, "01012345678"), None);
+        assert_eq!(scripted_status(&settings, 2, "01090000000"), Some(400));
+        assert_eq!(scripted_status(&settings, 3, "01012345678"), Some(429));
     }
 }

@@ -7,7 +7,7 @@ use switchyard_schemas::{ApiClientConfig, Channel};
 use switchyard_stages::policy::keywords;
 
 use crate::ConfigError;
-use crate::file::ConfigFile;
+use crate::file::{ConfigFile, SenderEntry};
 
 /// The longest duplicate window a customer may ask for (30 days): validate keeps every id
 /// of the window in memory.
@@ -137,7 +137,7 @@ pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
         for (j, carrier) in s.carriers.iter().enumerate() {
             non_empty(carrier, &format!("{at}.carriers[{j}]"))?;
         }
-        http_url(&s.endpoint, &format!("{at}.endpoint"))?;
+        sender_kind(s, &at)?;
         groups.insert(s.group.as_str());
         carriers.extend(s.carriers.iter().map(String::as_str));
     }
@@ -207,6 +207,19 @@ pub(crate) fn distinct_keys(
         }
     }
     Ok(())
+}
+
+/// The sender's kind, endpoint and settings, checked by its kind in the registry: the error
+/// names the field (`senders[2] (sender "x").settings.window: invalid type: …`).
+fn sender_kind(s: &SenderEntry, at: &str) -> Result<(), ConfigError> {
+    let settings = s.record_settings().map_err(|name| {
+        field(
+            &format!("{at}.settings.{name}"),
+            "is not a string, number or boolean",
+        )
+    })?;
+    switchyard_senders::check(&s.kind, &s.endpoint, &settings)
+        .map_err(|e| ConfigError::File(format!("{at}.{e}")))
 }
 
 fn field(name: &str, problem: &str) -> ConfigError {

@@ -152,8 +152,29 @@ pub struct SenderEntry {
     pub tps: Option<i32>,
     #[serde(default = "yes")]
     pub enabled: bool,
+    /// Typed by the sender's kind (`switchyard_senders`): strings, numbers or booleans.
     #[serde(default)]
-    pub settings: BTreeMap<String, String>,
+    pub settings: BTreeMap<String, toml::Value>,
+}
+
+impl SenderEntry {
+    /// The settings as the sender record stores them (every value as text), or the name of
+    /// the first one that is not a string, number or boolean.
+    pub fn record_settings(&self) -> Result<BTreeMap<String, String>, String> {
+        self.settings
+            .iter()
+            .map(|(name, value)| {
+                let text = match value {
+                    toml::Value::String(s) => s.clone(),
+                    toml::Value::Integer(i) => i.to_string(),
+                    toml::Value::Float(f) => f.to_string(),
+                    toml::Value::Boolean(b) => b.to_string(),
+                    _ => return Err(name.clone()),
+                };
+                Ok((name.clone(), text))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -300,7 +321,8 @@ impl ConfigFile {
                 endpoint: s.endpoint.clone(),
                 tps: s.tps,
                 enabled: s.enabled,
-                settings: s.settings.clone(),
+                // check() refused settings that are not scalars.
+                settings: s.record_settings().unwrap_or_default(),
             };
             unique(
                 desired.senders.insert(s.name.clone(), record),

@@ -1,6 +1,11 @@
-//! `switchyard sim carrier|webhooks`.
+//! `switchyard sim carrier|smsc|webhooks`.
 
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use switchyard_carrier_http::simulator::{SimulatorSettings, serve};
 
@@ -21,6 +26,19 @@ pub async fn run(app: &Context, command: SimCommand) -> anyhow::Result<i32> {
             let bound = serve(listen, settings, app.shutdown.clone()).await?;
             println!("carrier simulator on http://{bound}/submit");
         }
+        SimCommand::Smsc { port } => {
+            let (mut child, port) = spawn_smsc(port, None).await?;
+            println!("SMSC simulator on smpp://127.0.0.1:{port}");
+            tokio::select! {
+                _ = app.shutdown.cancelled() => {
+                    let _ = child.kill().await;
+                }
+                status = child.wait() => {
+                    bail!("the SMSC simulator stopped: {status:?}");
+                }
+            }
+            return Ok(0);
+        }
         SimCommand::Webhooks { listen, secret } => {
             let (bound, _) =
                 switchyard_callback::receiver::serve(listen, &secret, true, app.shutdown.clone())
@@ -30,4 +48,55 @@ pub async fn run(app: &Context, command: SimCommand) -> anyhow::Result<i32> {
     }
     app.shutdown.cancelled().await;
     Ok(0)
+}
+
+/// Where the SMSC simulator's script is: `tests/smsc/smsc.js` from the working directory (the
+/// repository, as `make up` runs).
+fn smsc_script() -> anyhow::Result<PathBuf> {
+    let dir = PathBuf::from("tests/smsc");
+    if !dir.join("node_modules/smpp").is_dir() {
+        bail!(
+            "the SMSC simulator is not installed in {} (run infra/install-smsc.sh, needs node)",
+            dir.display()
+        );
+    }
+    Ok(dir.join("smsc.js"))
+}
+
+/// Start the SMSC simulator on `port`, logging every PDU to `log` (stdout when `None`); returns
+/// once it listens, with the port it listens on. Killed when the child is dropped.
+pub async fn spawn_smsc(
+    port: u16,
+    log: Option<PathBuf>,
+) -> anyhow::Result<(tokio::process::Child, u16)> {
+    let script = smsc_script()?;
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(script)
+        .env("SMSC_PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(log) = log {
+        command.env("SMSC_LOG", log);
+    }
+    let mut child = command
+        .spawn()
+        .context("starting node (is it installed?)")?;
+    let stdout = child.stdout.take().context("the simulator's stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = lines.next_line().await?.unwrap_or_default();
+    let Some(bound) = line
+        .strip_prefix("LISTENING ")
+        .and_then(|p| p.trim().parse().ok())
+    else {
+        bail!("the SMSC simulator did not start: {line:?}");
+    };
+    // Keep reading its stdout (its log when no file is given), so it never writes to a
+    // closed pipe.
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            println!("{line}");
+        }
+    });
+    Ok((child, bound))
 }

@@ -1,5 +1,6 @@
 //! `switchyard up`: the whole platform in one process — registry, config, every role, a carrier
-//! simulator and a webhook inbox — until Ctrl-C.
+//! simulator, an SMSC simulator (when node and `tests/smsc` are installed) and a webhook inbox
+//! — until Ctrl-C.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +11,10 @@ use switchyard::pipeline::{Role, start};
 use switchyard_carrier_http::simulator::{self, SimulatorSettings};
 
 use crate::cli::RoleArgs;
+use crate::commands::sim::spawn_smsc;
+
+/// The SMSC simulator's port: the demo config's SMPP sender points here.
+const DEMO_SMSC_PORT: u16 = 2775;
 use crate::context::Context;
 
 pub struct Up {
@@ -50,6 +55,14 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
         app.shutdown.clone(),
     )
     .await?;
+    let smsc_log = std::env::temp_dir().join("switchyard-smsc.jsonl");
+    let smsc = match spawn_smsc(DEMO_SMSC_PORT, Some(smsc_log.clone())).await {
+        Ok((child, _)) => Some(child),
+        Err(e) => {
+            eprintln!("SMSC simulator not started ({e:#}); the SMPP sender keeps reconnecting");
+            None
+        }
+    };
     let (inbox, _) = switchyard_callback::receiver::serve(
         up.inbox,
         &up.inbox_secret,
@@ -72,6 +85,12 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
     );
     println!("  schema registry  http://{registry}");
     println!("  carrier sim      http://{sim}/submit      (95% delivered, receipts after 100 ms)");
+    if smsc.is_some() {
+        println!(
+            "  SMSC simulator   smpp://127.0.0.1:{DEMO_SMSC_PORT}       (PDUs logged to {})",
+            smsc_log.display()
+        );
+    }
     println!("  webhook inbox    http://{inbox}/webhooks/switchyard   (logs every report)");
     if let Some(metrics) = app.metrics_addr {
         println!("  metrics          http://{metrics}/metrics");
@@ -92,5 +111,8 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
         .run_until(&app.shutdown, Duration::from_secs(15))
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(5), registry_task).await;
+    if let Some(mut smsc) = smsc {
+        let _ = smsc.kill().await;
+    }
     Ok(code)
 }

@@ -1,6 +1,6 @@
-//! The HTTP sender against the real simulator and local servers: accepted, refused for good
-//! (4xx: failed report), an outage (5xx: retried, nothing produced), and an acceptance with an
-//! unreadable answer (submitted once, carrier id unknown).
+//! The `http` kind's dispatcher against the real simulator and local servers: accepted,
+//! refused for good (4xx: failed report), an outage (5xx: retried, nothing produced), and an
+//! acceptance with an unreadable answer (submitted once, carrier id unknown).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,11 +9,12 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
-use switchyard_carrier_http::dispatcher::HttpSender;
 use switchyard_carrier_http::simulator::{SimulatorSettings, serve};
 use switchyard_runtime::names::{DISPATCHED, REPORTS};
 use switchyard_runtime::{AsyncProcessor, CancellationToken, Origin, StageError};
 use switchyard_schemas::*;
+use switchyard_senders::dispatcher::Dispatcher;
+use switchyard_senders::http::{HttpCarrier, HttpSettings};
 
 fn request() -> DispatchRequest {
     let submission = Submission {
@@ -56,7 +57,7 @@ fn request() -> DispatchRequest {
     }
 }
 
-fn sender(endpoint: &str) -> HttpSender {
+fn sender(endpoint: &str) -> Dispatcher {
     let config = SenderConfig {
         name: "skt-a".into(),
         group: "g".into(),
@@ -68,7 +69,14 @@ fn sender(endpoint: &str) -> HttpSender {
         enabled: true,
         settings: Default::default(),
     };
-    HttpSender::new(config, "http://127.0.0.1:9/receipts".into())
+    let settings = HttpSettings::parse(endpoint, &config.settings).expect("settings");
+    let carrier =
+        HttpCarrier::new(&config, "http://127.0.0.1:9/receipts".into(), &settings).expect("client");
+    Dispatcher {
+        sender: config.name,
+        kind: config.kind,
+        carrier: std::sync::Arc::new(carrier),
+    }
 }
 
 fn origin() -> Origin<'static> {

@@ -1,0 +1,87 @@
+//! The dispatch role: one runner per enabled sender in `config.senders` (consumer group
+//! `switchyard.dispatch.<sender>`), built by its kind from the registry, started as senders
+//! appear. A sender whose record cannot be built is logged and tried again when its record
+//! changes (or, for a retriable start error, on the next look).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_runtime::{CancellationToken, ConfigTables, RunnerOptions, Runtime, names};
+use switchyard_schemas::SenderConfig;
+
+use crate::dispatcher::Dispatcher;
+use crate::registry::{StartContext, kind};
+
+/// How often the senders table is looked at for new senders.
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+
+/// Run a dispatcher for every enabled sender until `shutdown`. `receipt_url` is where HTTP
+/// carriers send receipts (the receipts route of this process).
+pub async fn run_dispatch(
+    runtime: Runtime,
+    tables: ConfigTables,
+    receipt_url: String,
+    shutdown: CancellationToken,
+) {
+    let context = Arc::new(StartContext::new(
+        runtime.clone(),
+        receipt_url,
+        shutdown.clone(),
+    ));
+    let mut running = HashMap::new();
+    let mut refused: HashMap<String, SenderConfig> = HashMap::new();
+    let mut tasks = Vec::new();
+    loop {
+        for sender in tables.senders.snapshot().into_values() {
+            if !sender.enabled
+                || running.contains_key(&sender.name)
+                || refused.get(&sender.name) == Some(&sender)
+            {
+                continue;
+            }
+            let built = match kind(&sender.kind) {
+                Ok(kind) => kind.start(&sender, &context).await,
+                Err(e) => Err(e),
+            };
+            let carrier = match built {
+                Ok(carrier) => carrier,
+                Err(e) => {
+                    tracing::error!(stage = "dispatch", sender = %sender.name, kind = %sender.kind, error = %e, retriable = e.is_retriable(), "sender not started");
+                    if !e.is_retriable() {
+                        refused.insert(sender.name.clone(), sender);
+                    }
+                    continue;
+                }
+            };
+            refused.remove(&sender.name);
+            running.insert(sender.name.clone(), ());
+            tracing::info!(stage = "dispatch", sender = %sender.name, kind = %sender.kind, "sender started");
+            let topic = names::sender(&sender.name);
+            let mut options =
+                RunnerOptions::new(&format!("dispatch.{}", sender.name), &[&topic]).at_least_once();
+            options.max_batch = 200;
+            let processor = Arc::new(Dispatcher {
+                sender: sender.name.clone(),
+                kind: sender.kind.clone(),
+                carrier: carrier.clone(),
+            });
+            let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) =
+                    switchyard_runtime::run(&runtime, processor, options, shutdown).await
+                {
+                    tracing::error!(stage = "dispatch", sender = %sender.name, error = %e, "dispatcher stopped");
+                }
+                carrier.stop().await;
+            }));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
