@@ -193,9 +193,7 @@ pub async fn start(
             .history_retention
             .clone()
             .following(tables.customers.clone());
-        match HistoryStore::open_waiting(&settings.history_url, retention, shutdown)
-        .await?
-        {
+        match HistoryStore::open_waiting(&settings.history_url, retention, shutdown).await? {
             Some(store) => Some(store),
             None => return Ok(running),
         }
