@@ -29,12 +29,19 @@ async fn dead_letter_of(
     anyhow::ensure!(dead.len() == 1, "{topic}: {} dead letters", dead.len());
     let letter = &dead[0];
     anyhow::ensure!(letter.payload() == Some(payload), "{topic}: original bytes");
-    anyhow::ensure!(letter.key() == Some(key.as_bytes()), "{topic}: original key");
+    anyhow::ensure!(
+        letter.key() == Some(key.as_bytes()),
+        "{topic}: original key"
+    );
     let headers = letter
         .headers()
         .ok_or_else(|| anyhow::anyhow!("{topic}: no headers"))?;
     let header = |name| header_text(headers, name).unwrap_or_default();
-    anyhow::ensure!(header(KIND_HEADER) == "undecodable", "{}", header(KIND_HEADER));
+    anyhow::ensure!(
+        header(KIND_HEADER) == "undecodable",
+        "{}",
+        header(KIND_HEADER)
+    );
     anyhow::ensure!(
         header(REASON_HEADER).contains("wire format"),
         "{topic}: reason {:?}",
