@@ -1,6 +1,7 @@
-//! The history role on the real broker: input it cannot decode goes to the topic's dead-letter
-//! topic with the reason (original bytes and key kept, the history stage named), and the
-//! history goes on with the records after it.
+//! The history role on the real broker: input it cannot decode, or a record naming no message
+//! (which no store can key), goes to the topic's dead-letter topic with the reason (original
+//! bytes and key kept, the history stage named), and the history goes on with the records
+//! after it.
 
 use std::time::{Duration, Instant};
 
@@ -10,14 +11,17 @@ use switchyard_runtime::dead_letter::{
     KIND_HEADER, REASON_HEADER, SOURCE_TOPIC_HEADER, STAGE_HEADER, header_text,
 };
 use switchyard_runtime::{CancellationToken, names};
+use switchyard_schemas::ReportAck;
 use switchyard_tests::{Stack, produce_raw, read_topic, sample_submission};
 
-/// The one dead letter of `topic`, checked: its bytes, key and headers.
+/// The one dead letter of `topic`, checked: its bytes, key and headers (`kind`, a reason
+/// containing `reason`).
 async fn dead_letter_of(
     stack: &Stack,
     topic: &str,
     key: &str,
     payload: &[u8],
+    (kind, reason): (&str, &str),
 ) -> anyhow::Result<()> {
     let dead = read_topic(
         &stack.runtime.kafka,
@@ -37,13 +41,9 @@ async fn dead_letter_of(
         .headers()
         .ok_or_else(|| anyhow::anyhow!("{topic}: no headers"))?;
     let header = |name| header_text(headers, name).unwrap_or_default();
+    anyhow::ensure!(header(KIND_HEADER) == kind, "{}", header(KIND_HEADER));
     anyhow::ensure!(
-        header(KIND_HEADER) == "undecodable",
-        "{}",
-        header(KIND_HEADER)
-    );
-    anyhow::ensure!(
-        header(REASON_HEADER).contains("wire format"),
+        header(REASON_HEADER).contains(reason),
         "{topic}: reason {:?}",
         header(REASON_HEADER)
     );
@@ -57,7 +57,7 @@ async fn dead_letter_of(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn undecodable_history_input_is_dead_lettered_with_its_reason() -> anyhow::Result<()> {
+async fn bad_history_input_is_dead_lettered_with_its_reason() -> anyhow::Result<()> {
     let stack = Stack::start(&[]).await?;
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("history.db").display());
@@ -67,7 +67,22 @@ async fn undecodable_history_input_is_dead_lettered_with_its_reason() -> anyhow:
     let garbage = b"this is not avro".to_vec();
     let truncated = vec![0u8, 0, 0];
     produce_raw(&stack.runtime, names::ACCEPTED, "acme", &garbage).await?;
-    produce_raw(&stack.runtime, names::REPORT_ACKS, "m-acked", &truncated).await?;
+    produce_raw(&stack.runtime, names::FINAL, "m-final", &truncated).await?;
+    // Well formed, but naming no message.
+    let no_id = stack
+        .runtime
+        .codec
+        .encode(
+            names::REPORT_ACKS,
+            &ReportAck {
+                message_id: String::new(),
+                customer_id: "acme".into(),
+                client_id: "acme-web".into(),
+                acked_at: 1,
+            },
+        )
+        .await?;
+    produce_raw(&stack.runtime, names::REPORT_ACKS, "acme", &no_id).await?;
     let good = stack
         .runtime
         .codec
@@ -85,8 +100,11 @@ async fn undecodable_history_input_is_dead_lettered_with_its_reason() -> anyhow:
         shutdown.clone(),
     ));
     let outcome = async {
-        dead_letter_of(&stack, names::ACCEPTED, "acme", &garbage).await?;
-        dead_letter_of(&stack, names::REPORT_ACKS, "m-acked", &truncated).await?;
+        let undecodable = ("undecodable", "wire format");
+        dead_letter_of(&stack, names::ACCEPTED, "acme", &garbage, undecodable).await?;
+        dead_letter_of(&stack, names::FINAL, "m-final", &truncated, undecodable).await?;
+        let no_message = ("invalid", "acked record without a message id");
+        dead_letter_of(&stack, names::REPORT_ACKS, "acme", &no_id, no_message).await?;
         // The record after the bad one is kept: the role did not stop at it.
         let started = Instant::now();
         loop {
