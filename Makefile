@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop cassandra-start cassandra-stop bench clean api-check
+.PHONY: setup build test unit lint fmt up down kafka-start kafka-stop cassandra-start cassandra-stop bench bench-history clean api-check
 
 ## setup: install build-essential, Apache Kafka and Cassandra 5.0 (Maven Central jars), the Python test client and the SMSC simulator (once per machine)
 setup:
@@ -60,3 +60,7 @@ api-check: setup
 ## bench: end-to-end throughput and latency next to the broker's raw rate (release build)
 bench: setup
 	$(CARGO) run --release -q -p switchyard-tests --bin bench -- $(BENCH_ARGS)
+
+## bench-history: 1M history events into each engine (SQLite, CQL on its own Cassandra or $SWITCHYARD_TEST_CQL): write rate, p50/p99 of every query
+bench-history: setup
+	$(CARGO) run --release -q -p switchyard-tests --bin bench_history -- $(BENCH_ARGS)

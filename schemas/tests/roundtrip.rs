@@ -311,7 +311,7 @@ proptest! {
     ) {
         let prices = limits.iter().map(|(k, v)| (k.clone(), i64::from(*v) * 1_000)).collect();
         let night_ads = if ratio % 2 == 0 { NightAds::Hold } else { NightAds::Reject };
-        roundtrip(&CustomerConfig { customer_id: "c".into(), name: "C".into(), enabled: true, channels: channels.clone(), bill_codes: vec!["b".into()], tps_limits: limits, prepaid: false, night_ads, auto_lms_upgrade: ratio > 0, prices, dedup_window_hours: 24 });
+        roundtrip(&CustomerConfig { customer_id: "c".into(), name: "C".into(), enabled: true, channels: channels.clone(), bill_codes: vec!["b".into()], tps_limits: limits, prepaid: false, night_ads, auto_lms_upgrade: ratio > 0, prices, dedup_window_hours: 24, history_retention_days: if ratio > 0 { Some(ratio) } else { None } });
         roundtrip(&BillCode { customer_id: "c".into(), code: "광고-1".into(), ad_check: ratio > 0, description: secret.clone().unwrap_or_default() });
         roundtrip(&ApiClientConfig { client_id: "k".into(), customer_id: "c".into(), key_hash: "ab".into(), report_url: None, signing_secret: secret, signing_secret_previous: None, enabled: true, rate_limit_per_second: Some(ratio) });
         roundtrip(&SenderConfig { name: "s".into(), group: "g".into(), channel: Channel::Sms, carriers: vec!["skt".into()], kind: "http".into(), endpoint: "http://x".into(), tps: None, enabled: true, settings });

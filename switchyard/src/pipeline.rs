@@ -188,13 +188,12 @@ pub async fn start(
     };
     let history = if needs_history {
         // Waits (logged, with backoff) while the store is unreachable, like the brokers.
-        match HistoryStore::open_waiting(
-            &settings.history_url,
-            settings.history_retention.clone(),
-            shutdown,
-        )
-        .await?
-        {
+        // Customers' own `history_retention_days` apply as the customers table changes.
+        let retention = settings
+            .history_retention
+            .clone()
+            .following(tables.customers.clone());
+        match HistoryStore::open_waiting(&settings.history_url, retention, shutdown).await? {
             Some(store) => Some(store),
             None => return Ok(running),
         }

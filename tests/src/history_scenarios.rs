@@ -19,7 +19,7 @@ pub use search::{
     searching_lists_a_clients_messages_by_time_and_filters,
     sender_statistics_count_final_outcomes_per_sender,
 };
-pub use stores::{Engine, TestHistory};
+pub use stores::{Engine, PipelineHistory, TestHistory};
 
 const DAY_MS: i64 = 86_400_000;
 

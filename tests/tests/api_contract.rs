@@ -1,11 +1,14 @@
 //! Schemathesis (`st run --checks all`) against a running ingress: every answer must match the
-//! OpenAPI document the ingress serves, including a GET right after a 202 (read your writes).
+//! OpenAPI document the ingress serves, including a GET right after a 202 (read your writes),
+//! on each history engine (SQLite and CQL, `SWITCHYARD_TEST_CQL`).
 
 use std::process::Command;
 
 use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_runtime::Processing;
+use switchyard_tests::history_scenarios::{Engine, PipelineHistory};
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
-use switchyard_tests::repo_root;
+use switchyard_tests::{TestEnv, repo_root};
 
 /// Test cases per operation; `SWITCHYARD_SCHEMATHESIS_EXAMPLES` raises it for a deeper run.
 fn max_examples() -> String {
@@ -13,8 +16,31 @@ fn max_examples() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn schemathesis_finds_nothing_against_the_running_ingress() -> anyhow::Result<()> {
-    let pipeline = Pipeline::start(&[], SimulatorSettings::default()).await?;
+async fn schemathesis_finds_nothing_against_the_running_ingress_on_sqlite() -> anyhow::Result<()> {
+    schemathesis_finds_nothing_against_the_running_ingress(Engine::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_nothing_against_the_running_ingress_on_cql() -> anyhow::Result<()> {
+    schemathesis_finds_nothing_against_the_running_ingress(Engine::Cql).await
+}
+
+async fn schemathesis_finds_nothing_against_the_running_ingress(
+    engine: Engine,
+) -> anyhow::Result<()> {
+    let history = engine.for_pipeline()?;
+    if history == PipelineHistory::Skipped {
+        return Ok(());
+    }
+    let pipeline = Pipeline::start_configured(
+        TestEnv::new()?,
+        &[],
+        SimulatorSettings::default(),
+        Processing::default(),
+        "",
+        |settings| history.apply(settings),
+    )
+    .await?;
     let st = repo_root().join(".venv/bin/st");
     let workdir = tempfile::tempdir()?;
     let url = format!("{}/openapi.json", pipeline.ingress_url);

@@ -1,7 +1,8 @@
 //! Report delivery end to end, every role running on the real broker (100 ms callback minute):
 //! a client whose receiver is down for the whole schedule finds its report in the pull API
 //! after the eleventh attempt, sees every attempt on the message, and an ack clears it; a replay
-//! sends a client's reports again with their original event ids.
+//! sends a client's reports again with their original event ids. Each on both history engines
+//! (SQLite and CQL, `SWITCHYARD_TEST_CQL`).
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_runtime::Processing;
+use switchyard_tests::history_scenarios::{Engine, PipelineHistory};
 use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 use switchyard_tests::processes::switchyard_bin;
 use switchyard_tests::{TestEnv, free_port};
@@ -21,8 +23,40 @@ async fn get(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<(u1
     Ok((response.status().as_u16(), response.json().await?))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_exhausted_report_is_pulled_with_its_attempts_and_acked() -> anyhow::Result<()> {
+/// Each test once per history engine.
+macro_rules! on_both_engines {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::Engine::Sqlite).await
+                }
+            )*
+        }
+        mod cql {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() -> anyhow::Result<()> {
+                    super::$test(super::Engine::Cql).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_engines!(
+    an_exhausted_report_is_pulled_with_its_attempts_and_acked,
+    a_replay_sends_a_clients_reports_again_with_the_same_event_ids,
+);
+
+async fn an_exhausted_report_is_pulled_with_its_attempts_and_acked(
+    engine: Engine,
+) -> anyhow::Result<()> {
+    let history = engine.for_pipeline()?;
+    if history == PipelineHistory::Skipped {
+        return Ok(());
+    }
     // Nothing listens on this port: every webhook to it fails at once.
     let down = format!("http://127.0.0.1:{}/hook", free_port());
     let extra = format!(
@@ -44,7 +78,7 @@ report_url = "{down}"
         SimulatorSettings::default(),
         Processing::default(),
         &extra,
-        |_| {},
+        |settings| history.apply(settings),
     )
     .await?;
     let http = reqwest::Client::new();
@@ -116,9 +150,22 @@ report_url = "{down}"
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_replay_sends_a_clients_reports_again_with_the_same_event_ids() -> anyhow::Result<()> {
-    let pipeline = Pipeline::start(&[], SimulatorSettings::default()).await?;
+async fn a_replay_sends_a_clients_reports_again_with_the_same_event_ids(
+    engine: Engine,
+) -> anyhow::Result<()> {
+    let history = engine.for_pipeline()?;
+    if history == PipelineHistory::Skipped {
+        return Ok(());
+    }
+    let pipeline = Pipeline::start_configured(
+        TestEnv::new()?,
+        &[],
+        SimulatorSettings::default(),
+        Processing::default(),
+        "",
+        |settings| history.apply(settings),
+    )
+    .await?;
     let http = reqwest::Client::new();
     post_batch(&http, &pipeline.ingress_url, "replay", 0, 3).await?;
     let inbox = pipeline.inbox.clone();

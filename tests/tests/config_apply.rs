@@ -280,6 +280,7 @@ prices = { sms = 9, lms = 30 }
 night_ads = "hold"
 prepaid = true
 dedup_window_hours = 48
+history_retention_days = 90
 
 [[bill_codes]]
 customer = "acme"
@@ -329,6 +330,16 @@ async fn out_of_range_config_fails_apply_naming_the_field_and_writes_nothing() -
             "dedup_window_hours = 48",
             "dedup_window_hours = 10000",
             "dedup_window_hours is 10000",
+        ),
+        (
+            "history_retention_days = 90",
+            "history_retention_days = 0",
+            "customers[0] (customer \"acme\").history_retention_days is 0, not between 1 and 3650",
+        ),
+        (
+            "history_retention_days = 90",
+            "history_retention_days = 3651",
+            "history_retention_days is 3651",
         ),
         (
             r#"night_ads = "hold""#,

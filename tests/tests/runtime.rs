@@ -365,6 +365,7 @@ async fn a_table_follows_its_compacted_topic() -> anyhow::Result<()> {
         auto_lms_upgrade: false,
         prices: Default::default(),
         dedup_window_hours: 24,
+        history_retention_days: None,
     };
     let put = |output: Output| {
         let runtime = stack.runtime.clone();

@@ -13,6 +13,9 @@ use crate::file::{ConfigFile, SenderEntry};
 /// of the window in memory.
 pub const MAX_DEDUP_WINDOW_HOURS: i32 = 720;
 
+/// The longest history retention a customer may ask for (ten years).
+pub const MAX_HISTORY_RETENTION_DAYS: i32 = 3650;
+
 /// Every field-level check that needs the whole file; the first problem found, naming its
 /// field.
 pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
@@ -55,6 +58,14 @@ pub(crate) fn check(file: &ConfigFile) -> Result<(), ConfigError> {
                     "is {}, not between 1 and {MAX_DEDUP_WINDOW_HOURS}",
                     c.dedup_window_hours
                 ),
+            ));
+        }
+        if let Some(days) = c.history_retention_days
+            && !(1..=MAX_HISTORY_RETENTION_DAYS).contains(&days)
+        {
+            return Err(field(
+                &format!("{at}.history_retention_days"),
+                &format!("is {days}, not between 1 and {MAX_HISTORY_RETENTION_DAYS}"),
             ));
         }
         if let Some(night_ads) = &c.night_ads

@@ -66,6 +66,9 @@ pub struct CustomerEntry {
     /// rejected as duplicate); 24 by default.
     #[serde(default = "day")]
     pub dedup_window_hours: i32,
+    /// Days the history keeps this customer's messages (1-3650); absent: the history's global
+    /// `--history-retention-days`.
+    pub history_retention_days: Option<i32>,
 }
 
 fn day() -> i32 {
@@ -255,6 +258,7 @@ impl ConfigFile {
                 auto_lms_upgrade: c.auto_lms_upgrade,
                 prices: c.prices.clone(),
                 dedup_window_hours: c.dedup_window_hours,
+                history_retention_days: c.history_retention_days,
             };
             unique(
                 desired.customers.insert(c.id.clone(), record),

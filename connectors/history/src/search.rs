@@ -148,21 +148,30 @@ impl SqliteHistory {
     ) -> Result<MessagePage, HistoryError> {
         let (after_at, after_id) = start_after(cursor)?;
         let connection = self.lock();
-        let mut statement = connection.prepare_cached(
+        // Written so SQLite can use an index: with a client message id, its equality (on
+        // `messages_by_client_message_id`); else the acceptance-time range in index order (on
+        // `messages_by_customer`; for a range starting after 0 a message without a time, taken
+        // as 0, cannot match either way). `?7 IS NULL OR …` or `coalesce(…)` scan every one
+        // of the customer's messages.
+        let (by_client_message_id, at) = match (&query.client_message_id, query.from > 0) {
+            (Some(_), _) => ("client_message_id = ?7", "coalesce(accepted_at, 0)"),
+            (None, true) => ("?7 IS NULL", "accepted_at"),
+            (None, false) => ("?7 IS NULL", "coalesce(accepted_at, 0)"),
+        };
+        let mut statement = connection.prepare_cached(&format!(
             "SELECT message_id, client_id, client_message_id, channel, recipient, status,
                     result_code, accepted_at, done_at
              FROM messages
              WHERE customer_id = ?1 AND (client_id = ?2 OR client_id IS NULL)
-               AND coalesce(accepted_at, 0) >= ?3 AND coalesce(accepted_at, 0) < ?4
-               AND (coalesce(accepted_at, 0) > ?5
-                    OR (coalesce(accepted_at, 0) = ?5 AND message_id > ?6))
-               AND (?7 IS NULL OR client_message_id = ?7)
+               AND {at} >= ?3 AND {at} < ?4
+               AND ({at} > ?5 OR ({at} = ?5 AND message_id > ?6))
+               AND {by_client_message_id}
                AND (?8 IS NULL OR status = ?8)
                AND (?9 IS NULL OR channel = ?9)
                AND (?10 IS NULL OR recipient = ?10)
-             ORDER BY coalesce(accepted_at, 0), message_id
-             LIMIT ?11",
-        )?;
+             ORDER BY {at}, message_id
+             LIMIT ?11"
+        ))?;
         let rows = statement.query_map(
             params![
                 query.customer_id,

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use switchyard_runtime::{
-    AsyncProcessor, CancellationToken, Origin, Output, RunnerOptions, Runtime, StageError, names,
+    AsyncProcessor, CancellationToken, Invalid, Origin, Output, RunnerOptions, Runtime, StageError,
+    names,
 };
 use switchyard_schemas::{
     CallbackResult, DeliveryReport, DispatchOutcome, FinalReport, Rejection, ReportAck,
@@ -48,7 +49,14 @@ impl<T: HistoryRecord> AsyncProcessor for HistorySink<T> {
         input: T,
         origin: Origin<'a>,
     ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
-        self.pending().push(input.event(origin));
+        let event = input.event(origin);
+        // A record naming no message cannot be kept (CQL refuses an empty key): written, it
+        // would fail its batch forever; it goes to the dead-letter topic instead.
+        if event.message_id.is_empty() {
+            let invalid = Invalid::new(format!("{} record without a message id", event.kind));
+            return Box::pin(std::future::ready(Err(invalid.into())));
+        }
+        self.pending().push(event);
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
 

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_customer ON messages (customer_id, accepted_at);
 CREATE INDEX IF NOT EXISTS messages_by_client_message_id ON messages (customer_id, client_message_id);
+CREATE INDEX IF NOT EXISTS messages_by_done ON messages (customer_id, done_at);
 CREATE TABLE IF NOT EXISTS events (
     event_key  TEXT PRIMARY KEY,
     message_id TEXT NOT NULL,

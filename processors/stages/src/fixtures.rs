@@ -69,6 +69,7 @@ pub fn tables_with(change: impl FnOnce(&mut CustomerConfig)) -> ConfigTables {
         auto_lms_upgrade: false,
         prices: Default::default(),
         dedup_window_hours: 24,
+        history_retention_days: None,
     };
     change(&mut acme);
     ConfigTables::fixed(
@@ -86,6 +87,7 @@ pub fn tables_with(change: impl FnOnce(&mut CustomerConfig)) -> ConfigTables {
                 auto_lms_upgrade: false,
                 prices: Default::default(),
                 dedup_window_hours: 24,
+                history_retention_days: None,
             },
         ],
         vec![

@@ -24,6 +24,9 @@ pub struct CustomerConfig {
     pub prices: BTreeMap<String, i64>,
     /// How long a client_message_id stays taken (hours).
     pub dedup_window_hours: i32,
+    /// Days the history keeps this customer's messages; none: the history's global default.
+    #[serde(default)]
+    pub history_retention_days: Option<i32>,
 }
 
 /// What a customer wants done with an ad submitted in the quiet hours (21:00–08:00 KST).

@@ -1,23 +1,55 @@
-//! Retention scenarios: messages past their customer's retention leave every query.
+//! Retention scenarios: messages past their customer's retention leave every query; each
+//! customer's days come from its config (`history_retention_days`), the rest get the default.
 
 use std::time::Duration;
 
 use anyhow::ensure;
 use switchyard_history::{CallbackState, Retention};
+use switchyard_runtime::{Table, names};
+use switchyard_schemas::CustomerConfig;
 
 use super::events::{callback_event, final_event};
 use super::stores::TestHistory;
 
-/// A store whose "days" last three seconds (long enough to see a message before it expires on
-/// a loaded machine), keeping `acme` 1 day and everyone else 30.
-pub fn short_retention() -> Retention {
-    let retention = Retention::new(Some(30)).with_day(Duration::from_secs(3));
-    retention.set_customer("acme", Some(1));
-    retention
+/// A customer's config with its own history retention (or none).
+fn customer(id: &str, history_retention_days: Option<i32>) -> (String, CustomerConfig) {
+    let config = CustomerConfig {
+        customer_id: id.into(),
+        name: id.into(),
+        enabled: true,
+        channels: Vec::new(),
+        bill_codes: Vec::new(),
+        tps_limits: Default::default(),
+        prepaid: false,
+        night_ads: Default::default(),
+        auto_lms_upgrade: false,
+        prices: Default::default(),
+        dedup_window_hours: 24,
+        history_retention_days,
+    };
+    (id.into(), config)
 }
 
-/// With `short_retention`: once a customer's retention has passed its messages leave every
-/// query; another customer's stay.
+/// A store whose "days" last three seconds (long enough to see a message before it expires on
+/// a loaded machine), following a customers table where `acme` keeps 1 day and `beta` 30;
+/// `gamma` has no setting and gets the global default, 30.
+pub fn short_retention() -> Retention {
+    let customers = Table::from_entries(
+        names::CONFIG_CUSTOMERS,
+        [
+            customer("acme", Some(1)),
+            customer("beta", Some(30)),
+            customer("gamma", None),
+        ],
+    );
+    Retention::new(Some(30))
+        .with_day(Duration::from_secs(3))
+        .following(customers)
+}
+
+/// With `short_retention`: once a customer's retention (from its config) has passed its
+/// messages leave every query; another customer's stay, and so do those of a customer on the
+/// default.
 pub async fn messages_past_their_customers_retention_leave_every_query(
     history: &TestHistory,
 ) -> anyhow::Result<()> {
@@ -28,6 +60,9 @@ pub async fn messages_past_their_customers_retention_leave_every_query(
         .await?;
     store
         .record(&final_event("kept", "beta", None, now, "failed"))
+        .await?;
+    store
+        .record(&final_event("default", "gamma", None, now, "failed"))
         .await?;
     store
         .record(&callback_event("old", 1, CallbackState::Retrying))
@@ -67,5 +102,9 @@ pub async fn messages_past_their_customers_retention_leave_every_query(
         .ok_or_else(|| anyhow::anyhow!("beta keeps 30"))?;
     ensure!(kept.events.len() == 1, "{kept:?}");
     ensure!(store.failure_summary("beta", now - 1, now + 1).await?.len() == 1);
+    ensure!(
+        store.message("default").await?.is_some(),
+        "gamma has the default, 30"
+    );
     Ok(())
 }

@@ -57,6 +57,45 @@ impl Engine {
     }
 }
 
+/// The history a pipeline test runs with on an engine (`Engine::for_pipeline`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipelineHistory {
+    /// SQLite: the pipeline's own file in its temporary directory.
+    Own,
+    /// CQL: a fresh keyspace on the run's server (this URL).
+    Cql(String),
+    /// CQL skipped this run (`SWITCHYARD_SKIP_CQL=1`): the test does nothing.
+    Skipped,
+}
+
+impl Engine {
+    /// The history a pipeline test on this engine runs with.
+    pub fn for_pipeline(self) -> anyhow::Result<PipelineHistory> {
+        Ok(match self {
+            Engine::Sqlite => PipelineHistory::Own,
+            Engine::Cql => match shared_cql()? {
+                Some(node) => {
+                    let id = uuid::Uuid::new_v4().simple().to_string();
+                    PipelineHistory::Cql(format!("cql://{node}/p{}", &id[..12]))
+                }
+                None => {
+                    eprintln!("CQL pipeline test skipped (SWITCHYARD_SKIP_CQL=1)");
+                    PipelineHistory::Skipped
+                }
+            },
+        })
+    }
+}
+
+impl PipelineHistory {
+    /// Point the pipeline's role settings at this history.
+    pub fn apply(&self, settings: &mut switchyard::pipeline::Settings) {
+        if let PipelineHistory::Cql(url) = self {
+            settings.history_url = url.clone();
+        }
+    }
+}
+
 impl TestHistory {
     /// Let `time` pass for the retention: SQLite purges as of now + `time` (an injected
     /// clock); CQL waits for the TTLs (keep `time` to seconds: retention days of a second).
