@@ -405,6 +405,21 @@ pub async fn read_all(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<Vec<
     Ok(messages)
 }
 
+/// Every value of the logical `topic` (read_committed) decoded as `T`; tombstones skipped.
+pub async fn read_values<T: switchyard_schemas::Record>(
+    runtime: &Runtime,
+    topic: &str,
+) -> anyhow::Result<Vec<T>> {
+    use rdkafka::Message;
+    let mut out = Vec::new();
+    for message in read_all(&runtime.kafka, topic).await? {
+        if let Some(payload) = message.payload() {
+            out.push(runtime.codec.decode::<T>(payload).await?);
+        }
+    }
+    Ok(out)
+}
+
 /// Committed offsets of a consumer group on a logical topic, summed over partitions.
 pub fn committed_total(kafka: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<i64> {
     let topic = &kafka.topic(topic);

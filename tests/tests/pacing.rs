@@ -7,29 +7,18 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use switchyard_carrier_http::simulator::SimulatorSettings;
-use switchyard_runtime::{Output, Processing, Runtime, names};
+use switchyard_runtime::{Output, Processing, names};
 use switchyard_schemas::{
-    HeldMessage, Priority, Record, RoutingDecision, Submission, ValidatedMessage, now_millis,
+    HeldMessage, Priority, RoutingDecision, Submission, ValidatedMessage, now_millis,
 };
 use switchyard_stages::clock::ManualClock;
 use switchyard_stages::policy::night_hours::KST_OFFSET_MS;
 use switchyard_tests::pipeline::Pipeline;
-use switchyard_tests::{Stack, TestEnv, read_all, sample_submission};
+use switchyard_tests::{Stack, TestEnv, read_values, sample_submission};
 use tokio::time::Instant;
 
 const DAY_MS: i64 = 86_400_000;
 const HOUR_MS: i64 = 3_600_000;
-
-async fn values<T: Record>(runtime: &Runtime, topic: &str) -> anyhow::Result<Vec<T>> {
-    use rdkafka::Message;
-    let mut out = Vec::new();
-    for message in read_all(&runtime.kafka, topic).await? {
-        if let Some(payload) = message.payload() {
-            out.push(runtime.codec.decode::<T>(payload).await?);
-        }
-    }
-    Ok(out)
-}
 
 fn submission(id: &str, customer: &str, i: usize) -> Submission {
     let mut s = sample_submission(Some(id), customer, &format!("pacing {i}"));
@@ -124,7 +113,7 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
             .await?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while values::<RoutingDecision>(&runtime, names::ROUTED)
+    while read_values::<RoutingDecision>(&runtime, names::ROUTED)
         .await?
         .len()
         < 2
@@ -155,7 +144,7 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
     // B: routed within a second of its submission, each once.
     let deadline = Instant::now() + Duration::from_secs(30);
     let b_routed = loop {
-        let routed = values::<RoutingDecision>(&runtime, names::ROUTED).await?;
+        let routed = read_values::<RoutingDecision>(&runtime, names::ROUTED).await?;
         let b_routed: Vec<RoutingDecision> = routed
             .into_iter()
             .filter(|r| r.customer_id == b && r.message_id != "warm-b")
@@ -171,7 +160,7 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
         .map(|r| r.routed_at - b_submitted)
         .max()
         .unwrap_or_default();
-    let b_validated_slowest = values::<ValidatedMessage>(&runtime, names::VALIDATED)
+    let b_validated_slowest = read_values::<ValidatedMessage>(&runtime, names::VALIDATED)
         .await?
         .iter()
         .filter(|v| v.customer_id == b)
@@ -187,7 +176,7 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
     // A: all 2,000 validated, each once, no faster than 100 a second over the run.
     let deadline = Instant::now() + Duration::from_secs(90);
     let a_validated = loop {
-        let validated = values::<ValidatedMessage>(&runtime, names::VALIDATED).await?;
+        let validated = read_values::<ValidatedMessage>(&runtime, names::VALIDATED).await?;
         let a: Vec<ValidatedMessage> = validated
             .into_iter()
             .filter(|v| v.customer_id == "pacer-a" && v.message_id != "warm-a")
@@ -220,7 +209,7 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
         "A is paced at its limit, not slower: {rate:.1}"
     );
     // Every paced message went through messages.paced once.
-    let paced = values::<HeldMessage>(&runtime, names::PACED).await?;
+    let paced = read_values::<HeldMessage>(&runtime, names::PACED).await?;
     let paced_ids: HashSet<&str> = paced.iter().map(|p| p.message_id.as_str()).collect();
     assert_eq!(paced_ids.len(), paced.len(), "paced once each");
     assert!(
@@ -282,7 +271,7 @@ async fn a_held_night_ad_is_released_at_its_time_and_sent_once() -> anyhow::Resu
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let routed = loop {
-        let routed: Vec<RoutingDecision> = values::<RoutingDecision>(&runtime, names::ROUTED)
+        let routed: Vec<RoutingDecision> = read_values::<RoutingDecision>(&runtime, names::ROUTED)
             .await?
             .into_iter()
             .filter(|r| r.message_id == "night-ad-1")
@@ -293,17 +282,18 @@ async fn a_held_night_ad_is_released_at_its_time_and_sent_once() -> anyhow::Resu
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     assert_eq!(routed.len(), 1, "the released ad is routed");
-    let held: Vec<HeldMessage> = values::<HeldMessage>(&runtime, names::HELD).await?;
+    let held: Vec<HeldMessage> = read_values::<HeldMessage>(&runtime, names::HELD).await?;
     assert_eq!(held.len(), 1, "held once");
     assert!(held[0].release_at < now, "its time had come");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let validated: HashMap<String, usize> = values::<ValidatedMessage>(&runtime, names::VALIDATED)
-        .await?
-        .into_iter()
-        .fold(HashMap::new(), |mut m, v| {
-            *m.entry(v.message_id).or_default() += 1;
-            m
-        });
+    let validated: HashMap<String, usize> =
+        read_values::<ValidatedMessage>(&runtime, names::VALIDATED)
+            .await?
+            .into_iter()
+            .fold(HashMap::new(), |mut m, v| {
+                *m.entry(v.message_id).or_default() += 1;
+                m
+            });
     assert_eq!(
         validated.get("night-ad-1"),
         Some(&1),

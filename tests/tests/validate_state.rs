@@ -18,7 +18,7 @@ use switchyard_schemas::{
 };
 use switchyard_tests::pipeline::Pipeline;
 use switchyard_tests::processes::{Connection, RoleProcess};
-use switchyard_tests::{TestEnv, read_all, sample_submission};
+use switchyard_tests::{TestEnv, read_values, sample_submission};
 use tokio::time::Instant;
 
 fn log_dir(test: &str, env: &TestEnv) -> PathBuf {
@@ -28,18 +28,6 @@ fn log_dir(test: &str, env: &TestEnv) -> PathBuf {
             "{test}-{}",
             env.namespace.prefix().trim_end_matches('.')
         ))
-}
-
-/// Decoded values of a logical topic (read_committed).
-async fn values<T: Record>(runtime: &Runtime, topic: &str) -> anyhow::Result<Vec<T>> {
-    use rdkafka::Message;
-    let mut out = Vec::new();
-    for message in read_all(&runtime.kafka, topic).await? {
-        if let Some(payload) = message.payload() {
-            out.push(runtime.codec.decode::<T>(payload).await?);
-        }
-    }
-    Ok(out)
 }
 
 /// Wait until `done` holds for the values of `topic`.
@@ -52,7 +40,7 @@ async fn wait_for<T: Record>(
 ) -> anyhow::Result<Vec<T>> {
     let deadline = Instant::now() + timeout;
     loop {
-        let seen = values::<T>(runtime, topic).await?;
+        let seen = read_values::<T>(runtime, topic).await?;
         if done(&seen) {
             return Ok(seen);
         }
@@ -177,9 +165,9 @@ async fn duplicates_are_caught_across_a_kill_9_of_validate() -> anyhow::Result<(
     .await?;
     // Give a stray extra record the time to show up before counting exactly.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rejected = values::<Rejection>(&runtime, names::REJECTED).await?;
-    let routed = values::<RoutingDecision>(&runtime, names::ROUTED).await?;
-    let validated = values::<ValidatedMessage>(&runtime, names::VALIDATED).await?;
+    let rejected = read_values::<Rejection>(&runtime, names::REJECTED).await?;
+    let routed = read_values::<RoutingDecision>(&runtime, names::ROUTED).await?;
+    let validated = read_values::<ValidatedMessage>(&runtime, names::VALIDATED).await?;
 
     assert_eq!(validated.len(), 900, "900 valid, each once");
     assert_eq!(routed.len(), 900, "900 routed, each once");
@@ -319,7 +307,7 @@ async fn a_prepaid_balance_is_exact_when_validate_and_report_are_killed() -> any
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let ledger = values::<BalanceEvent>(&runtime, names::BALANCE_LEDGER).await?;
+    let ledger = read_values::<BalanceEvent>(&runtime, names::BALANCE_LEDGER).await?;
     let count = |kind: BalanceKind| ledger.iter().filter(|e| e.kind == kind).count() as i64;
     assert_eq!(count(BalanceKind::Credit), 1, "the credit applied once");
     assert_eq!(

@@ -4,13 +4,13 @@
 //! (`ledger.balances`). The admin API will call the same functions.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use switchyard_runtime::{CancellationToken, ConfigTables, Output, Runtime, Table, names};
+use switchyard_runtime::{Output, Runtime, names};
 use switchyard_schemas::{BalanceCommand, BalanceEvent, BalanceKind, StateEntry, now_millis};
 use switchyard_stages::balances::customer_of;
 
 use crate::ConfigError;
+use crate::read::{last_values, tables};
 
 /// A credit to request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +108,8 @@ pub async fn show(
     runtime: &Runtime,
     customer: Option<&str>,
 ) -> Result<Vec<BalanceRow>, ConfigError> {
-    let snapshot = read::<StateEntry>(runtime, names::STATE_VALIDATE).await?;
-    let ledger = read::<BalanceEvent>(runtime, names::BALANCE_LEDGER).await?;
+    let snapshot = last_values::<StateEntry>(runtime, names::STATE_VALIDATE).await?;
+    let ledger = last_values::<BalanceEvent>(runtime, names::BALANCE_LEDGER).await?;
     let mut rows: BTreeMap<String, BalanceRow> = BTreeMap::new();
     for (key, entry) in snapshot {
         if let Some(id) = customer_of(&key) {
@@ -127,29 +127,4 @@ pub async fn show(
         .into_values()
         .filter(|row| customer.is_none_or(|c| c == row.customer_id))
         .collect())
-}
-
-/// The last value per key of a topic.
-async fn read<T: switchyard_schemas::Record + Clone>(
-    runtime: &Runtime,
-    topic: &str,
-) -> Result<std::collections::HashMap<String, T>, ConfigError> {
-    let shutdown = CancellationToken::new();
-    let table = Table::<String, T>::start(runtime, topic, shutdown.clone()).await;
-    let table = match table {
-        Ok(table) => table
-            .wait_ready(Duration::from_secs(60))
-            .await
-            .map(|_| table),
-        Err(e) => Err(e),
-    };
-    shutdown.cancel();
-    Ok(table?.snapshot())
-}
-
-async fn tables(runtime: &Runtime) -> Result<ConfigTables, ConfigError> {
-    let shutdown = CancellationToken::new();
-    let tables = ConfigTables::start(runtime, shutdown.clone()).await;
-    shutdown.cancel();
-    Ok(tables?)
 }

@@ -10,6 +10,7 @@ mod file;
 mod mask;
 pub mod policy;
 mod prune_topics;
+mod read;
 
 pub use apply::{ConfigReport, PRUNE_CONFIRM_ABOVE, Plan, apply, plan, show};
 pub use file::{ConfigFile, Desired, hash_api_key};

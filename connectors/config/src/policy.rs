@@ -2,13 +2,12 @@
 //! through the shared publish path) and `switchyard policy blocks` (the content-policy blocks
 //! recorded in `messages.rejected`).
 
-use std::time::Duration;
-
-use switchyard_runtime::{CancellationToken, ConfigTables, Output, Runtime, Table, names};
+use switchyard_runtime::{ConfigTables, Output, Runtime, names};
 use switchyard_schemas::{ContentPolicy, Rejection};
 use switchyard_stages::policy::{keywords, night_hours};
 
 use crate::ConfigError;
+use crate::read::{last_values, tables};
 
 /// What a words command changed in one policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -35,13 +34,6 @@ impl std::fmt::Display for WordsChange {
             self.words.len()
         )
     }
-}
-
-async fn tables(runtime: &Runtime) -> Result<ConfigTables, ConfigError> {
-    let shutdown = CancellationToken::new();
-    let tables = ConfigTables::start(runtime, shutdown.clone()).await;
-    shutdown.cancel();
-    Ok(tables?)
 }
 
 /// A policy id must be `*` or a configured customer.
@@ -192,18 +184,8 @@ impl std::fmt::Display for Block {
 /// The blocks recorded in `messages.rejected` (rejections with a rule), oldest first: the last
 /// `limit` of those matching the filter.
 pub async fn blocks(runtime: &Runtime, filter: &BlockFilter) -> Result<Vec<Block>, ConfigError> {
-    let shutdown = CancellationToken::new();
-    let table = Table::<String, Rejection>::start(runtime, names::REJECTED, shutdown.clone()).await;
-    let table = match table {
-        Ok(table) => table
-            .wait_ready(Duration::from_secs(60))
-            .await
-            .map(|_| table),
-        Err(e) => Err(e),
-    };
-    shutdown.cancel();
-    let table = table?;
-    Ok(select_blocks(table.snapshot().into_values(), filter))
+    let rejected = last_values::<Rejection>(runtime, names::REJECTED).await?;
+    Ok(select_blocks(rejected.into_values(), filter))
 }
 
 /// The blocks among `rejections` that match `filter`, oldest first.

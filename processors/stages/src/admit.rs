@@ -5,7 +5,7 @@
 //! refused one can be sent again.
 
 use switchyard_runtime::{ConfigTables, StateAccess};
-use switchyard_schemas::{BalanceEvent, HeldMessage, Rejection, Submission};
+use switchyard_schemas::{BalanceEvent, CustomerConfig, HeldMessage, Rejection, Submission};
 
 use crate::pacing::{self, Slot};
 use crate::validate::{Verdict, codes};
@@ -78,16 +78,14 @@ pub fn admit(
             now,
         )
     {
-        if let Some(client_message_id) = client_message_id {
-            duplicates::take(
-                state,
-                &submission.customer_id,
-                client_message_id,
-                message_id,
-                now,
-                customer.dedup_window_hours,
-            );
-        }
+        take_id(
+            state,
+            submission,
+            client_message_id,
+            message_id,
+            now,
+            &customer,
+        );
         let channel = message.submission.channel.as_str();
         return Admitted {
             verdict: Verdict::Paced(HeldMessage {
@@ -123,6 +121,26 @@ pub fn admit(
             }
         }
     }
+    take_id(
+        state,
+        submission,
+        client_message_id,
+        message_id,
+        now,
+        &customer,
+    );
+    Admitted { verdict, ledger }
+}
+
+/// The message takes its client message id (if it has one) for the customer's window.
+fn take_id(
+    state: &mut dyn StateAccess,
+    submission: &Submission,
+    client_message_id: Option<&str>,
+    message_id: &str,
+    now: i64,
+    customer: &CustomerConfig,
+) {
     if let Some(client_message_id) = client_message_id {
         duplicates::take(
             state,
@@ -133,7 +151,6 @@ pub fn admit(
             customer.dedup_window_hours,
         );
     }
-    Admitted { verdict, ledger }
 }
 
 fn refused(
@@ -176,6 +193,17 @@ mod tests {
         let admitted = admit(verdict, tables, state, now, false);
         state.commit();
         admitted
+    }
+
+    /// acme prepaid: sms 20, lms 50, kakao 8.
+    fn prepaid_tables() -> ConfigTables {
+        tables_with(|acme| {
+            acme.prepaid = true;
+            acme.prices = [("sms", 20), ("lms", 50), ("kakao", 8)]
+                .into_iter()
+                .map(|(channel, price)| (channel.to_string(), price))
+                .collect();
+        })
     }
 
     fn code(a: &Admitted) -> Option<&str> {
@@ -279,16 +307,7 @@ mod tests {
 
     #[test]
     fn a_prepaid_message_is_charged_its_channel_price_or_refused() {
-        let tables = tables_with(|acme| {
-            acme.prepaid = true;
-            acme.prices = [
-                ("sms".to_string(), 20),
-                ("lms".to_string(), 50),
-                ("kakao".to_string(), 8),
-            ]
-            .into_iter()
-            .collect();
-        });
+        let tables = prepaid_tables();
         let mut state = PartitionState::default();
         let refused = admitted(with_client_id("m-1", "c-1"), &tables, &mut state, 1);
         assert_eq!(code(&refused), Some(codes::INSUFFICIENT_BALANCE));
@@ -320,16 +339,7 @@ mod tests {
 
     #[test]
     fn judge_writes_the_debit_to_the_ledger_before_the_validated_message() {
-        let tables = tables_with(|acme| {
-            acme.prepaid = true;
-            acme.prices = [
-                ("sms".to_string(), 20),
-                ("lms".to_string(), 50),
-                ("kakao".to_string(), 8),
-            ]
-            .into_iter()
-            .collect();
-        });
+        let tables = prepaid_tables();
         let mut state = PartitionState::default();
         state.put(
             &balances::balance_key("acme"),

@@ -25,10 +25,9 @@ pub fn first_taker(
     message_id: &str,
     now: i64,
 ) -> Option<String> {
-    let entry = state.get(&key(customer_id, client_message_id))?;
-    let live = entry.expires_at.is_none_or(|at| at > now);
-    let first = entry.text.as_deref()?;
-    (live && first != message_id).then(|| first.to_string())
+    taken_by(state, customer_id, client_message_id, now)
+        .filter(|first| *first != message_id)
+        .map(str::to_string)
 }
 
 /// The message holding `client_message_id` in its window at `now`, if any.
