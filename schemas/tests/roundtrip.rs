@@ -144,6 +144,7 @@ fn hop() -> impl Strategy<Value = RouteHop> {
                 carrier,
                 sender_group,
                 sender,
+                reason: outcome.clone().map(|o| format!("because {o}")),
                 outcome,
                 at,
             },
@@ -226,6 +227,7 @@ fn final_report() -> impl Strategy<Value = FinalReport> {
                 attempt,
                 submitted_at,
                 done_at,
+                trail: Vec::new(),
             },
         )
 }
@@ -285,8 +287,9 @@ proptest! {
             event_id: "e".into(), message_id: "m".into(), customer_id: "c".into(), client_id: None,
             client_message_id: Some("x".into()), channel: Channel::Lms, to: "010".into(),
             carrier: "kt".into(), sender: "s".into(),
-            carrier_message_id: cm, status: s, carrier_code: code.clone(), result_code: code, result_text: "t".into(),
+            carrier_message_id: cm.clone(), status: s, carrier_code: code.clone(), result_code: code, result_text: "t".into(),
             attempt: 2, submitted_at: at, reported_at: 3,
+            trail: vec![RouteHop { attempt: 1, carrier: "kt".into(), sender_group: "g".into(), sender: "s0".into(), outcome: Some("sender_down".into()), at: 2, reason: cm.clone() }],
         });
     }
 
@@ -315,10 +318,10 @@ proptest! {
         roundtrip(&BillCode { customer_id: "c".into(), code: "광고-1".into(), ad_check: ratio > 0, description: secret.clone().unwrap_or_default() });
         roundtrip(&ApiClientConfig { client_id: "k".into(), customer_id: "c".into(), key_hash: "ab".into(), report_url: None, signing_secret: secret, signing_secret_previous: None, enabled: true, rate_limit_per_second: Some(ratio) });
         roundtrip(&SenderConfig { name: "s".into(), group: "g".into(), channel: Channel::Sms, carriers: vec!["skt".into()], kind: "http".into(), endpoint: "http://x".into(), tps: None, enabled: true, settings });
-        roundtrip(&RouteRule { customer_id: "*".into(), channel: Channel::Lms, carriers: vec![CarrierRoute { carrier: "kt".into(), groups: vec![GroupShare { group: "a".into(), ratio }] }] });
+        roundtrip(&RouteRule { customer_id: "*".into(), channel: Channel::Lms, carriers: vec![CarrierRoute { carrier: "kt".into(), groups: vec![GroupShare { group: "a".into(), ratio }] }], other_carriers: ratio > 0 });
         roundtrip(&ContentPolicy { policy_id: "*".into(), blocked_keywords: channels.iter().map(|c| c.to_string()).collect(), ad_prefix: "(광고)".into(), ad_opt_out_marker: "무료수신거부".into(), ad_quiet_start_hour: 21, ad_quiet_end_hour: 8 });
         roundtrip(&NumberingEntry { kind: NumberingKind::Ported, number: "01012345678".into(), carrier: "lgt".into() });
-        roundtrip(&SenderHealth { sender: "s".into(), healthy: ratio > 0, able: true, reason: None, in_flight: ratio, heartbeat_at: 5 });
+        roundtrip(&SenderHealth { sender: "s".into(), healthy: ratio > 0, able: true, reason: None, in_flight: ratio, heartbeat_at: 5, instance: "i".into(), bound: true, window: 10, error_rate: 0.25, throughput: f64::from(ratio), last_success_at: Some(4) });
     }
 }
 

@@ -11,7 +11,8 @@ use switchyard_history::{HistoryStore, Retention, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::delay_gate::DEFAULT_HELD_PER_PARTITION;
 use switchyard_runtime::{
-    CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, names,
+    CancellationToken, ConfigTables, Health, KeySet, RoleState, RunnerOptions, Runtime, Table,
+    names,
 };
 use switchyard_stages::clock::Clock;
 use switchyard_stages::release::Release;
@@ -220,12 +221,17 @@ pub async fn start(
                     shutdown,
                 ));
             }
-            Role::Route => running.tasks.push(spawn_runner(
-                runtime,
-                Route::new(tables.clone()),
-                RunnerOptions::new("route", &[names::VALIDATED]),
-                shutdown,
-            )),
+            Role::Route => {
+                // Which senders can take traffic: the dispatchers' heartbeats.
+                let health =
+                    Table::start_ready(runtime, names::SENDER_HEALTH, shutdown.clone()).await?;
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    Route::new(tables.clone(), health),
+                    RunnerOptions::new("route", &[names::VALIDATED, names::FAILOVER]),
+                    shutdown,
+                ));
+            }
             Role::Report => {
                 let emitted = Arc::new(Emitted::new(
                     KeySet::start_ready(runtime, names::FINAL, shutdown.clone()).await?,

@@ -68,6 +68,7 @@ pub fn final_report(customer: &str, i: usize) -> FinalReport {
         attempt: 1,
         submitted_at: None,
         done_at: now_millis(),
+        trail: Vec::new(),
     }
 }
 

@@ -53,6 +53,7 @@ fn report(i: usize) -> FinalReport {
         attempt: 1,
         submitted_at: None,
         done_at: now_millis(),
+        trail: Vec::new(),
     }
 }
 

@@ -32,6 +32,7 @@ fn report() -> FinalReport {
         attempt: 1,
         submitted_at: None,
         done_at: 1,
+        trail: Vec::new(),
     }
 }
 

@@ -15,7 +15,10 @@ pub const HELD: &str = "messages.held";
 pub const PACED: &str = "messages.paced";
 /// route → history: RoutingDecision.
 pub const ROUTED: &str = "messages.routed";
-/// dispatch → route, history: DispatchOutcome.
+/// dispatch → route: DispatchRequest of a message its sender could not take (carrier down,
+/// bind lost), its trail's last hop saying why; route picks another sender or fails it.
+pub const FAILOVER: &str = "messages.failover";
+/// dispatch → history: DispatchOutcome.
 pub const DISPATCHED: &str = "messages.dispatched";
 /// dispatch (receipts) → report: DeliveryReport.
 pub const REPORTS: &str = "messages.reports";

@@ -95,6 +95,7 @@ mod tests {
             attempt: 1,
             submitted_at: None,
             done_at: 0,
+            trail: Vec::new(),
         }
     }
 

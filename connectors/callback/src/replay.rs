@@ -100,6 +100,7 @@ mod tests {
             attempt: 1,
             submitted_at: None,
             done_at,
+            trail: Vec::new(),
         }
     }
 

@@ -30,6 +30,25 @@ pub struct WebhookBody {
     /// Milliseconds since the Unix epoch.
     pub done_at: i64,
     pub attempt: i32,
+    /// The senders tried before the last one (failover), in order; empty when the first
+    /// sender took the message.
+    #[serde(default)]
+    pub trail: Vec<WebhookHop>,
+}
+
+/// One sender a message was tried on (public contract).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct WebhookHop {
+    pub attempt: i32,
+    pub carrier: String,
+    pub sender_group: String,
+    pub sender: String,
+    /// `sender_down`, `unusable`, … (null while it was in flight).
+    pub outcome: Option<String>,
+    /// The carrier's or the health table's words.
+    pub reason: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
 }
 
 impl From<&FinalReport> for WebhookBody {
@@ -47,6 +66,19 @@ impl From<&FinalReport> for WebhookBody {
             submitted_at: r.submitted_at,
             done_at: r.done_at,
             attempt: r.attempt,
+            trail: r
+                .trail
+                .iter()
+                .map(|h| WebhookHop {
+                    attempt: h.attempt,
+                    carrier: h.carrier.clone(),
+                    sender_group: h.sender_group.clone(),
+                    sender: h.sender.clone(),
+                    outcome: h.outcome.clone(),
+                    reason: h.reason.clone(),
+                    at: h.at,
+                })
+                .collect(),
         }
     }
 }

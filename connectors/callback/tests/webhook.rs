@@ -85,6 +85,7 @@ fn report() -> FinalReport {
         attempt: 1,
         submitted_at: Some(1),
         done_at: 2,
+        trail: Vec::new(),
     }
 }
 

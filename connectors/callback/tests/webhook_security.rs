@@ -30,6 +30,7 @@ fn report() -> FinalReport {
         attempt: 1,
         submitted_at: None,
         done_at: 0,
+        trail: Vec::new(),
     }
 }
 

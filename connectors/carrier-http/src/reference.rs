@@ -2,7 +2,7 @@
 //! context, so a receipt becomes a complete DeliveryReport without a lookup.
 
 use serde::{Deserialize, Serialize};
-use switchyard_schemas::{Channel, DeliveryReport, DispatchRequest, event_id};
+use switchyard_schemas::{Channel, DeliveryReport, DispatchRequest, RouteHop, event_id};
 
 use crate::codes::unify;
 use crate::protocol::Receipt;
@@ -29,6 +29,20 @@ pub struct Reference {
     pub attempt: i32,
     #[serde(rename = "at")]
     pub submitted_at: i64,
+    /// The senders tried before this attempt (failover); empty on a first attempt, so the
+    /// reference stays short for almost every message.
+    #[serde(rename = "p", skip_serializing_if = "Vec::is_empty", default)]
+    pub trail: Vec<RouteHop>,
+}
+
+/// The hops of `request`'s trail before its current attempt (route appends the current one
+/// last): what a report about this attempt lists as tried before.
+pub fn earlier_hops(request: &DispatchRequest) -> Vec<RouteHop> {
+    let mut trail = request.trail.clone();
+    if trail.last().is_some_and(|h| h.attempt == request.attempt) {
+        trail.pop();
+    }
+    trail
 }
 
 impl Reference {
@@ -45,6 +59,7 @@ impl Reference {
             carrier: request.carrier.clone(),
             attempt: request.attempt,
             submitted_at,
+            trail: earlier_hops(request),
         }
     }
 
@@ -81,6 +96,7 @@ impl Reference {
             attempt: self.attempt,
             submitted_at: Some(self.submitted_at),
             reported_at: now,
+            trail: self.trail.clone(),
         }
     }
 }

@@ -187,6 +187,9 @@ pub struct RouteEntry {
     pub customer: String,
     pub channel: Channel,
     pub carriers: Vec<CarrierEntry>,
+    /// When every group of the number's carrier failed, fail over to the other carriers.
+    #[serde(default)]
+    pub other_carriers: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,6 +362,7 @@ impl ConfigFile {
                             .collect(),
                     })
                     .collect(),
+                other_carriers: r.other_carriers,
             };
             let key = route_key(&r.customer, r.channel);
             unique(desired.routes.insert(key.clone(), record), "route", &key)?;

@@ -253,9 +253,9 @@ impl HistoryRecord for FinalReport {
                 accepted_at: None,
                 callback: None,
             },
-            detail: detail(
-                &serde_json::json!({"event_id": self.event_id, "attempt": self.attempt}),
-            ),
+            detail: detail(&serde_json::json!({
+                "event_id": self.event_id, "attempt": self.attempt, "trail": self.trail
+            })),
         }
     }
 }

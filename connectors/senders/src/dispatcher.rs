@@ -1,13 +1,18 @@
 //! The dispatch stage of one sender, whatever its kind: consumes `sender.<name>`, hands each
-//! request to the sender's [`Carrier`] and writes what became of it (`outcome::outputs`).
+//! request to the sender's [`Carrier`] and writes what became of it (`outcome::outputs`). A
+//! sender that has been failing (down, unbound) for its `failover_after_ms` sends what it
+//! cannot take back to route (`failover`) instead of waiting; a shorter blip is waited out.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use switchyard_runtime::{AsyncProcessor, Origin, Output, StageError};
 use switchyard_schemas::{DispatchRequest, now_millis};
 
-use crate::failure::Sent;
+use crate::common::CommonSettings;
+use crate::failure::{DispatchFailure, Sent};
+use crate::health::HealthTracker;
 use crate::registry::Carrier;
 
 /// One sender's dispatcher.
@@ -16,6 +21,11 @@ pub struct Dispatcher {
     pub sender: String,
     pub kind: String,
     pub carrier: Arc<dyn Carrier>,
+    pub common: CommonSettings,
+    /// Its health, shared with the heartbeat.
+    pub health: Arc<Mutex<HealthTracker>>,
+    /// Submits in flight now.
+    pub in_flight: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -28,12 +38,70 @@ impl std::fmt::Debug for Dispatcher {
 }
 
 impl Dispatcher {
-    async fn dispatch(&self, request: DispatchRequest) -> Result<Vec<Output>, StageError> {
-        let sent = self.carrier.send(&request).await;
-        if let Sent::Failed { failure, detail } = &sent {
-            tracing::info!(stage = "dispatch", topic = %format!("sender.{}", self.sender), message_id = %request.message_id, sender = %self.sender, kind = %self.kind, failure = failure.name(), %detail, "not taken");
+    /// A dispatcher for `carrier`, healthy until it fails.
+    pub fn new(
+        sender: &str,
+        kind: &str,
+        carrier: Arc<dyn Carrier>,
+        common: CommonSettings,
+    ) -> Self {
+        Dispatcher {
+            sender: sender.to_string(),
+            kind: kind.to_string(),
+            carrier,
+            common,
+            health: Arc::new(Mutex::new(HealthTracker::new(now_millis()))),
+            in_flight: Arc::default(),
         }
-        crate::outcome::outputs(request, sent, now_millis())
+    }
+
+    fn tracker(&self) -> std::sync::MutexGuard<'_, HealthTracker> {
+        self.health
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn fail_over_after_ms(&self) -> i64 {
+        i64::try_from(self.common.failover_after.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    async fn dispatch(&self, request: DispatchRequest) -> Result<Vec<Output>, StageError> {
+        let topic = format!("sender.{}", self.sender);
+        if !self.carrier.bound() {
+            // Nothing can be sent; the message waits for the bind or, once the sender has been
+            // down long enough, goes to another sender.
+            let now = now_millis();
+            let failing_over = {
+                let mut tracker = self.tracker();
+                tracker.down("not bound", now);
+                tracker.fail_over(now, self.fail_over_after_ms())
+            };
+            if failing_over {
+                tracing::info!(stage = "dispatch", %topic, message_id = %request.message_id, sender = %self.sender, "not bound: failing over");
+                return Ok(crate::failover::failed_over(
+                    request,
+                    "not bound".into(),
+                    now,
+                ));
+            }
+            return Err(DispatchFailure::TryAnotherSender.stage_error(&self.sender, "not bound"));
+        }
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let sent = self.carrier.send(&request).await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let now = now_millis();
+        let failing_over = {
+            let mut tracker = self.tracker();
+            tracker.record(&sent, now);
+            tracker.fail_over(now, self.fail_over_after_ms())
+        };
+        if let Sent::Failed { failure, detail } = &sent {
+            tracing::info!(stage = "dispatch", %topic, message_id = %request.message_id, sender = %self.sender, kind = %self.kind, failure = failure.name(), %detail, failing_over, "not taken");
+            if *failure == DispatchFailure::TryAnotherSender && failing_over {
+                return Ok(crate::failover::failed_over(request, detail.clone(), now));
+            }
+        }
+        crate::outcome::outputs(request, sent, now)
     }
 }
 

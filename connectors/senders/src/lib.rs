@@ -4,8 +4,12 @@
 //! the records dispatch writes (`outcome`); and the one dispatch service (`service`) that
 //! runs every enabled sender by its kind. Decision 0019.
 
+pub mod common;
 pub mod dispatcher;
+pub mod failover;
 pub mod failure;
+pub mod health;
+pub mod heartbeat;
 pub mod http;
 pub mod outcome;
 pub mod registry;

@@ -48,7 +48,7 @@ pub fn outputs(request: DispatchRequest, sent: Sent, now: i64) -> Result<Vec<Out
 }
 
 /// The `messages.dispatched` record of what a sender did with `request`.
-fn outcome(
+pub(crate) fn outcome(
     request: DispatchRequest,
     status: DispatchStatus,
     failure_class: Option<FailureClass>,
@@ -105,6 +105,7 @@ fn refused(
         attempt: request.attempt,
         submitted_at: None,
         reported_at: now,
+        trail: switchyard_carrier_http::reference::earlier_hops(&request),
     };
     let key = request.message_id.clone();
     vec![

@@ -20,6 +20,12 @@ pub trait Carrier: Send + Sync + 'static {
     /// How many submits may be in flight at once.
     fn window(&self) -> usize;
 
+    /// Whether the connection to the carrier is up (an SMPP bind); kinds without a standing
+    /// connection are always "bound" and are judged by their answers.
+    fn bound(&self) -> bool {
+        true
+    }
+
     /// Stop (close binds); called once the sender's runner ended.
     fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(std::future::ready(()))
@@ -94,7 +100,8 @@ pub fn check(
     endpoint: &str,
     settings: &BTreeMap<String, String>,
 ) -> Result<(), KindError> {
-    kind(kind_name)?.check(endpoint, settings)
+    let (_, rest) = crate::common::split(settings)?;
+    kind(kind_name)?.check(endpoint, &rest)
 }
 
 #[cfg(test)]

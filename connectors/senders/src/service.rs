@@ -10,7 +10,9 @@ use std::time::Duration;
 use switchyard_runtime::{CancellationToken, ConfigTables, RunnerOptions, Runtime, names};
 use switchyard_schemas::SenderConfig;
 
+use crate::common::split;
 use crate::dispatcher::Dispatcher;
+use crate::heartbeat::run_heartbeat;
 use crate::registry::{StartContext, kind};
 
 /// How often the senders table is looked at for new senders.
@@ -40,12 +42,19 @@ pub async fn run_dispatch(
             {
                 continue;
             }
-            let built = match kind(&sender.kind) {
-                Ok(kind) => kind.start(&sender, &context).await,
-                Err(e) => Err(e),
+            // The settings every kind shares are taken out; the kind reads the rest.
+            let built = match (kind(&sender.kind), split(&sender.settings)) {
+                (Ok(kind), Ok((common, rest))) => {
+                    let own = SenderConfig {
+                        settings: rest.into_iter().collect(),
+                        ..sender.clone()
+                    };
+                    kind.start(&own, &context).await.map(|c| (c, common))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
             };
-            let carrier = match built {
-                Ok(carrier) => carrier,
+            let (carrier, common) = match built {
+                Ok(built) => built,
                 Err(e) => {
                     tracing::error!(stage = "dispatch", sender = %sender.name, kind = %sender.kind, error = %e, retriable = e.is_retriable(), "sender not started");
                     if !e.is_retriable() {
@@ -61,11 +70,14 @@ pub async fn run_dispatch(
             let mut options =
                 RunnerOptions::new(&format!("dispatch.{}", sender.name), &[&topic]).at_least_once();
             options.max_batch = 200;
-            let processor = Arc::new(Dispatcher {
-                sender: sender.name.clone(),
-                kind: sender.kind.clone(),
-                carrier: carrier.clone(),
-            });
+            let dispatcher = Dispatcher::new(&sender.name, &sender.kind, carrier.clone(), common);
+            tasks.push(tokio::spawn(run_heartbeat(
+                runtime.clone(),
+                dispatcher.clone(),
+                sender.endpoint.clone(),
+                shutdown.clone(),
+            )));
+            let processor = Arc::new(dispatcher);
             let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
             tasks.push(tokio::spawn(async move {
                 if let Err(e) =

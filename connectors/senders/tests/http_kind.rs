@@ -72,11 +72,12 @@ fn sender(endpoint: &str) -> Dispatcher {
     let settings = HttpSettings::parse(endpoint, &config.settings).expect("settings");
     let carrier =
         HttpCarrier::new(&config, "http://127.0.0.1:9/receipts".into(), &settings).expect("client");
-    Dispatcher {
-        sender: config.name,
-        kind: config.kind,
-        carrier: std::sync::Arc::new(carrier),
-    }
+    Dispatcher::new(
+        &config.name,
+        &config.kind,
+        std::sync::Arc::new(carrier),
+        Default::default(),
+    )
 }
 
 fn origin() -> Origin<'static> {

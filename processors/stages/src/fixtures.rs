@@ -57,6 +57,18 @@ pub fn tables() -> ConfigTables {
 
 /// The fixture tables with customer `acme` changed by `change`.
 pub fn tables_with(change: impl FnOnce(&mut CustomerConfig)) -> ConfigTables {
+    build(change, |_| {})
+}
+
+/// The fixture tables with acme's SMS rule changed by `change`.
+pub fn tables_with_rule(change: impl FnOnce(&mut RouteRule)) -> ConfigTables {
+    build(|_| {}, change)
+}
+
+fn build(
+    change: impl FnOnce(&mut CustomerConfig),
+    change_rule: impl FnOnce(&mut RouteRule),
+) -> ConfigTables {
     let mut acme = CustomerConfig {
         customer_id: "acme".into(),
         name: "ACME".into(),
@@ -72,6 +84,40 @@ pub fn tables_with(change: impl FnOnce(&mut CustomerConfig)) -> ConfigTables {
         history_retention_days: None,
     };
     change(&mut acme);
+    let mut rule = RouteRule {
+        customer_id: "acme".into(),
+        channel: Channel::Sms,
+        carriers: vec![
+            CarrierRoute {
+                carrier: "skt".into(),
+                groups: vec![
+                    GroupShare {
+                        group: "skt-direct".into(),
+                        ratio: 1,
+                    },
+                    GroupShare {
+                        group: "aggregator".into(),
+                        ratio: 1,
+                    },
+                ],
+            },
+            CarrierRoute {
+                carrier: "kt".into(),
+                groups: vec![
+                    GroupShare {
+                        group: "kt-direct".into(),
+                        ratio: 3,
+                    },
+                    GroupShare {
+                        group: "never".into(),
+                        ratio: 0,
+                    },
+                ],
+            },
+        ],
+        other_carriers: false,
+    };
+    change_rule(&mut rule);
     ConfigTables::fixed(
         vec![
             acme,
@@ -118,38 +164,7 @@ pub fn tables_with(change: impl FnOnce(&mut CustomerConfig)) -> ConfigTables {
             sender("agg-1", "aggregator", "skt"),
             sender("kt-1", "kt-direct", "kt"),
         ],
-        vec![RouteRule {
-            customer_id: "acme".into(),
-            channel: Channel::Sms,
-            carriers: vec![
-                CarrierRoute {
-                    carrier: "skt".into(),
-                    groups: vec![
-                        GroupShare {
-                            group: "skt-direct".into(),
-                            ratio: 1,
-                        },
-                        GroupShare {
-                            group: "aggregator".into(),
-                            ratio: 1,
-                        },
-                    ],
-                },
-                CarrierRoute {
-                    carrier: "kt".into(),
-                    groups: vec![
-                        GroupShare {
-                            group: "kt-direct".into(),
-                            ratio: 3,
-                        },
-                        GroupShare {
-                            group: "never".into(),
-                            ratio: 0,
-                        },
-                    ],
-                },
-            ],
-        }],
+        vec![rule],
         vec![
             NumberingEntry {
                 kind: NumberingKind::Prefix,

@@ -10,6 +10,7 @@ pub mod policy;
 pub mod release;
 pub mod report;
 pub mod route;
+pub mod usability;
 pub mod validate;
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub fn from_delivery(report: &DeliveryReport, now: i64) -> Option<FinalReport> {
         attempt: report.attempt,
         submitted_at: report.submitted_at,
         done_at: now,
+        trail: report.trail.clone(),
     })
 }
 
@@ -66,6 +67,7 @@ pub fn from_rejection(rejection: &Rejection, now: i64) -> FinalReport {
         attempt: 0,
         submitted_at: None,
         done_at: now,
+        trail: Vec::new(),
     }
 }
 
@@ -215,6 +217,7 @@ mod tests {
             attempt: 1,
             submitted_at: Some(10),
             reported_at: 20,
+            trail: vec![],
         }
     }
 

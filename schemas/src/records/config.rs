@@ -109,6 +109,9 @@ pub struct RouteRule {
     pub customer_id: String,
     pub channel: Channel,
     pub carriers: Vec<CarrierRoute>,
+    /// When every group of the number's carrier failed, fail over to the rule's other carriers.
+    #[serde(default)]
+    pub other_carriers: bool,
 }
 
 /// Content rules; the record of `config.policy`.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Channel, Millis};
+use super::{Channel, Millis, RouteHop};
 
 impl ResultStatus {
     /// Whether this status ends a message's life (anything but `Unknown`).
@@ -53,6 +53,9 @@ pub struct DeliveryReport {
     pub attempt: i32,
     pub submitted_at: Option<Millis>,
     pub reported_at: Millis,
+    /// Every sender tried before this one (failover).
+    #[serde(default)]
+    pub trail: Vec<RouteHop>,
 }
 
 /// Exactly one per message: its final result; the record of `reports.final`.
@@ -73,6 +76,9 @@ pub struct FinalReport {
     pub attempt: i32,
     pub submitted_at: Option<Millis>,
     pub done_at: Millis,
+    /// Every sender tried before the last one (failover), with outcome and reason.
+    #[serde(default)]
+    pub trail: Vec<RouteHop>,
 }
 
 /// A report callback that failed and waits in a retry tier.

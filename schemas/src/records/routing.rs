@@ -13,6 +13,9 @@ pub struct RouteHop {
     pub sender: String,
     pub outcome: Option<String>,
     pub at: Millis,
+    /// Why this hop did not deliver.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Where route sent a message on one attempt; the record of `messages.routed`.

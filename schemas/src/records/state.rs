@@ -68,8 +68,8 @@ pub struct BalanceCommand {
     pub requested_at: Millis,
 }
 
-/// A dispatcher's heartbeat; the record of `state.sender-health`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One dispatcher instance's heartbeat for one sender; the record of `state.sender-health`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SenderHealth {
     pub sender: String,
     pub healthy: bool,
@@ -77,4 +77,16 @@ pub struct SenderHealth {
     pub reason: Option<String>,
     pub in_flight: i32,
     pub heartbeat_at: Millis,
+    #[serde(default)]
+    pub instance: String,
+    #[serde(default)]
+    pub bound: bool,
+    #[serde(default)]
+    pub window: i32,
+    #[serde(default)]
+    pub error_rate: f64,
+    #[serde(default)]
+    pub throughput: f64,
+    #[serde(default)]
+    pub last_success_at: Option<Millis>,
 }

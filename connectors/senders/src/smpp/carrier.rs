@@ -5,7 +5,7 @@
 use futures::future::BoxFuture;
 use switchyard_carrier_http::reference::Reference;
 use switchyard_schemas::{DispatchRequest, now_millis};
-use switchyard_smpp::{Class, OutgoingMessage, SmppSender, SubmitOutcome};
+use switchyard_smpp::{BindState, Class, OutgoingMessage, SmppSender, SubmitOutcome};
 
 use crate::failure::{DispatchFailure, Sent};
 use crate::registry::Carrier;
@@ -76,6 +76,13 @@ impl Carrier for SmppCarrier {
 
     fn window(&self) -> usize {
         self.window
+    }
+
+    fn bound(&self) -> bool {
+        matches!(
+            *self.bind.state().borrow(),
+            BindState::Bound | BindState::Paused
+        )
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {

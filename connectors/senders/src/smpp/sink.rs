@@ -58,6 +58,7 @@ pub fn report_of(report: &ReceiptReport, now: i64) -> Result<DeliveryReport, Str
         attempt: reference.attempt,
         submitted_at: Some(report.context.submitted_at),
         reported_at: now,
+        trail: reference.trail,
     })
 }
 

@@ -1,0 +1,79 @@
+//! Settings every sender kind shares, taken out of a sender's map before its kind reads the
+//! rest: when dispatch gives up on a sender that cannot take messages and sends them to route
+//! for another one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::settings::KindError;
+
+/// The setting that says how long a sender may fail before its messages fail over.
+pub const FAILOVER_AFTER_MS: &str = "failover_after_ms";
+/// Its default: a carrier blip shorter than this is waited out; a longer outage moves traffic.
+pub const DEFAULT_FAILOVER_AFTER_MS: u64 = 3_000;
+
+/// The shared settings of one sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommonSettings {
+    /// How long the sender may have been failing (down, unbound) before a message it cannot
+    /// take goes to route for another sender instead of waiting for this one.
+    pub failover_after: Duration,
+}
+
+impl Default for CommonSettings {
+    fn default() -> Self {
+        CommonSettings {
+            failover_after: Duration::from_millis(DEFAULT_FAILOVER_AFTER_MS),
+        }
+    }
+}
+
+/// The shared settings of `map`, and the rest for the kind.
+pub fn split(
+    map: &BTreeMap<String, String>,
+) -> Result<(CommonSettings, BTreeMap<String, String>), KindError> {
+    let mut rest = map.clone();
+    let mut common = CommonSettings::default();
+    if let Some(value) = rest.remove(FAILOVER_AFTER_MS) {
+        let ms: u64 = value.trim().parse().map_err(|_| {
+            KindError::setting(
+                FAILOVER_AFTER_MS,
+                format!("{value:?} is not a whole number of ms"),
+            )
+        })?;
+        if !(1..=86_400_000).contains(&ms) {
+            return Err(KindError::setting(
+                FAILOVER_AFTER_MS,
+                "must be 1..=86400000",
+            ));
+        }
+        common.failover_after = Duration::from_millis(ms);
+    }
+    Ok((common, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shared_setting_is_taken_out_and_checked() {
+        let map = BTreeMap::from([
+            (FAILOVER_AFTER_MS.to_string(), "1500".to_string()),
+            ("window".to_string(), "4".to_string()),
+        ]);
+        let (common, rest) = split(&map).expect("valid");
+        assert_eq!(common.failover_after, Duration::from_millis(1500));
+        assert_eq!(rest.keys().collect::<Vec<_>>(), vec!["window"]);
+        let (common, _) = split(&BTreeMap::new()).expect("valid");
+        assert_eq!(common, CommonSettings::default());
+        for bad in ["soon", "0", "-1"] {
+            let map = BTreeMap::from([(FAILOVER_AFTER_MS.to_string(), bad.to_string())]);
+            let e = split(&map).expect_err(bad);
+            assert!(
+                e.to_string().starts_with("settings.failover_after_ms:"),
+                "{e}"
+            );
+        }
+    }
+}

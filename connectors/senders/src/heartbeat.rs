@@ -1,0 +1,127 @@
+//! A sender's heartbeat task: every second, the dispatcher's health (bound, window fill,
+//! error rate, throughput, last success) to the compacted `state.sender-health`, keyed by
+//! sender and dispatch instance, so route can leave out senders that cannot take traffic.
+//! While the sender is failing it is probed (a TCP connect to its endpoint) so it comes back
+//! without traffic; its last beat at a clean stop says "dispatcher stopped".
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use switchyard_runtime::names::SENDER_HEALTH;
+use switchyard_runtime::{CancellationToken, Output, Runtime};
+use switchyard_schemas::now_millis;
+
+use crate::dispatcher::Dispatcher;
+use crate::health::Beat;
+
+/// How often a dispatcher beats (route calls a sender silent for 5 s unusable).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long a probe may take to connect.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// The key of a sender's heartbeats from one instance.
+pub fn health_key(sender: &str, instance: &str) -> String {
+    format!("{sender}\u{241F}{instance}")
+}
+
+/// `host:port` of an endpoint URL (`http://h:p/…`, `smpp://h:p`), with the scheme's port.
+pub fn probe_address(endpoint: &str) -> Option<String> {
+    let url = url::Url::parse(endpoint).ok()?;
+    let host = url.host_str()?;
+    let port = url.port_or_known_default().or(match url.scheme() {
+        "smpp" => Some(2775),
+        _ => None,
+    })?;
+    Some(format!("{host}:{port}"))
+}
+
+/// Beat for `dispatcher` (whose sender's endpoint is `endpoint`) until `shutdown`.
+pub async fn run_heartbeat(
+    runtime: Runtime,
+    dispatcher: Dispatcher,
+    endpoint: String,
+    shutdown: CancellationToken,
+) {
+    let key = health_key(&dispatcher.sender, &runtime.instance_id);
+    let probe = probe_address(&endpoint);
+    loop {
+        let stopping = tokio::select! {
+            _ = shutdown.cancelled() => true,
+            _ = tokio::time::sleep(HEARTBEAT_EVERY) => false,
+        };
+        let bound = dispatcher.carrier.bound();
+        let down = dispatcher
+            .health
+            .lock()
+            .map(|t| t.is_down())
+            .unwrap_or(false);
+        if down
+            && bound
+            && !stopping
+            && let Some(address) = &probe
+        {
+            let reached = tokio::time::timeout(
+                PROBE_TIMEOUT,
+                tokio::net::TcpStream::connect(address.as_str()),
+            )
+            .await
+            .is_ok_and(|c| c.is_ok());
+            if reached && let Ok(mut t) = dispatcher.health.lock() {
+                tracing::info!(stage = "dispatch", sender = %dispatcher.sender, %address, "sender reachable again");
+                t.up(now_millis());
+            }
+        }
+        let beat = Beat {
+            sender: &dispatcher.sender,
+            instance: &runtime.instance_id,
+            bound,
+            in_flight: dispatcher.in_flight.load(Ordering::Relaxed),
+            window: dispatcher.carrier.window(),
+            fail_over_after_ms: i64::try_from(dispatcher.common.failover_after.as_millis())
+                .unwrap_or(i64::MAX),
+            stopping,
+        };
+        let health = match dispatcher.health.lock() {
+            Ok(mut t) => t.beat(beat, now_millis()),
+            Err(_) => break,
+        };
+        if let Err(e) = runtime
+            .publish(
+                "dispatch",
+                &[Output::new(SENDER_HEALTH, key.clone(), health)],
+            )
+            .await
+        {
+            tracing::warn!(stage = "dispatch", topic = SENDER_HEALTH, sender = %dispatcher.sender, error = %e, "heartbeat not written");
+        }
+        if stopping {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_addresses_come_from_the_endpoint() {
+        assert_eq!(
+            probe_address("http://127.0.0.1:7001/submit").as_deref(),
+            Some("127.0.0.1:7001")
+        );
+        assert_eq!(
+            probe_address("https://c.example/submit").as_deref(),
+            Some("c.example:443")
+        );
+        assert_eq!(
+            probe_address("smpp://10.0.0.1:2776").as_deref(),
+            Some("10.0.0.1:2776")
+        );
+        assert_eq!(
+            probe_address("smpp://10.0.0.1").as_deref(),
+            Some("10.0.0.1:2775")
+        );
+        assert_eq!(probe_address("not a url"), None);
+    }
+}

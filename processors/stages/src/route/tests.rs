@@ -1,0 +1,254 @@
+//! Route's decisions on the fixture tables: ratios, carriers, failover order, health, trails.
+
+use std::collections::HashMap;
+
+use switchyard_runtime::Table;
+use switchyard_runtime::names::SENDER_HEALTH;
+use switchyard_schemas::{
+    Channel, DeliveryReport, DispatchRequest, ResultStatus, RouteHop, SenderHealth,
+};
+
+use super::*;
+use crate::fixtures::{tables, tables_with_rule, validated};
+
+const NOW: i64 = 1_000_000;
+
+fn no_health() -> Table<String, SenderHealth> {
+    Table::from_entries(SENDER_HEALTH, [])
+}
+
+fn health(beats: &[(&str, bool, i64)]) -> Table<String, SenderHealth> {
+    Table::from_entries(
+        SENDER_HEALTH,
+        beats.iter().map(|(sender, healthy, at)| {
+            (
+                format!("{sender}/i1"),
+                SenderHealth {
+                    sender: sender.to_string(),
+                    healthy: *healthy,
+                    reason: (!healthy).then(|| "not bound".to_string()),
+                    heartbeat_at: *at,
+                    instance: "i1".into(),
+                    ..SenderHealth::default()
+                },
+            )
+        }),
+    )
+}
+
+fn first(id: &str) -> Routing {
+    Routing {
+        message: validated(id),
+        trail: Vec::new(),
+        attempt: 1,
+    }
+}
+
+/// Route `routing`, then send it back as its dispatcher would after the sender failed:
+/// the sender it went to, and the routing of the next attempt.
+fn failed_over(route: &Route, routing: Routing) -> (String, Routing) {
+    let outputs = route_outputs(routing.clone(), route.destination(&routing, NOW), NOW);
+    let mut request = outputs[0]
+        .value::<DispatchRequest>()
+        .expect("a dispatch request")
+        .clone();
+    let last = request.trail.last_mut().expect("a hop");
+    last.outcome = Some("try_another_sender".into());
+    last.reason = Some("connection refused".into());
+    (
+        request.sender.clone(),
+        RouteInput::Failover(Box::new(request)).into_routing(),
+    )
+}
+
+#[test]
+fn a_one_to_one_rule_splits_ten_messages_five_five() {
+    let route = Route::new(tables(), no_health());
+    let mut per_group: HashMap<String, usize> = HashMap::new();
+    let mut per_sender: HashMap<String, usize> = HashMap::new();
+    for i in 0..10 {
+        let d = route
+            .destination(&first(&format!("m-{i}")), NOW)
+            .expect("routes");
+        assert_eq!(d.carrier, "skt");
+        *per_group.entry(d.group).or_default() += 1;
+        *per_sender.entry(d.sender.name).or_default() += 1;
+    }
+    assert_eq!(per_group["skt-direct"], 5);
+    assert_eq!(per_group["aggregator"], 5);
+    // Within skt-direct, its two senders take turns.
+    assert_eq!((per_sender["skt-a1"], per_sender["skt-a2"]), (3, 2));
+}
+
+#[test]
+fn longest_prefix_and_ported_numbers_pick_the_carrier() {
+    let route = Route::new(tables(), no_health());
+    let mut m = first("m");
+    m.message.submission.to = "01091234567".into();
+    let d = route.destination(&m, NOW).expect("routes");
+    assert_eq!(
+        (d.carrier.as_str(), d.group.as_str()),
+        ("kt", "kt-direct"),
+        "0109 beats 010; ratio 0 never"
+    );
+    m.message.submission.to = "01099990000".into();
+    assert_eq!(
+        route.destination(&m, NOW).expect("routes").carrier,
+        "skt",
+        "ported number wins"
+    );
+}
+
+#[test]
+fn no_route_becomes_a_failed_report() {
+    let route = Route::new(tables(), no_health());
+    let mut m = first("m-x");
+    m.message.submission.channel = Channel::Lms;
+    let outputs = route_outputs(m.clone(), route.destination(&m, NOW), 9);
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].topic, REPORTS);
+    let report = outputs[0].value::<DeliveryReport>().expect("report");
+    assert_eq!(
+        (report.status, report.result_code.as_str()),
+        (ResultStatus::Failed, NO_ROUTE)
+    );
+    assert!(
+        report.result_text.contains("no routing rule"),
+        "{}",
+        report.result_text
+    );
+}
+
+#[test]
+fn a_route_writes_the_sender_topic_and_the_decision() {
+    let route = Route::new(tables(), no_health());
+    let outputs = route_outputs(first("m-1"), route.destination(&first("m-1"), NOW), 9);
+    let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
+    assert_eq!(topics, vec!["sender.skt-a1", ROUTED]);
+    let request = outputs[0].value::<DispatchRequest>().expect("request");
+    assert_eq!(
+        (request.attempt, request.message.message_id.as_str()),
+        (1, "m-1")
+    );
+    assert_eq!(request.trail.len(), 1, "the hop of this attempt");
+}
+
+#[test]
+fn unhealthy_and_silent_senders_get_no_traffic_and_the_ratio_holds_among_the_rest() {
+    // skt-a1 says it is unhealthy, skt-a2's heartbeats stopped: skt-direct has nobody, so
+    // every message goes to the aggregator; agg-1 never heartbeated (unknown) and may take.
+    let route = Route::new(
+        tables(),
+        health(&[("skt-a1", false, NOW), ("skt-a2", true, NOW - 60_000)]),
+    );
+    for i in 0..6 {
+        let d = route
+            .destination(&first(&format!("m-{i}")), NOW)
+            .expect("routes");
+        assert_eq!(d.sender.name, "agg-1");
+    }
+    // When skt-a2 beats again it shares skt-direct's half alone.
+    let route = Route::new(
+        tables(),
+        health(&[("skt-a1", false, NOW), ("skt-a2", true, NOW - 1_000)]),
+    );
+    let senders: Vec<String> = (0..4)
+        .map(|i| {
+            route
+                .destination(&first(&format!("m-{i}")), NOW)
+                .expect("routes")
+                .sender
+                .name
+        })
+        .collect();
+    assert_eq!(senders, vec!["skt-a2", "agg-1", "skt-a2", "agg-1"]);
+}
+
+#[test]
+fn a_failover_tries_the_same_group_then_the_other_groups_then_fails_with_the_trail() {
+    let route = Route::new(tables(), no_health());
+    let (sender, second) = failed_over(&route, first("m-f"));
+    assert_eq!(sender, "skt-a1");
+    assert_eq!(second.attempt, 2);
+    let (sender, third) = failed_over(&route, second);
+    assert_eq!(sender, "skt-a2", "the failed hop's group first");
+    let (sender, fourth) = failed_over(&route, third);
+    assert_eq!(sender, "agg-1", "then the other group of the carrier");
+    let outputs = route_outputs(fourth.clone(), route.destination(&fourth, NOW), NOW);
+    assert_eq!(outputs.len(), 1);
+    let report = outputs[0].value::<DeliveryReport>().expect("a report");
+    assert_eq!(
+        (report.status, report.result_code.as_str(), report.attempt),
+        (ResultStatus::Failed, ALL_SENDERS_FAILED, 3)
+    );
+    let hops: Vec<(i32, &str, Option<&str>, Option<&str>)> = report
+        .trail
+        .iter()
+        .map(|h| {
+            (
+                h.attempt,
+                h.sender.as_str(),
+                h.outcome.as_deref(),
+                h.reason.as_deref(),
+            )
+        })
+        .collect();
+    let refused = Some("connection refused");
+    let failed = Some("try_another_sender");
+    assert_eq!(
+        hops,
+        vec![
+            (1, "skt-a1", failed, refused),
+            (2, "skt-a2", failed, refused),
+            (3, "agg-1", failed, refused)
+        ]
+    );
+    assert_eq!(report.sender, "agg-1", "the last sender tried");
+}
+
+#[test]
+fn other_carriers_are_tried_only_when_the_rule_allows_it() {
+    let exhausted = |route: &Route| {
+        let mut routing = first("m-o");
+        for _ in 0..3 {
+            routing = failed_over(route, routing).1;
+        }
+        routing
+    };
+    let strict = Route::new(tables(), no_health());
+    assert!(strict.destination(&exhausted(&strict), NOW).is_err());
+    let open = Route::new(tables_with_rule(|r| r.other_carriers = true), no_health());
+    let d = open
+        .destination(&exhausted(&open), NOW)
+        .expect("another carrier");
+    assert_eq!((d.carrier.as_str(), d.sender.name.as_str()), ("kt", "kt-1"));
+}
+
+#[test]
+fn a_message_failing_because_every_sender_is_unusable_lists_them_in_its_trail() {
+    let route = Route::new(
+        tables(),
+        health(&[
+            ("skt-a1", false, NOW),
+            ("skt-a2", false, NOW),
+            ("agg-1", true, NOW - 60_000),
+        ]),
+    );
+    let outputs = route_outputs(first("m-u"), route.destination(&first("m-u"), NOW), NOW);
+    let report = outputs[0].value::<DeliveryReport>().expect("a report");
+    assert_eq!(report.result_code, NO_ROUTE);
+    let hops: Vec<(&str, Option<&str>, Option<&str>)> = report
+        .trail
+        .iter()
+        .map(|h| (h.sender.as_str(), h.outcome.as_deref(), h.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        hops,
+        vec![
+            ("skt-a1", Some(UNUSABLE), Some("not bound")),
+            ("skt-a2", Some(UNUSABLE), Some("not bound")),
+            ("agg-1", Some(UNUSABLE), Some("no heartbeat for 60 s")),
+        ]
+    );
+    let _: &[RouteHop] = &report.trail;
+}
