@@ -186,7 +186,7 @@ mod tests {
     fn the_beat_reports_rates_and_health() {
         let mut t = HealthTracker::new(0);
         for i in 0..3 {
-            t.record(&Sent::accepted(&format!("c{i}")), 100 + i);
+            t.record(&Sent::accepted(format!("c{i}")), 100 + i);
         }
         t.record(
             &Sent::failed(DispatchFailure::TryAnotherSender, "503"),
