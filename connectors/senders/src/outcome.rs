@@ -18,18 +18,18 @@ pub fn outputs(request: DispatchRequest, sent: Sent, now: i64) -> Result<Vec<Out
         Sent::Accepted {
             carrier_message_id,
             detail,
-        } => Ok(vec![outcome(
+        } => Ok(crate::deadline::with_deadline(outcome(
             request,
             DispatchStatus::Submitted,
             None,
             carrier_message_id,
             detail,
             now,
-        )]),
+        ))),
         Sent::Failed {
             failure: DispatchFailure::Ambiguous,
             detail,
-        } => Ok(vec![outcome(
+        } => Ok(crate::deadline::with_deadline(outcome(
             request,
             DispatchStatus::Submitted,
             None,
@@ -38,7 +38,7 @@ pub fn outputs(request: DispatchRequest, sent: Sent, now: i64) -> Result<Vec<Out
                 "ambiguous: {detail}; not sent again, a receipt reconciles it (decision 0017)"
             )),
             now,
-        )]),
+        ))),
         Sent::Failed {
             failure: failure @ DispatchFailure::NeverResend { code },
             detail,
@@ -173,7 +173,8 @@ pub(crate) mod tests {
     #[test]
     fn accepted_is_submitted_with_the_carrier_id() {
         let out = outputs(request(), Sent::accepted("c-1"), 5).expect("ok");
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.len(), 2, "the outcome and its receipt deadline");
+        assert_eq!(out[1].topic, switchyard_runtime::names::DEADLINES);
         let o = outcome_of(&out[0]);
         assert_eq!(o.status, DispatchStatus::Submitted);
         assert_eq!(o.carrier_message_id.as_deref(), Some("c-1"));
@@ -198,7 +199,8 @@ pub(crate) mod tests {
     fn ambiguous_is_submitted_without_an_id_and_says_so() {
         let sent = Sent::failed(DispatchFailure::Ambiguous, "no answer in 30 s");
         let out = outputs(request(), sent, 5).expect("ok");
-        assert_eq!(out.len(), 1);
+        assert_eq!(out.len(), 2, "the outcome and its receipt deadline");
+        assert_eq!(out[1].topic, switchyard_runtime::names::DEADLINES);
         let o = outcome_of(&out[0]);
         assert_eq!(o.status, DispatchStatus::Submitted);
         assert_eq!(o.carrier_message_id, None);

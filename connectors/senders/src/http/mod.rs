@@ -35,6 +35,10 @@ pub struct HttpSettings {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// A submitted message with no final report this long after its submit ends unknown
+    /// (3006) — decision 0020.
+    #[serde(default = "default_receipt_deadline_seconds")]
+    pub receipt_deadline_seconds: u64,
 }
 
 impl std::fmt::Debug for HttpSettings {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for HttpSettings {
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("receipt_deadline_seconds", &self.receipt_deadline_seconds)
             .finish()
     }
 }
@@ -55,6 +60,10 @@ fn default_window() -> usize {
 
 fn default_timeout_ms() -> u64 {
     10_000
+}
+
+fn default_receipt_deadline_seconds() -> u64 {
+    crate::deadline::DEFAULT_SECONDS
 }
 
 impl HttpSettings {
@@ -75,6 +84,7 @@ impl HttpSettings {
         if settings.timeout_ms == 0 {
             return Err(KindError::setting("timeout_ms", "must be more than 0"));
         }
+        crate::deadline::check_seconds(settings.receipt_deadline_seconds)?;
         Ok(settings)
     }
 
@@ -104,6 +114,7 @@ impl SenderKind for HttpKind {
         Box::pin(async move {
             let settings = HttpSettings::parse(&sender.endpoint, &sender.settings)?;
             let carrier = HttpCarrier::new(sender, context.receipt_url.clone(), &settings)?;
+            crate::deadline::register(&sender.name, settings.receipt_deadline_seconds);
             Ok(Arc::new(carrier) as Arc<dyn Carrier>)
         })
     }
@@ -117,6 +128,7 @@ mod tests {
     fn defaults_and_errors() {
         let s = HttpSettings::parse("https://c.example/submit", &BTreeMap::new()).expect("ok");
         assert_eq!((s.window, s.timeout_ms), (64, 10_000));
+        assert_eq!(s.receipt_deadline_seconds, 172_800);
         let map = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
         let e = HttpSettings::parse("http://c/submit", &map("window", "0")).expect_err("0");
         assert_eq!(e.to_string(), "settings.window: must be 1..=1000");
@@ -125,6 +137,16 @@ mod tests {
             e.to_string().starts_with("settings.retries: unknown field"),
             "{e}"
         );
+        let e = HttpSettings::parse("http://c/submit", &map("receipt_deadline_seconds", "0"))
+            .expect_err("0 s");
+        assert!(
+            e.to_string()
+                .starts_with("settings.receipt_deadline_seconds: must be 1..="),
+            "{e}"
+        );
+        let s = HttpSettings::parse("http://c/submit", &map("receipt_deadline_seconds", "5"))
+            .expect("5 s");
+        assert_eq!(s.receipt_deadline_seconds, 5);
         let e = HttpSettings::parse("smpp://c:1", &BTreeMap::new()).expect_err("scheme");
         assert!(matches!(e, KindError::Endpoint(_)));
     }

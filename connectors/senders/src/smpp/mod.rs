@@ -32,6 +32,9 @@ pub struct SmppKindSettings {
     pub smpp: SmppSettings,
     /// The environment variable holding the password, when the settings name one.
     pub password_env: Option<String>,
+    /// `receipt_deadline_seconds`: a submitted message with no final report this long after
+    /// its submit ends unknown (3006) — decision 0020.
+    pub receipt_deadline_seconds: u64,
 }
 
 /// `host` and `port` of `smpp://host:port`.
@@ -64,6 +67,7 @@ impl SmppKindSettings {
                 ));
             }
         }
+        let receipt_deadline_seconds = crate::deadline::take_seconds(&mut map)?;
         let password_env = map.remove(PASSWORD_ENV);
         if let Some(name) = &password_env {
             if map.contains_key("password") {
@@ -82,7 +86,11 @@ impl SmppKindSettings {
         map.insert("port".into(), port.to_string());
         let smpp: SmppSettings = read(&map)?;
         smpp.validate().map_err(settings_error)?;
-        Ok(SmppKindSettings { smpp, password_env })
+        Ok(SmppKindSettings {
+            smpp,
+            password_env,
+            receipt_deadline_seconds,
+        })
     }
 
     /// Take the password from the environment variable named by `password_env`, if any.
@@ -146,8 +154,11 @@ impl SenderKind for SmppKind {
                 table,
                 &sender.name,
             ));
-            let sink = Arc::new(KafkaSink::new(context.runtime.clone(), &sender.name));
+            let sink = Arc::new(
+                KafkaSink::new(context.runtime.clone(), &sender.name).tombstoning(index.clone()),
+            );
             let window = settings.smpp.window;
+            crate::deadline::register(&sender.name, settings.receipt_deadline_seconds);
             let bind = SmppSender::start(settings.smpp, index, sink).map_err(settings_error)?;
             Ok(Arc::new(SmppCarrier::new(&sender.name, bind, window)) as Arc<dyn Carrier>)
         })
@@ -196,6 +207,7 @@ mod tests {
         .expect("valid");
         assert_eq!(s.smpp.window, 20);
         assert_eq!(s.smpp.port, 2775);
+        assert_eq!(s.receipt_deadline_seconds, 172_800);
         let err = |entries: &[(&str, &str)]| {
             SmppKindSettings::parse("smpp://h:1", &map(entries))
                 .expect_err("invalid")
@@ -214,6 +226,24 @@ mod tests {
                 .starts_with("settings.host:")
         );
         assert!(err(&[("password", "p")]).contains("system_id"));
+        assert!(
+            err(&[
+                ("system_id", "s"),
+                ("password", "p"),
+                ("receipt_deadline_seconds", "0")
+            ])
+            .starts_with("settings.receipt_deadline_seconds:")
+        );
+        let s = SmppKindSettings::parse(
+            "smpp://h:1",
+            &map(&[
+                ("system_id", "s"),
+                ("password", "p"),
+                ("receipt_deadline_seconds", "4"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.receipt_deadline_seconds, 4);
         assert!(
             err(&[
                 ("system_id", "s"),
