@@ -194,9 +194,14 @@ mod tests {
         let delivered = receipt("26112", ResultStatus::Delivered, ctx("m-1", 1));
         let mut keys = settled_keys("skt", &delivered, lookup);
         keys.sort();
+        // Its three forms (x: is "26112" read as hex); not the other message's x:26112.
         assert_eq!(
             keys,
-            vec![entry_key("skt", "d:26112"), entry_key("skt", "t:26112")]
+            vec![
+                entry_key("skt", "d:26112"),
+                entry_key("skt", "t:26112"),
+                entry_key("skt", "x:155922")
+            ]
         );
         // Another part, a non-final receipt, or a report that is no receipt: nothing.
         let part_two = receipt("26112", ResultStatus::Delivered, ctx("m-1", 2));
