@@ -8,7 +8,8 @@
 //!   no message was submitted twice;
 //! - dispatch is killed -9 mid-run and started again: exactly one final report each, none
 //!   missing; the re-submits of an at-least-once dispatcher (offsets not committed at the kill)
-//!   are counted from the simulator's log and printed.
+//!   are counted from the simulator's log and printed;
+//! - receipts that come after the deadline are dropped: the unknown final report stands.
 //!
 //! Needs Kafka (`SWITCHYARD_TEST_BROKERS`), the `switchyard` binary, node and
 //! `tests/smsc/node_modules`.
@@ -18,8 +19,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard_runtime::Output;
-use switchyard_runtime::names::{FINAL, sender};
-use switchyard_schemas::{DispatchRequest, FinalReport, ResultStatus, ValidatedMessage};
+use switchyard_runtime::names::{FINAL, REPORTS, sender};
+use switchyard_schemas::{
+    DeliveryReport, DispatchRequest, FinalReport, ResultStatus, ValidatedMessage,
+};
 use switchyard_tests::processes::{Connection, RoleProcess};
 use switchyard_tests::smsc_process::SmscProcess;
 use switchyard_tests::{Stack, TestEnv, free_port, read_values, sample_submission};
@@ -77,7 +80,7 @@ fn request(i: usize) -> DispatchRequest {
 }
 
 /// The SMPP sender's config: short waits everywhere, the receipt deadline in seconds.
-fn config(port: u16) -> String {
+fn config(port: u16, deadline_seconds: u64) -> String {
     format!(
         r#"
 [[customers]]
@@ -91,13 +94,15 @@ channel = "sms"
 carriers = ["skt"]
 kind = "smpp"
 endpoint = "smpp://127.0.0.1:{port}"
-settings = {{ system_id = "switchyard", password = "pw", window = 20, submit_timeout_ms = 1000, bind_wait_ms = 500, reconnect_min_ms = 100, reconnect_max_ms = 300, throttle_pause_ms = 100, enquire_link_interval_ms = 5000, receipt_deadline_seconds = {DEADLINE_SECONDS} }}
+settings = {{ system_id = "switchyard", password = "pw", window = 20, submit_timeout_ms = 1000, bind_wait_ms = 500, reconnect_min_ms = 100, reconnect_max_ms = 300, throttle_pause_ms = 100, enquire_link_interval_ms = 5000, receipt_deadline_seconds = {deadline_seconds} }}
 "#
     )
 }
 
 /// One run: the stack, the simulator, and dispatch and report as processes.
 struct Run {
+    /// Messages 0..count.
+    count: usize,
     stack: Stack,
     smsc: SmscProcess,
     dispatch: RoleProcess,
@@ -107,14 +112,20 @@ struct Run {
 impl Run {
     /// Start the simulator with `smsc_env`, apply the config, put every request on the
     /// sender's topic, and start report then dispatch.
-    async fn start(test: &str, smsc_env: &[(&str, &str)]) -> anyhow::Result<Run> {
+    async fn start(
+        test: &str,
+        count: usize,
+        deadline_seconds: u64,
+        smsc_env: &[(&str, &str)],
+    ) -> anyhow::Result<Run> {
         switchyard_tests::init_logging();
         let env = TestEnv::new()?;
         let logs = log_dir(test, &env);
         let stack = Stack::on(env, &[&sender(SENDER)]).await?;
         let smsc = SmscProcess::start(free_port(), smsc_env)?;
-        switchyard_config::apply(&stack.runtime, &config(smsc.port()), false, 1).await?;
-        let requests: Vec<Output> = (0..MESSAGES)
+        let config = config(smsc.port(), deadline_seconds);
+        switchyard_config::apply(&stack.runtime, &config, false, 1).await?;
+        let requests: Vec<Output> = (0..count)
             .map(|i| Output::new(sender(SENDER), message(i).0, request(i)))
             .collect();
         stack.runtime.publish("test", &requests).await?;
@@ -137,6 +148,7 @@ impl Run {
             &logs,
         )?;
         Ok(Run {
+            count,
             stack,
             smsc,
             dispatch,
@@ -172,7 +184,7 @@ impl Run {
             for f in read_values::<FinalReport>(&self.stack.runtime, FINAL).await? {
                 finals.entry(f.message_id.clone()).or_default().push(f);
             }
-            let missing: Vec<String> = (0..MESSAGES)
+            let missing: Vec<String> = (0..self.count)
                 .map(|i| message(i).0)
                 .filter(|id| !finals.contains_key(id))
                 .collect();
@@ -181,8 +193,9 @@ impl Run {
             }
             anyhow::ensure!(
                 Instant::now() < deadline,
-                "{} of {MESSAGES} messages have no final report, e.g. {:?}; report:\n{}\ndispatch:\n{}",
+                "{} of {} messages have no final report, e.g. {:?}; report:\n{}\ndispatch:\n{}",
                 missing.len(),
+                self.count,
                 &missing[..missing.len().min(5)],
                 self.report.log_tail(20),
                 self.dispatch.log_tail(20)
@@ -193,7 +206,7 @@ impl Run {
 
     /// Message ids the simulator took more than once, with how many times.
     fn resubmitted(&self) -> Vec<(String, usize)> {
-        let by_dest: HashMap<String, String> = (0..MESSAGES)
+        let by_dest: HashMap<String, String> = (0..self.count)
             .map(|i| {
                 let (id, to) = message(i);
                 (to, id)
@@ -212,7 +225,10 @@ impl Run {
 
 /// What the finals say: (delivered, unknown); fails on a message with two finals or a final
 /// that is neither delivered nor unknown.
-fn check_finals(finals: &HashMap<String, Vec<FinalReport>>) -> anyhow::Result<(usize, usize)> {
+fn check_finals(
+    finals: &HashMap<String, Vec<FinalReport>>,
+    count: usize,
+) -> anyhow::Result<(usize, usize)> {
     let mut twice: Vec<(&String, usize)> = finals
         .iter()
         .filter(|(_, f)| f.len() > 1)
@@ -226,8 +242,8 @@ fn check_finals(finals: &HashMap<String, Vec<FinalReport>>) -> anyhow::Result<(u
         &twice[..twice.len().min(5)]
     );
     anyhow::ensure!(
-        finals.len() == MESSAGES,
-        "{} final reports for {MESSAGES} messages",
+        finals.len() == count,
+        "{} final reports for {count} messages",
         finals.len()
     );
     let (mut delivered, mut unknown) = (0, 0);
@@ -253,6 +269,8 @@ async fn an_smsc_killed_mid_run_leaves_every_message_one_final_and_resubmits_not
     // the ones still pending at the kill die with the simulator.
     let mut run = Run::start(
         "smsc-kill",
+        MESSAGES,
+        DEADLINE_SECONDS,
         &[("DELAY_MS", "10"), ("RECEIPT_DELAY_MS", "1500")],
     )
     .await?;
@@ -263,7 +281,7 @@ async fn an_smsc_killed_mid_run_leaves_every_message_one_final_and_resubmits_not
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.smsc.start_again()?;
     let finals = run.wait_for_finals(Duration::from_secs(45)).await?;
-    let (delivered, unknown) = check_finals(&finals)?;
+    let (delivered, unknown) = check_finals(&finals, MESSAGES)?;
     let resubmitted = run.resubmitted();
     let submits = run.smsc.taken_destinations().len();
     println!(
@@ -293,6 +311,8 @@ async fn dispatch_killed_mid_run_leaves_every_message_exactly_one_final() -> any
     let began = Instant::now();
     let mut run = Run::start(
         "dispatch-kill",
+        MESSAGES,
+        DEADLINE_SECONDS,
         &[("DELAY_MS", "10"), ("RECEIPT_DELAY_MS", "300")],
     )
     .await?;
@@ -303,7 +323,7 @@ async fn dispatch_killed_mid_run_leaves_every_message_exactly_one_final() -> any
     tokio::time::sleep(Duration::from_millis(500)).await;
     run.dispatch.start_again()?;
     let finals = run.wait_for_finals(Duration::from_secs(45)).await?;
-    let (delivered, unknown) = check_finals(&finals)?;
+    let (delivered, unknown) = check_finals(&finals, MESSAGES)?;
     let resubmitted = run.resubmitted();
     let submits = run.smsc.taken_destinations().len();
     println!(
@@ -316,6 +336,47 @@ async fn dispatch_killed_mid_run_leaves_every_message_exactly_one_final() -> any
     anyhow::ensure!(
         submits >= MESSAGES,
         "every message reached the simulator at least once ({submits} submits)"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receipt_after_the_deadline_is_dropped_the_unknown_final_stands() -> anyhow::Result<()> {
+    const COUNT: usize = 20;
+    // Receipts 5 s after the answer, the deadline at 2 s: every message ends unknown first.
+    let run = Run::start("late-receipts", COUNT, 2, &[("RECEIPT_DELAY_MS", "5000")]).await?;
+    let finals = run.wait_for_finals(Duration::from_secs(30)).await?;
+    let (delivered, unknown) = check_finals(&finals, COUNT)?;
+    assert_eq!(
+        (delivered, unknown),
+        (0, COUNT),
+        "every final is the deadline's"
+    );
+    // The late receipts reach messages.reports …
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let late = read_values::<DeliveryReport>(&run.stack.runtime, REPORTS)
+            .await?
+            .into_iter()
+            .filter(|r| r.status == ResultStatus::Delivered)
+            .count();
+        if late >= COUNT {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{late} of {COUNT} late receipts reached {REPORTS}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // … and make no second final report: the unknown one stands.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let finals = run.wait_for_finals(Duration::from_secs(5)).await?;
+    assert_eq!(check_finals(&finals, COUNT)?, (0, COUNT));
+    println!(
+        "late receipts: {COUNT} delivered receipts after a 2 s deadline, {COUNT} finals, all unknown (3006); \
+         report log: {}",
+        run.report.log_path().display()
     );
     Ok(())
 }
