@@ -9,7 +9,8 @@
 //! - dispatch is killed -9 mid-run and started again: exactly one final report each, none
 //!   missing; the re-submits of an at-least-once dispatcher (offsets not committed at the kill)
 //!   are counted from the simulator's log and printed;
-//! - receipts that come after the deadline are dropped: the unknown final report stands.
+//! - receipts that come after the deadline are dropped: the unknown final report stands; their
+//!   `state.receipts` entries are tombstoned.
 //!
 //! Needs Kafka (`SWITCHYARD_TEST_BROKERS`), the `switchyard` binary, node and
 //! `tests/smsc/node_modules`.
@@ -18,14 +19,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rdkafka::Message;
 use switchyard_runtime::Output;
-use switchyard_runtime::names::{FINAL, REPORTS, sender};
+use switchyard_runtime::names::{FINAL, RECEIPT_INDEX, REPORTS, sender};
 use switchyard_schemas::{
     DeliveryReport, DispatchRequest, FinalReport, ResultStatus, ValidatedMessage,
 };
 use switchyard_tests::processes::{Connection, RoleProcess};
 use switchyard_tests::smsc_process::SmscProcess;
-use switchyard_tests::{Stack, TestEnv, free_port, read_values, sample_submission};
+use switchyard_tests::{Stack, TestEnv, free_port, read_all, read_values, sample_submission};
 use tokio::time::Instant;
 
 /// Messages per run.
@@ -373,8 +375,26 @@ async fn a_receipt_after_the_deadline_is_dropped_the_unknown_final_stands() -> a
     tokio::time::sleep(Duration::from_secs(2)).await;
     let finals = run.wait_for_finals(Duration::from_secs(5)).await?;
     assert_eq!(check_finals(&finals, COUNT)?, (0, COUNT));
+    // The final receipts settled their receipt index entries: tombstones on state.receipts.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tombstones = loop {
+        let tombstones = read_all(&run.stack.runtime.kafka, RECEIPT_INDEX)
+            .await?
+            .iter()
+            .filter(|m| m.payload().is_none())
+            .count();
+        if tombstones >= COUNT || Instant::now() >= deadline {
+            break tombstones;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    anyhow::ensure!(
+        tombstones >= COUNT,
+        "{tombstones} tombstones on {RECEIPT_INDEX} for {COUNT} settled messages"
+    );
     println!(
-        "late receipts: {COUNT} delivered receipts after a 2 s deadline, {COUNT} finals, all unknown (3006); \
+        "late receipts: {tombstones} {RECEIPT_INDEX} entries tombstoned; \
+         {COUNT} delivered receipts after a 2 s deadline, {COUNT} finals, all unknown (3006); \
          report log: {}",
         run.report.log_path().display()
     );
