@@ -15,6 +15,7 @@ use switchyard_runtime::{
     names,
 };
 use switchyard_stages::clock::Clock;
+use switchyard_stages::deadline::Deadline;
 use switchyard_stages::release::Release;
 use switchyard_stages::report::{Emitted, ReportDeliveries, ReportRejections};
 use switchyard_stages::route::Route;
@@ -244,8 +245,17 @@ pub async fn start(
                 ));
                 running.tasks.push(spawn_runner(
                     runtime,
-                    ReportRejections(emitted),
+                    ReportRejections(emitted.clone()),
                     RunnerOptions::new("report.rejected", &[names::REJECTED]),
+                    shutdown,
+                ));
+                // Submitted messages without a final report by their sender's receipt
+                // deadline end unknown (decision 0020).
+                running.tasks.push(spawn_runner(
+                    runtime,
+                    Deadline(emitted),
+                    RunnerOptions::new("report.deadline", &[names::DEADLINES])
+                        .due_per_record(DEFAULT_HELD_PER_PARTITION),
                     shutdown,
                 ));
             }

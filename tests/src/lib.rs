@@ -8,6 +8,7 @@ pub mod history_scenarios;
 pub mod pipeline;
 pub mod processes;
 pub mod senders;
+pub mod smsc_process;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -24,6 +24,10 @@ pub const DISPATCHED: &str = "messages.dispatched";
 pub const REPORTS: &str = "messages.reports";
 /// report → callback, history: FinalReport.
 pub const FINAL: &str = "reports.final";
+/// dispatch → report's deadline runner, at the sender's receipt deadline (`switchyard.due-at`):
+/// the DeliveryReport (unknown outcome, 3006) a submitted message gets if no final report
+/// came by then. Decision 0020.
+pub const DEADLINES: &str = "reports.deadlines";
 /// After the tenth failed callback retry.
 pub const CALLBACKS_EXHAUSTED: &str = "callbacks.exhausted";
 /// callback → history: CallbackResult, one per webhook attempt.
@@ -93,6 +97,7 @@ pub fn fixed() -> Vec<String> {
         DISPATCHED,
         REPORTS,
         FINAL,
+        DEADLINES,
         CALLBACKS_EXHAUSTED,
         CALLBACK_RESULTS,
         REPORT_ACKS,

@@ -1,6 +1,6 @@
 //! Settings every sender kind shares, taken out of a sender's map before its kind reads the
 //! rest: when dispatch gives up on a sender that cannot take messages and sends them to route
-//! for another one.
+//! for another one, and how long a submitted message may wait for its receipt.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,14 +15,25 @@ pub const DEFAULT_FAILOVER_AFTER_MS: u64 = 3_000;
 /// The shared settings of one sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommonSettings {
+    /// A submitted message with no final report this long after its submit ends unknown
+    /// (3006): `receipt_deadline_seconds`, decision 0020.
+    pub receipt_deadline: Duration,
     /// How long the sender may have been failing (down, unbound) before a message it cannot
     /// take goes to route for another sender instead of waiting for this one.
     pub failover_after: Duration,
 }
 
+impl CommonSettings {
+    /// The receipt deadline in milliseconds.
+    pub fn receipt_deadline_ms(&self) -> i64 {
+        i64::try_from(self.receipt_deadline.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
 impl Default for CommonSettings {
     fn default() -> Self {
         CommonSettings {
+            receipt_deadline: Duration::from_secs(crate::deadline::DEFAULT_SECONDS),
             failover_after: Duration::from_millis(DEFAULT_FAILOVER_AFTER_MS),
         }
     }
@@ -33,7 +44,10 @@ pub fn split(
     map: &BTreeMap<String, String>,
 ) -> Result<(CommonSettings, BTreeMap<String, String>), KindError> {
     let mut rest = map.clone();
-    let mut common = CommonSettings::default();
+    let mut common = CommonSettings {
+        receipt_deadline: Duration::from_secs(crate::deadline::take_seconds(&mut rest)?),
+        ..CommonSettings::default()
+    };
     if let Some(value) = rest.remove(FAILOVER_AFTER_MS) {
         let ms: u64 = value.trim().parse().map_err(|_| {
             KindError::setting(

@@ -101,7 +101,7 @@ impl Dispatcher {
                 return Ok(crate::failover::failed_over(request, detail.clone(), now));
             }
         }
-        crate::outcome::outputs(request, sent, now)
+        crate::outcome::outputs(request, sent, now, self.common.receipt_deadline_ms())
     }
 }
 

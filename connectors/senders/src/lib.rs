@@ -5,6 +5,7 @@
 //! runs every enabled sender by its kind. Decision 0019.
 
 pub mod common;
+pub mod deadline;
 pub mod dispatcher;
 pub mod failover;
 pub mod failure;

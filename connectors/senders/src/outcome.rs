@@ -13,32 +13,43 @@ use switchyard_schemas::{
 use crate::failure::{DispatchFailure, Sent};
 
 /// The outputs of `sent` for `request`, or the runner's error for a retriable failure.
-pub fn outputs(request: DispatchRequest, sent: Sent, now: i64) -> Result<Vec<Output>, StageError> {
+pub fn outputs(
+    request: DispatchRequest,
+    sent: Sent,
+    now: i64,
+    receipt_deadline_ms: i64,
+) -> Result<Vec<Output>, StageError> {
     match sent {
         Sent::Accepted {
             carrier_message_id,
             detail,
-        } => Ok(vec![outcome(
-            request,
-            DispatchStatus::Submitted,
-            None,
-            carrier_message_id,
-            detail,
-            now,
-        )]),
+        } => Ok(crate::deadline::with_deadline(
+            outcome(
+                request,
+                DispatchStatus::Submitted,
+                None,
+                carrier_message_id,
+                detail,
+                now,
+            ),
+            receipt_deadline_ms,
+        )),
         Sent::Failed {
             failure: DispatchFailure::Ambiguous,
             detail,
-        } => Ok(vec![outcome(
-            request,
-            DispatchStatus::Submitted,
-            None,
-            None,
-            Some(format!(
-                "ambiguous: {detail}; not sent again, a receipt reconciles it (decision 0017)"
-            )),
-            now,
-        )]),
+        } => Ok(crate::deadline::with_deadline(
+            outcome(
+                request,
+                DispatchStatus::Submitted,
+                None,
+                None,
+                Some(format!(
+                    "ambiguous: {detail}; not sent again, a receipt reconciles it (decision 0017)"
+                )),
+                now,
+            ),
+            receipt_deadline_ms,
+        )),
         Sent::Failed {
             failure: failure @ DispatchFailure::NeverResend { code },
             detail,
@@ -173,8 +184,9 @@ pub(crate) mod tests {
 
     #[test]
     fn accepted_is_submitted_with_the_carrier_id() {
-        let out = outputs(request(), Sent::accepted("c-1"), 5).expect("ok");
-        assert_eq!(out.len(), 1);
+        let out = outputs(request(), Sent::accepted("c-1"), 5, 60_000).expect("ok");
+        assert_eq!(out.len(), 2, "the outcome and its receipt deadline");
+        assert_eq!(out[1].topic, switchyard_runtime::names::DEADLINES);
         let o = outcome_of(&out[0]);
         assert_eq!(o.status, DispatchStatus::Submitted);
         assert_eq!(o.carrier_message_id.as_deref(), Some("c-1"));
@@ -184,7 +196,7 @@ pub(crate) mod tests {
     #[test]
     fn never_resend_fails_with_the_unified_code() {
         let sent = Sent::failed(DispatchFailure::NeverResend { code: "2003" }, "half taken");
-        let out = outputs(request(), sent, 5).expect("ok");
+        let out = outputs(request(), sent, 5, 60_000).expect("ok");
         assert_eq!(out[0].topic, REPORTS);
         let report = out[0].value::<DeliveryReport>().expect("report");
         assert_eq!(report.status, ResultStatus::Failed);
@@ -198,8 +210,9 @@ pub(crate) mod tests {
     #[test]
     fn ambiguous_is_submitted_without_an_id_and_says_so() {
         let sent = Sent::failed(DispatchFailure::Ambiguous, "no answer in 30 s");
-        let out = outputs(request(), sent, 5).expect("ok");
-        assert_eq!(out.len(), 1);
+        let out = outputs(request(), sent, 5, 60_000).expect("ok");
+        assert_eq!(out.len(), 2, "the outcome and its receipt deadline");
+        assert_eq!(out[1].topic, switchyard_runtime::names::DEADLINES);
         let o = outcome_of(&out[0]);
         assert_eq!(o.status, DispatchStatus::Submitted);
         assert_eq!(o.carrier_message_id, None);
@@ -209,7 +222,7 @@ pub(crate) mod tests {
     #[test]
     fn slow_down_and_try_another_sender_write_nothing_and_retry() {
         for failure in [DispatchFailure::SlowDown, DispatchFailure::TryAnotherSender] {
-            let result = outputs(request(), Sent::failed(failure, "busy"), 5);
+            let result = outputs(request(), Sent::failed(failure, "busy"), 5, 60_000);
             assert!(
                 matches!(&result, Err(e) if e.is_retriable()),
                 "{failure:?}: {result:?}"

@@ -143,5 +143,28 @@ mod tests {
         wrong.insert("window".into(), "0".into());
         let e = check("smpp", "smpp://127.0.0.1:2775", &wrong).expect_err("window 0");
         assert!(e.to_string().starts_with("settings.window:"), "{e}");
+        // The settings every kind shares are checked first, for every kind.
+        for kind in ["http", "smpp"] {
+            let endpoint = if kind == "http" {
+                "http://sim/submit"
+            } else {
+                "smpp://h:1"
+            };
+            let mut shared = smpp.clone();
+            shared.insert("receipt_deadline_seconds".into(), "0".into());
+            let e = check(kind, endpoint, &shared).expect_err("0 s");
+            assert!(
+                e.to_string()
+                    .starts_with("settings.receipt_deadline_seconds:"),
+                "{e}"
+            );
+            let mut shared = smpp.clone();
+            shared.insert("failover_after_ms".into(), "soon".into());
+            let e = check(kind, endpoint, &shared).expect_err("soon");
+            assert!(
+                e.to_string().starts_with("settings.failover_after_ms:"),
+                "{e}"
+            );
+        }
     }
 }

@@ -118,8 +118,9 @@ async fn an_accepted_submit_is_recorded_with_the_carrier_id() {
         .process(request(), origin())
         .await
         .expect("ok");
-    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs.len(), 2, "the outcome and its receipt deadline");
     assert_eq!(outputs[0].topic, DISPATCHED);
+    assert_eq!(outputs[1].topic, switchyard_runtime::names::DEADLINES);
     let outcome = outputs[0].value::<DispatchOutcome>().expect("outcome");
     assert_eq!(outcome.status, DispatchStatus::Submitted);
     assert!(
@@ -181,8 +182,9 @@ async fn an_accepted_submit_with_an_unreadable_answer_is_submitted_once() {
     let (url, hits) = counting(StatusCode::OK, "<html>garbage, not JSON</html>").await;
     let outputs = sender(&url).process(request(), origin()).await.expect("ok");
     assert_eq!(hits.load(Ordering::SeqCst), 1, "exactly one submit");
-    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs.len(), 2, "the outcome and its receipt deadline");
     assert_eq!(outputs[0].topic, DISPATCHED);
+    assert_eq!(outputs[1].topic, switchyard_runtime::names::DEADLINES);
     let outcome = outputs[0].value::<DispatchOutcome>().expect("outcome");
     assert_eq!(outcome.status, DispatchStatus::Submitted);
     assert_eq!(outcome.failure_class, None);

@@ -4,6 +4,7 @@
 pub mod admit;
 pub mod balances;
 pub mod clock;
+pub mod deadline;
 pub mod duplicates;
 pub mod pacing;
 pub mod policy;

@@ -86,6 +86,16 @@ impl Emitted {
         }
     }
 
+    /// Whether this message has its final report (written, or in flight).
+    pub fn has_final(&self, message_id: &str) -> bool {
+        self.done.contains(message_id)
+            || self
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(message_id)
+    }
+
     /// The output for `report`, unless this message already has its final report.
     fn emit_once(&self, report: FinalReport) -> Vec<Output> {
         let mut in_flight = self

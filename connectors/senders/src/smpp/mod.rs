@@ -146,7 +146,9 @@ impl SenderKind for SmppKind {
                 table,
                 &sender.name,
             ));
-            let sink = Arc::new(KafkaSink::new(context.runtime.clone(), &sender.name));
+            let sink = Arc::new(
+                KafkaSink::new(context.runtime.clone(), &sender.name).tombstoning(index.clone()),
+            );
             let window = settings.smpp.window;
             let bind = SmppSender::start(settings.smpp, index, sink).map_err(settings_error)?;
             Ok(Arc::new(SmppCarrier::new(&sender.name, bind, window)) as Arc<dyn Carrier>)

@@ -1,10 +1,11 @@
 //! Where an SMPP sender's reports go: `messages.reports`, through the shared `publish`, so
 //! the SMSC's deliver_sm_resp waits until Kafka acknowledged the report. The report is built
-//! (pure: [`report_of`]) from the reference stored with the carrier id.
+//! (pure: [`report_of`]) from the reference stored with the carrier id. Once a final receipt's
+//! report is written, its `state.receipts` entries are tombstoned (`TopicIndex::tombstones`).
 
 use futures::future::BoxFuture;
 use switchyard_carrier_http::reference::Reference;
-use switchyard_runtime::names::REPORTS;
+use switchyard_runtime::names::{RECEIPT_INDEX, REPORTS};
 use switchyard_runtime::{Output, Runtime};
 use switchyard_schemas::{DeliveryReport, event_id, now_millis};
 use switchyard_smpp::{ReceiptReport, ReportKind, ReportSink, SinkError};
@@ -14,6 +15,8 @@ use switchyard_smpp::{ReceiptReport, ReportKind, ReportSink, SinkError};
 pub struct KafkaSink {
     runtime: Runtime,
     sender: String,
+    /// The receipt index whose settled entries are tombstoned, if any.
+    index: Option<std::sync::Arc<super::TopicIndex>>,
 }
 
 impl KafkaSink {
@@ -21,6 +24,32 @@ impl KafkaSink {
         KafkaSink {
             runtime,
             sender: sender.to_string(),
+            index: None,
+        }
+    }
+
+    /// The same sink, tombstoning the entries of `index` that final receipts settle.
+    pub fn tombstoning(mut self, index: std::sync::Arc<super::TopicIndex>) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// Delete the `state.receipts` entries `report` settled. A failure is only logged: the
+    /// entry then lives until its TTL, as before.
+    async fn settle(&self, report: &ReceiptReport) {
+        let Some(index) = &self.index else { return };
+        let tombstones = index.tombstones(report);
+        if tombstones.is_empty() {
+            return;
+        }
+        let message_id = &report.context.message_id;
+        match self.runtime.publish("dispatch", &tombstones).await {
+            Ok(_) => {
+                tracing::debug!(stage = "dispatch", topic = RECEIPT_INDEX, %message_id, sender = %self.sender, keys = tombstones.len(), "receipt index entries tombstoned")
+            }
+            Err(e) => {
+                tracing::warn!(stage = "dispatch", topic = RECEIPT_INDEX, %message_id, sender = %self.sender, error = %e, "receipt index entries not tombstoned; they expire at their TTL")
+            }
         }
     }
 }
@@ -75,6 +104,7 @@ impl ReportSink for KafkaSink {
             match self.runtime.publish("dispatch", &[output]).await {
                 Ok(_) => {
                     tracing::debug!(stage = "dispatch", topic = REPORTS, %message_id, sender = %self.sender, ?status, "smpp report written");
+                    self.settle(&report).await;
                     Ok(())
                 }
                 Err(e) => Err(SinkError {
