@@ -108,6 +108,9 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Every sender: usable or not (from its dispatchers' heartbeats) and why, instances, in
+    /// flight, throughput, error rate and backlog.
+    Senders,
     /// Prepaid balances: credit one, or show them.
     Balance {
         #[command(subcommand)]

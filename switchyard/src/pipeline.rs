@@ -229,7 +229,9 @@ pub async fn start(
                 running.tasks.push(spawn_runner(
                     runtime,
                     Route::new(tables.clone(), health),
-                    RunnerOptions::new("route", &[names::VALIDATED, names::FAILOVER]),
+                    // Its round-robin positions are a state store: exactly once in every mode.
+                    RunnerOptions::new("route", &[names::VALIDATED, names::FAILOVER])
+                        .exactly_once(),
                     shutdown,
                 ));
             }

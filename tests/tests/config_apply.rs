@@ -64,6 +64,32 @@ async fn a_refused_apply_writes_nothing() -> anyhow::Result<()> {
         .await
         .expect_err("a route to an unknown group is refused");
     assert!(err.to_string().contains("skt-typo"), "{err}");
+    // A negative ratio, and a setting every sender kind shares out of range, are refused too,
+    // each naming its field.
+    let fixed = REFUSED.replace("skt-typo", "skt-direct");
+    for (from, to, names_field) in [
+        (
+            "ratio = 1",
+            "ratio = -1",
+            "routes[0] (customer \"acme\").carriers[0].groups[0].ratio is negative (-1)",
+        ),
+        (
+            "endpoint = \"http://127.0.0.1:7001/submit\"",
+            "endpoint = \"http://127.0.0.1:7001/submit\"\nsettings = { failover_after_ms = 0 }",
+            "settings.failover_after_ms: must be 1..=86400000",
+        ),
+        (
+            "endpoint = \"http://127.0.0.1:7001/submit\"",
+            "endpoint = \"http://127.0.0.1:7001/submit\"\nsettings = { receipt_deadline_seconds = 604800 }",
+            "settings.receipt_deadline_seconds: must be 1..=518400",
+        ),
+    ] {
+        assert!(fixed.contains(from), "{from}");
+        let err = switchyard_config::apply(&stack.runtime, &fixed.replacen(from, to, 1), false, 1)
+            .await
+            .expect_err(to);
+        assert!(err.to_string().contains(names_field), "{to}: {err}");
+    }
     for topic in CONFIG_TOPICS {
         let records = read_all(&stack.env.kafka(), topic).await?;
         assert!(
@@ -77,8 +103,7 @@ async fn a_refused_apply_writes_nothing() -> anyhow::Result<()> {
         !topic_names(&stack.env)?.contains(&sender_topic),
         "{sender_topic} was created"
     );
-    // The same file with the typo fixed is written: the check above could have failed.
-    let fixed = REFUSED.replace("skt-typo", "skt-direct");
+    // The same file with the typo fixed is written: the checks above could have failed.
     switchyard_config::apply(&stack.runtime, &fixed, false, 1).await?;
     assert_eq!(
         read_all(&stack.env.kafka(), names::CONFIG_ROUTES)

@@ -138,6 +138,26 @@ async fn finals_of(
     }
 }
 
+/// The output of `switchyard senders` in the pipeline's namespace.
+async fn senders_command(pipeline: &Pipeline) -> anyhow::Result<String> {
+    let stack = &pipeline.stack;
+    let mut command = std::process::Command::new(switchyard_bin()?);
+    command
+        .args(["--brokers", &stack.env.brokers()])
+        .args(["--topic-prefix", stack.env.namespace.prefix()])
+        .args(["--schema-registry-url", &stack.registry.url()])
+        .arg("senders");
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    anyhow::ensure!(
+        output.status.success(),
+        "switchyard senders: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout)?;
+    println!("{text}");
+    Ok(text)
+}
+
 /// The last sender of a final report and the senders of its trail.
 fn senders(report: &FinalReport) -> (String, Vec<String>) {
     (
@@ -204,6 +224,27 @@ async fn a_dead_carrier_s_traffic_and_backlog_move_to_the_other_groups_and_come_
         during.extend(post_batch(&http, url, "during", 1_000 + chunk * 100, 100).await?);
     }
     let finals = finals_of(&pipeline, &during, Duration::from_secs(60)).await?;
+    // What an operator sees now: `switchyard senders` says skt-b is unusable and why, and the
+    // metrics say the same.
+    let listed = senders_command(&pipeline).await?;
+    let line = |name: &str| {
+        listed
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("skt-b").contains("\tunusable: "), "{listed}");
+    assert!(line("skt-a").contains("\tusable\t"), "{listed}");
+    let metrics = pipeline.stack.runtime.metrics.encode();
+    assert!(
+        metrics.contains("switchyard_sender_healthy{sender=\"skt-b\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchyard_sender_submits_total{sender=\"skt-b\",outcome=\"failed_over\"}"),
+        "{metrics}"
+    );
     let mut moved = 0;
     let mut per_sender: HashMap<String, usize> = HashMap::new();
     let mut latest_done = 0;

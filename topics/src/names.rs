@@ -49,6 +49,9 @@ pub const SENDER_HEALTH: &str = "state.sender-health";
 /// validate's state store changelog (compacted): duplicate windows, balance snapshots,
 /// charges, applied credits.
 pub const STATE_VALIDATE: &str = "state.validate";
+/// route's state store (changelog): the round-robin positions per input partition, so a
+/// restart or a rebalance keeps every ratio exact (decision 0022).
+pub const STATE_ROUTE: &str = "state.route";
 /// SMPP senders' receipt index (compacted): `<sender>␟<carrier id key>` → the message's
 /// context (StateEntry.text, JSON), so receipts match after a restart.
 pub const RECEIPT_INDEX: &str = "state.receipts";
@@ -94,6 +97,7 @@ pub fn fixed() -> Vec<String> {
         REJECTED,
         HELD,
         ROUTED,
+        FAILOVER,
         DISPATCHED,
         REPORTS,
         FINAL,
@@ -111,6 +115,7 @@ pub fn fixed() -> Vec<String> {
         CONFIG_BILL_CODES,
         SENDER_HEALTH,
         STATE_VALIDATE,
+        STATE_ROUTE,
         RECEIPT_INDEX,
         PACED,
         BALANCE_COMMANDS,

@@ -9,6 +9,7 @@ mod check;
 mod file;
 mod mask;
 pub mod policy;
+pub mod senders;
 mod prune_topics;
 mod read;
 

@@ -7,13 +7,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use switchyard_runtime::{AsyncProcessor, Origin, Output, StageError};
+use switchyard_runtime::metrics::SenderOutcome;
+use switchyard_runtime::{AsyncProcessor, Metrics, Origin, Output, StageError};
 use switchyard_schemas::{DispatchRequest, now_millis};
 
 use crate::common::CommonSettings;
 use crate::failure::{DispatchFailure, Sent};
 use crate::health::HealthTracker;
 use crate::registry::Carrier;
+
+/// The `outcome` label of a message handed back to route.
+const FAILED_OVER: &str = "failed_over";
 
 /// One sender's dispatcher.
 #[derive(Clone)]
@@ -26,6 +30,8 @@ pub struct Dispatcher {
     pub health: Arc<Mutex<HealthTracker>>,
     /// Submits in flight now.
     pub in_flight: Arc<AtomicUsize>,
+    /// The process's metrics (submits by outcome).
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -44,6 +50,7 @@ impl Dispatcher {
         kind: &str,
         carrier: Arc<dyn Carrier>,
         common: CommonSettings,
+        metrics: Metrics,
     ) -> Self {
         Dispatcher {
             sender: sender.to_string(),
@@ -52,6 +59,7 @@ impl Dispatcher {
             common,
             health: Arc::new(Mutex::new(HealthTracker::new(now_millis()))),
             in_flight: Arc::default(),
+            metrics,
         }
     }
 
@@ -59,6 +67,17 @@ impl Dispatcher {
         self.health
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Count one submit of this sender as `outcome`.
+    fn count(&self, outcome: &str) {
+        self.metrics
+            .sender_submits
+            .get_or_create(&SenderOutcome {
+                sender: self.sender.clone(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     fn fail_over_after_ms(&self) -> i64 {
@@ -77,6 +96,7 @@ impl Dispatcher {
                 tracker.fail_over(now, self.fail_over_after_ms())
             };
             if failing_over {
+                self.count(FAILED_OVER);
                 tracing::info!(stage = "dispatch", %topic, message_id = %request.message_id, sender = %self.sender, "not bound: failing over");
                 return Ok(crate::failover::failed_over(
                     request,
@@ -95,9 +115,14 @@ impl Dispatcher {
             tracker.record(&sent, now);
             tracker.fail_over(now, self.fail_over_after_ms())
         };
+        self.count(match &sent {
+            Sent::Accepted { .. } => "taken",
+            Sent::Failed { failure, .. } => failure.name(),
+        });
         if let Sent::Failed { failure, detail } = &sent {
             tracing::info!(stage = "dispatch", %topic, message_id = %request.message_id, sender = %self.sender, kind = %self.kind, failure = failure.name(), %detail, failing_over, "not taken");
             if *failure == DispatchFailure::TryAnotherSender && failing_over {
+                self.count(FAILED_OVER);
                 return Ok(crate::failover::failed_over(request, detail.clone(), now));
             }
         }

@@ -2,7 +2,8 @@
 //! error rate, throughput, last success) to the compacted `state.sender-health`, keyed by
 //! sender and dispatch instance, so route can leave out senders that cannot take traffic.
 //! While the sender is failing it is probed (a TCP connect to its endpoint) so it comes back
-//! without traffic; its last beat at a clean stop says "dispatcher stopped".
+//! without traffic; its last beat at a clean stop says "dispatcher stopped". The same health,
+//! and the backlog every five beats, are this process's `switchyard_sender_*` metrics.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -11,11 +12,16 @@ use switchyard_runtime::names::SENDER_HEALTH;
 use switchyard_runtime::{CancellationToken, Output, Runtime};
 use switchyard_schemas::now_millis;
 
+use switchyard_runtime::metrics::SenderLabel;
+
+use crate::backlog::backlog;
 use crate::dispatcher::Dispatcher;
 use crate::health::Beat;
 
 /// How often a dispatcher beats (route calls a sender silent for 5 s unusable).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// The backlog gauge is read from the broker every this many beats.
+const BACKLOG_EVERY_BEATS: u64 = 5;
 /// How long a probe may take to connect.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
@@ -44,6 +50,10 @@ pub async fn run_heartbeat(
 ) {
     let key = health_key(&dispatcher.sender, &runtime.instance_id);
     let probe = probe_address(&endpoint);
+    let label = SenderLabel {
+        sender: dispatcher.sender.clone(),
+    };
+    let mut beats: u64 = 0;
     loop {
         let stopping = tokio::select! {
             _ = shutdown.cancelled() => true,
@@ -85,6 +95,28 @@ pub async fn run_heartbeat(
             Ok(mut t) => t.beat(beat, now_millis()),
             Err(_) => break,
         };
+        let metrics = &runtime.metrics;
+        metrics
+            .sender_healthy
+            .get_or_create(&label)
+            .set(i64::from(health.healthy));
+        metrics
+            .sender_in_flight
+            .get_or_create(&label)
+            .set(i64::from(health.in_flight));
+        if beats.is_multiple_of(BACKLOG_EVERY_BEATS) {
+            let (backlog_runtime, sender) = (runtime.clone(), dispatcher.sender.clone());
+            match tokio::task::spawn_blocking(move || backlog(&backlog_runtime, &sender)).await {
+                Ok(Ok(waiting)) => {
+                    metrics.sender_backlog.get_or_create(&label).set(waiting);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(stage = "dispatch", sender = %dispatcher.sender, error = %e, "backlog not read");
+                }
+                Err(_) => {}
+            }
+        }
+        beats += 1;
         if let Err(e) = runtime
             .publish(
                 "dispatch",

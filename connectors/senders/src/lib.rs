@@ -4,6 +4,7 @@
 //! the records dispatch writes (`outcome`); and the one dispatch service (`service`) that
 //! runs every enabled sender by its kind. Decision 0019.
 
+pub mod backlog;
 pub mod common;
 pub mod deadline;
 pub mod dispatcher;

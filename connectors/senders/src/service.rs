@@ -70,7 +70,13 @@ pub async fn run_dispatch(
             let mut options =
                 RunnerOptions::new(&format!("dispatch.{}", sender.name), &[&topic]).at_least_once();
             options.max_batch = 200;
-            let dispatcher = Dispatcher::new(&sender.name, &sender.kind, carrier.clone(), common);
+            let dispatcher = Dispatcher::new(
+                &sender.name,
+                &sender.kind,
+                carrier.clone(),
+                common,
+                runtime.metrics.clone(),
+            );
             tasks.push(tokio::spawn(run_heartbeat(
                 runtime.clone(),
                 dispatcher.clone(),

@@ -77,6 +77,7 @@ fn sender(endpoint: &str) -> Dispatcher {
         &config.kind,
         std::sync::Arc::new(carrier),
         Default::default(),
+        switchyard_runtime::Metrics::new(),
     )
 }
 

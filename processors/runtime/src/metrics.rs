@@ -1,11 +1,13 @@
 //! Every metric name of switchyard (`switchyard_<what>_<unit>`) and the registry that holds
-//! them. Labels are bounded: a stage name and a topic from the catalog.
+//! them. Labels are bounded: a stage name and a topic from the catalog, a sender from the
+//! senders table, an outcome from a fixed set.
 
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -23,6 +25,15 @@ pub mod names {
     pub const BATCH_RETRIES: &str = "switchyard_batch_retries";
     /// Records of a table topic that could not be decoded (left in place, skipped).
     pub const TABLE_UNDECODABLE_RECORDS: &str = "switchyard_table_undecodable_records";
+    /// Submits of a sender by what became of them (`taken`, `try_another_sender`, `slow_down`,
+    /// `never_resend`, `ambiguous`, `failed_over`): throughput and error rate by `rate()`.
+    pub const SENDER_SUBMITS: &str = "switchyard_sender_submits";
+    /// 1 while this instance's dispatcher says its sender is healthy (what route reads), else 0.
+    pub const SENDER_HEALTHY: &str = "switchyard_sender_healthy";
+    /// Submits of a sender in flight in this instance.
+    pub const SENDER_IN_FLIGHT_SUBMITS: &str = "switchyard_sender_in_flight_submits";
+    /// Messages waiting in `sender.<name>` that its dispatchers have not consumed.
+    pub const SENDER_BACKLOG_MESSAGES: &str = "switchyard_sender_backlog_messages";
 }
 
 /// Labels: the stage and one topic.
@@ -36,6 +47,19 @@ pub struct StageTopic {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StageLabel {
     pub stage: String,
+}
+
+/// Labels: a sender (operators' config: as bounded as the senders table).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SenderLabel {
+    pub sender: String,
+}
+
+/// Labels: a sender and what became of a submit (a fixed set of outcomes).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SenderOutcome {
+    pub sender: String,
+    pub outcome: String,
 }
 
 /// Labels: the topic only.
@@ -54,6 +78,10 @@ pub struct Metrics {
     pub batch_retries: Family<StageLabel, Counter>,
     pub processing_latency: Family<StageLabel, Histogram>,
     pub table_undecodable: Family<TopicLabel, Counter>,
+    pub sender_submits: Family<SenderOutcome, Counter>,
+    pub sender_healthy: Family<SenderLabel, Gauge>,
+    pub sender_in_flight: Family<SenderLabel, Gauge>,
+    pub sender_backlog: Family<SenderLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -74,6 +102,30 @@ impl Metrics {
             (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
         );
         let table_undecodable = Family::<TopicLabel, Counter>::default();
+        let sender_submits = Family::<SenderOutcome, Counter>::default();
+        let sender_healthy = Family::<SenderLabel, Gauge>::default();
+        let sender_in_flight = Family::<SenderLabel, Gauge>::default();
+        let sender_backlog = Family::<SenderLabel, Gauge>::default();
+        registry.register(
+            names::SENDER_SUBMITS,
+            "Submits of a sender by outcome",
+            sender_submits.clone(),
+        );
+        registry.register(
+            names::SENDER_HEALTHY,
+            "1 while this instance says the sender is healthy",
+            sender_healthy.clone(),
+        );
+        registry.register(
+            names::SENDER_IN_FLIGHT_SUBMITS,
+            "Submits of a sender in flight in this instance",
+            sender_in_flight.clone(),
+        );
+        registry.register(
+            names::SENDER_BACKLOG_MESSAGES,
+            "Messages waiting in sender.<name> not yet consumed by its dispatchers",
+            sender_backlog.clone(),
+        );
         registry.register(
             names::RECORDS_CONSUMED,
             "Records a stage read",
@@ -112,6 +164,10 @@ impl Metrics {
             batch_retries,
             processing_latency,
             table_undecodable,
+            sender_submits,
+            sender_healthy,
+            sender_in_flight,
+            sender_backlog,
         }
     }
 

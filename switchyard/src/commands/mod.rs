@@ -8,6 +8,7 @@ pub mod policy;
 pub mod registry;
 pub mod replay;
 pub mod run;
+pub mod senders;
 pub mod sim;
 pub mod topics;
 pub mod up;

@@ -3,14 +3,14 @@
 //! take traffic. A failover tries the failed hop's group first, then the other groups of the
 //! carrier by ratio, then (if the rule allows) the rule's other carriers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
-use switchyard_runtime::{ConfigTables, Table};
+use switchyard_runtime::{ConfigTables, StateAccess, Table};
 use switchyard_schemas::{
     CarrierRoute, Channel, RouteHop, RouteRule, SenderConfig, SenderHealth, ValidatedMessage,
 };
 
-use super::round_robin::SmoothRoundRobin;
+use super::round_robin::pick_stored;
 use crate::usability::{Usability, usability};
 
 /// Where one attempt goes.
@@ -43,7 +43,8 @@ impl NoRoute {
 pub(super) struct Choice<'a> {
     pub tables: &'a ConfigTables,
     pub health: &'a Table<String, SenderHealth>,
-    pub positions: &'a mut HashMap<String, SmoothRoundRobin>,
+    /// Where the round-robin positions are kept (route's state store partition).
+    pub positions: &'a mut dyn StateAccess,
     pub now: i64,
     pub stale_after_ms: i64,
     /// Senders already in the trail: never picked again for this message.
@@ -149,7 +150,7 @@ impl Choice<'_> {
             .map(|(g, offers)| if *offers { i64::from(g.ratio) } else { 0 })
             .collect();
         let key = format!("{}/{}/{carrier}", rule.customer_id, channel);
-        let chosen = self.positions.entry(key).or_default().pick(&weights)?;
+        let chosen = pick_stored(self.positions, &key, &weights)?;
         let group = &route.groups[chosen].group;
         let sender = self.sender_in(group, channel, carrier)?;
         Some(Destination {
@@ -168,7 +169,7 @@ impl Choice<'_> {
             .map(|s| i64::from(candidates.contains(&s.name)))
             .collect();
         let key = format!("group/{group}/{channel}/{carrier}");
-        let index = self.positions.entry(key).or_default().pick(&weights)?;
+        let index = pick_stored(self.positions, &key, &weights)?;
         Some(all[index].clone())
     }
 

@@ -12,12 +12,13 @@ mod choice;
 mod outputs;
 mod round_robin;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use switchyard_runtime::names::FAILOVER;
-use switchyard_runtime::{ConfigTables, Origin, Output, Processor, StageError, StageInput, Table};
+use switchyard_runtime::names::{FAILOVER, STATE_ROUTE};
+use switchyard_runtime::{
+    ConfigTables, Origin, Output, Processor, StageError, StageInput, StateAccess, StateStore, Table,
+};
 use switchyard_schemas::{
     Codec, CodecError, DispatchRequest, SenderHealth, ValidatedMessage, now_millis,
 };
@@ -80,14 +81,15 @@ impl RouteInput {
     }
 }
 
-/// The route stage. The round-robin positions are soft state (see
-/// docs/decisions/0005-route-round-robin-state.md).
+/// The route stage. Its round-robin positions live in a runtime state store on `state.route`,
+/// per input partition, so a restart or a rebalance picks on where it left off (decision
+/// 0022; this replaces the soft state of decision 0005).
 #[derive(Debug)]
 pub struct Route {
     tables: ConfigTables,
     health: Table<String, SenderHealth>,
     stale_after_ms: i64,
-    positions: Mutex<HashMap<String, SmoothRoundRobin>>,
+    store: StateStore,
 }
 
 impl Route {
@@ -97,20 +99,23 @@ impl Route {
             tables,
             health,
             stale_after_ms: DEFAULT_STALE_AFTER_MS,
-            positions: Mutex::default(),
+            // Positions never expire: the clock is only asked about expiry.
+            store: StateStore::new(STATE_ROUTE, Arc::new(now_millis)),
         }
     }
 
-    /// Where the next attempt of `routing` goes at `now`, or why nowhere.
-    pub fn destination(&self, routing: &Routing, now: i64) -> Result<Destination, NoRoute> {
-        let mut positions = self
-            .positions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Where the next attempt of `routing` goes at `now`, or why nowhere; the round-robin
+    /// positions are read from and moved in `positions` (the input partition's state).
+    pub fn destination(
+        &self,
+        routing: &Routing,
+        now: i64,
+        positions: &mut dyn StateAccess,
+    ) -> Result<Destination, NoRoute> {
         let mut choice = choice::Choice {
             tables: &self.tables,
             health: &self.health,
-            positions: &mut positions,
+            positions,
             now,
             stale_after_ms: self.stale_after_ms,
             tried: routing.trail.iter().map(|h| h.sender.clone()).collect(),
@@ -123,11 +128,16 @@ impl Route {
 impl Processor for Route {
     type Input = RouteInput;
 
-    fn process(&self, input: RouteInput, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
+    fn process(&self, input: RouteInput, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
         let routing = input.into_routing();
         let now = now_millis();
-        let destination = self.destination(&routing, now);
+        let mut state = self.store.lock(origin.partition);
+        let destination = self.destination(&routing, now, &mut *state);
         Ok(route_outputs(routing, destination, now))
+    }
+
+    fn state(&self) -> Option<&StateStore> {
+        Some(&self.store)
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use switchyard_runtime::Processor;
+
 use switchyard_runtime::Table;
 use switchyard_runtime::names::SENDER_HEALTH;
 use switchyard_schemas::{
@@ -36,6 +38,12 @@ fn health(beats: &[(&str, bool, i64)]) -> Table<String, SenderHealth> {
     )
 }
 
+/// Route `routing` at NOW with the positions of input partition 0.
+fn dest(route: &Route, routing: &Routing) -> Result<Destination, NoRoute> {
+    let store = route.state().expect("route keeps state");
+    route.destination(routing, NOW, &mut *store.lock(0))
+}
+
 fn first(id: &str) -> Routing {
     Routing {
         message: validated(id),
@@ -47,7 +55,7 @@ fn first(id: &str) -> Routing {
 /// Route `routing`, then send it back as its dispatcher would after the sender failed:
 /// the sender it went to, and the routing of the next attempt.
 fn failed_over(route: &Route, routing: Routing) -> (String, Routing) {
-    let outputs = route_outputs(routing.clone(), route.destination(&routing, NOW), NOW);
+    let outputs = route_outputs(routing.clone(), dest(&route, &routing), NOW);
     let mut request = outputs[0]
         .value::<DispatchRequest>()
         .expect("a dispatch request")
@@ -67,8 +75,7 @@ fn a_one_to_one_rule_splits_ten_messages_five_five() {
     let mut per_group: HashMap<String, usize> = HashMap::new();
     let mut per_sender: HashMap<String, usize> = HashMap::new();
     for i in 0..10 {
-        let d = route
-            .destination(&first(&format!("m-{i}")), NOW)
+        let d = dest(&route, &first(&format!("m-{i}")))
             .expect("routes");
         assert_eq!(d.carrier, "skt");
         *per_group.entry(d.group).or_default() += 1;
@@ -85,7 +92,7 @@ fn longest_prefix_and_ported_numbers_pick_the_carrier() {
     let route = Route::new(tables(), no_health());
     let mut m = first("m");
     m.message.submission.to = "01091234567".into();
-    let d = route.destination(&m, NOW).expect("routes");
+    let d = dest(&route, &m).expect("routes");
     assert_eq!(
         (d.carrier.as_str(), d.group.as_str()),
         ("kt", "kt-direct"),
@@ -93,7 +100,7 @@ fn longest_prefix_and_ported_numbers_pick_the_carrier() {
     );
     m.message.submission.to = "01099990000".into();
     assert_eq!(
-        route.destination(&m, NOW).expect("routes").carrier,
+        dest(&route, &m).expect("routes").carrier,
         "skt",
         "ported number wins"
     );
@@ -104,7 +111,7 @@ fn no_route_becomes_a_failed_report() {
     let route = Route::new(tables(), no_health());
     let mut m = first("m-x");
     m.message.submission.channel = Channel::Lms;
-    let outputs = route_outputs(m.clone(), route.destination(&m, NOW), 9);
+    let outputs = route_outputs(m.clone(), dest(&route, &m), 9);
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs[0].topic, REPORTS);
     let report = outputs[0].value::<DeliveryReport>().expect("report");
@@ -122,7 +129,7 @@ fn no_route_becomes_a_failed_report() {
 #[test]
 fn a_route_writes_the_sender_topic_and_the_decision() {
     let route = Route::new(tables(), no_health());
-    let outputs = route_outputs(first("m-1"), route.destination(&first("m-1"), NOW), 9);
+    let outputs = route_outputs(first("m-1"), dest(&route, &first("m-1")), 9);
     let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
     assert_eq!(topics, vec!["sender.skt-a1", ROUTED]);
     let request = outputs[0].value::<DispatchRequest>().expect("request");
@@ -142,8 +149,7 @@ fn unhealthy_and_silent_senders_get_no_traffic_and_the_ratio_holds_among_the_res
         health(&[("skt-a1", false, NOW), ("skt-a2", true, NOW - 60_000)]),
     );
     for i in 0..6 {
-        let d = route
-            .destination(&first(&format!("m-{i}")), NOW)
+        let d = dest(&route, &first(&format!("m-{i}")))
             .expect("routes");
         assert_eq!(d.sender.name, "agg-1");
     }
@@ -154,8 +160,7 @@ fn unhealthy_and_silent_senders_get_no_traffic_and_the_ratio_holds_among_the_res
     );
     let senders: Vec<String> = (0..4)
         .map(|i| {
-            route
-                .destination(&first(&format!("m-{i}")), NOW)
+            dest(&route, &first(&format!("m-{i}")))
                 .expect("routes")
                 .sender
                 .name
@@ -174,7 +179,7 @@ fn a_failover_tries_the_same_group_then_the_other_groups_then_fails_with_the_tra
     assert_eq!(sender, "skt-a2", "the failed hop's group first");
     let (sender, fourth) = failed_over(&route, third);
     assert_eq!(sender, "agg-1", "then the other group of the carrier");
-    let outputs = route_outputs(fourth.clone(), route.destination(&fourth, NOW), NOW);
+    let outputs = route_outputs(fourth.clone(), dest(&route, &fourth), NOW);
     assert_eq!(outputs.len(), 1);
     let report = outputs[0].value::<DeliveryReport>().expect("a report");
     assert_eq!(
@@ -216,10 +221,9 @@ fn other_carriers_are_tried_only_when_the_rule_allows_it() {
         routing
     };
     let strict = Route::new(tables(), no_health());
-    assert!(strict.destination(&exhausted(&strict), NOW).is_err());
+    assert!(dest(&strict, &exhausted(&strict)).is_err());
     let open = Route::new(tables_with_rule(|r| r.other_carriers = true), no_health());
-    let d = open
-        .destination(&exhausted(&open), NOW)
+    let d = dest(&open, &exhausted(&open))
         .expect("another carrier");
     assert_eq!((d.carrier.as_str(), d.sender.name.as_str()), ("kt", "kt-1"));
 }
@@ -234,7 +238,7 @@ fn a_message_failing_because_every_sender_is_unusable_lists_them_in_its_trail() 
             ("agg-1", true, NOW - 60_000),
         ]),
     );
-    let outputs = route_outputs(first("m-u"), route.destination(&first("m-u"), NOW), NOW);
+    let outputs = route_outputs(first("m-u"), dest(&route, &first("m-u")), NOW);
     let report = outputs[0].value::<DeliveryReport>().expect("a report");
     assert_eq!(report.result_code, NO_ROUTE);
     let hops: Vec<(&str, Option<&str>, Option<&str>)> = report
