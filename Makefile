@@ -58,7 +58,7 @@ api-check: setup
 	    -H 'Authorization: Bearer sk-demo-0123456789'
 
 ## bench: end-to-end throughput and latency next to the broker's raw rate (release build)
-bench: setup
+bench: setup  ## BENCH_ARGS="--path carrier" for HTTP → SMPP → webhook
 	$(CARGO) run --release -q -p switchyard-tests --bin bench -- $(BENCH_ARGS)
 
 ## bench-history: 1M history events into each engine (SQLite, CQL on its own Cassandra or $SWITCHYARD_TEST_CQL): write rate, p50/p99 of every query

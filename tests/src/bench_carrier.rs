@@ -17,7 +17,9 @@
 //! webhook for the message, per stage the mean time from receipt to acknowledged outputs, and
 //! CPU seconds and peak RSS (VmHWM) of the bench process (every role), the Kafka JVM and the
 //! node SMSC. `--run burst|steady|both` picks the runs; `--window W` is the SMPP sender's
-//! window (default 10, the sender's default); `--mode` the processing guarantee.
+//! window (default 10, the sender's default); `--mode` the processing guarantee; `--set
+//! key=value` (repeatable) a librdkafka property on every client of the pipeline, to measure a
+//! setting (e.g. `linger.ms`, `fetch.wait.max.ms`) before changing the runtime's default.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -62,11 +64,14 @@ pub struct Options {
     window: usize,
     processing: Processing,
     runs: Runs,
+    /// librdkafka properties set on every client of the pipeline (`--set key=value`), to
+    /// measure a setting before changing the runtime's defaults.
+    overrides: Vec<(String, String)>,
 }
 
 const USAGE: &str = "usage: bench --path carrier [--messages N] [--rate MSG_PER_S] [--seconds S] \
      [--run burst|steady|both] [--batch B] [--in-flight K] [--window W] \
-     [--mode exactly_once|at_least_once] [--raw R]";
+     [--mode exactly_once|at_least_once] [--raw R] [--set librdkafka.key=value]...";
 
 impl Options {
     /// Read the options from the arguments (`--path carrier` among them).
@@ -81,6 +86,7 @@ impl Options {
             window: 10,
             processing: Processing::default(),
             runs: Runs::Both,
+            overrides: Vec::new(),
         };
         let mut args = args.peekable();
         while let Some(name) = args.next() {
@@ -98,6 +104,13 @@ impl Options {
                 "--in-flight" => o.in_flight = value()?.parse()?,
                 "--window" => o.window = value()?.parse()?,
                 "--mode" => o.processing = value()?.parse().map_err(anyhow::Error::msg)?,
+                "--set" => {
+                    let setting = value()?;
+                    let (key, v) = setting
+                        .split_once('=')
+                        .ok_or_else(|| anyhow::anyhow!("--set takes key=value, not {setting}"))?;
+                    o.overrides.push((key.into(), v.into()));
+                }
                 "--run" => {
                     o.runs = match value()?.as_str() {
                         "burst" => Runs::Burst,
@@ -322,6 +335,8 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
     let stack = Stack::on(broker.env(), &[]).await?;
     let mut runtime = stack.runtime.clone();
     runtime.processing = o.processing;
+    // Before the first client is made (the shared producer is made on first use).
+    runtime.kafka.overrides.extend(o.overrides.iter().cloned());
     let shutdown = CancellationToken::new();
     let smsc = Smsc::start()?;
     let (report_url, arrivals) = bench_webhooks::serve(SECRET, shutdown.clone()).await?;
@@ -349,9 +364,13 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
         format!("all at once, {} messages", o.messages)
     };
     println!(
-        "\ncarrier path, {label} ({}, SMPP window {}, namespace {})",
+        "\ncarrier path, {label} ({}, SMPP window {}{}, namespace {})",
         o.processing,
         o.window,
+        o.overrides
+            .iter()
+            .map(|(k, v)| format!(", {k}={v}"))
+            .collect::<String>(),
         stack.env.namespace.prefix().trim_end_matches('.')
     );
     let mut watched = vec![Watched::this_process("bench process (every role)")];
