@@ -57,8 +57,8 @@ api-check: setup
 	.venv/bin/st run http://127.0.0.1:8080/openapi.json --checks all \
 	    -H 'Authorization: Bearer sk-demo-0123456789'
 
-## bench: end-to-end throughput and latency next to the broker's raw rate (release build)
-bench: setup  ## BENCH_ARGS="--path carrier" for HTTP → SMPP → webhook
+## bench: end-to-end throughput and latency next to the broker's raw rate (release build); BENCH_ARGS="--path carrier" for HTTP → SMPP → signed webhook
+bench: setup
 	$(CARGO) run --release -q -p switchyard-tests --bin bench -- $(BENCH_ARGS)
 
 ## bench-history: 1M history events into each engine (SQLite, CQL on its own Cassandra or $SWITCHYARD_TEST_CQL): write rate, p50/p99 of every query

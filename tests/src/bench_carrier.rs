@@ -17,9 +17,10 @@
 //! webhook for the message, per stage the mean time from receipt to acknowledged outputs, and
 //! CPU seconds and peak RSS (VmHWM) of the bench process (every role), the Kafka JVM and the
 //! node SMSC. `--run burst|steady|both` picks the runs; `--window W` is the SMPP sender's
-//! window (default 10, the sender's default); `--mode` the processing guarantee; `--set
-//! key=value` (repeatable) a librdkafka property on every client of the pipeline, to measure a
-//! setting (e.g. `linger.ms`, `fetch.wait.max.ms`) before changing the runtime's default.
+//! window (default 50: 1.2× the rate of the sender's default 10, decision 0021); `--mode` the
+//! processing guarantee; `--set key=value` (repeatable) a librdkafka property on every client
+//! of the pipeline, to measure a setting (e.g. `linger.ms`) before changing the runtime's
+//! default.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -83,7 +84,7 @@ impl Options {
             raw_records: 20_000,
             batch: 100,
             in_flight: 8,
-            window: 10,
+            window: 50,
             processing: Processing::default(),
             runs: Runs::Both,
             overrides: Vec::new(),
@@ -340,8 +341,13 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
     let shutdown = CancellationToken::new();
     let smsc = Smsc::start()?;
     let (report_url, arrivals) = bench_webhooks::serve(SECRET, shutdown.clone()).await?;
-    switchyard_config::apply(&runtime, &config(smsc.port, &report_url, o.window), false, 1)
-        .await?;
+    switchyard_config::apply(
+        &runtime,
+        &config(smsc.port, &report_url, o.window),
+        false,
+        1,
+    )
+    .await?;
     let history = tempfile::tempdir()?;
     let settings = local_settings(history.path());
     let running = start(&runtime, &Role::ALL, &settings, &shutdown).await?;

@@ -96,7 +96,10 @@ async fn receive(
 }
 
 /// Serve the receiver on a free loopback port at `/webhooks/switchyard`; its URL and arrivals.
-pub async fn serve(secret: &str, shutdown: CancellationToken) -> anyhow::Result<(String, Arrivals)> {
+pub async fn serve(
+    secret: &str,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(String, Arrivals)> {
     let arrivals = Arrivals::default();
     let state = Arc::new(Receiver {
         secret: secret.to_string(),

@@ -58,9 +58,9 @@ use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_runtime::metrics::StageTopic;
 use switchyard_runtime::{Processing, Reader, Runtime, names, read_from_beginning};
 use switchyard_schemas::{FinalReport, Submission, now_millis};
-use switchyard_tests::pipeline::{API_KEY, Pipeline, RULED_SMS_PRICE, with_every_rule};
 use switchyard_tests::bench_raw::{Raw, raw_rate};
 use switchyard_tests::bench_stages::print_stage_latencies;
+use switchyard_tests::pipeline::{API_KEY, Pipeline, RULED_SMS_PRICE, with_every_rule};
 use switchyard_tests::{Broker, TestEnv, read_topic, sample_submission};
 
 /// Records the pipeline produces per message (see the module comment).
