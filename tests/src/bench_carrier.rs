@@ -68,11 +68,14 @@ pub struct Options {
     /// librdkafka properties set on every client of the pipeline (`--set key=value`), to
     /// measure a setting before changing the runtime's defaults.
     overrides: Vec<(String, String)>,
+    /// The callback role's endpoint guard: a full endpoint that ended no call for this long
+    /// is treated as stuck (`--webhook-slow-after-ms`; `None`: the role's default).
+    webhook_slow_after: Option<Duration>,
 }
 
 const USAGE: &str = "usage: bench --path carrier [--messages N] [--rate MSG_PER_S] [--seconds S] \
      [--run burst|steady|both] [--batch B] [--in-flight K] [--window W] \
-     [--mode exactly_once|at_least_once] [--raw R] [--set librdkafka.key=value]...";
+     [--mode exactly_once|at_least_once] [--raw R] [--set librdkafka.key=value]... [--webhook-slow-after-ms MS]";
 
 impl Options {
     /// Read the options from the arguments (`--path carrier` among them).
@@ -88,6 +91,7 @@ impl Options {
             processing: Processing::default(),
             runs: Runs::Both,
             overrides: Vec::new(),
+            webhook_slow_after: None,
         };
         let mut args = args.peekable();
         while let Some(name) = args.next() {
@@ -111,6 +115,9 @@ impl Options {
                         .split_once('=')
                         .ok_or_else(|| anyhow::anyhow!("--set takes key=value, not {setting}"))?;
                     o.overrides.push((key.into(), v.into()));
+                }
+                "--webhook-slow-after-ms" => {
+                    o.webhook_slow_after = Some(Duration::from_millis(value()?.parse()?))
                 }
                 "--run" => {
                     o.runs = match value()?.as_str() {
@@ -349,7 +356,10 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
     )
     .await?;
     let history = tempfile::tempdir()?;
-    let settings = local_settings(history.path());
+    let mut settings = local_settings(history.path());
+    if let Some(slow_after) = o.webhook_slow_after {
+        settings.webhooks.guard.slow_after = slow_after;
+    }
     let running = start(&runtime, &Role::ALL, &settings, &shutdown).await?;
     let url = format!(
         "http://{}/v1/messages",
