@@ -57,7 +57,7 @@ api-check: setup
 	.venv/bin/st run http://127.0.0.1:8080/openapi.json --checks all \
 	    -H 'Authorization: Bearer sk-demo-0123456789'
 
-## bench: end-to-end throughput and latency next to the broker's raw rate (release build)
+## bench: end-to-end throughput and latency next to the broker's raw rate (release build); BENCH_ARGS="--path carrier" for HTTP → SMPP → signed webhook
 bench: setup
 	$(CARGO) run --release -q -p switchyard-tests --bin bench -- $(BENCH_ARGS)
 

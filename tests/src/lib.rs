@@ -4,6 +4,11 @@
 //! in-process schema registry and helpers to produce and read topics. No Kafka stand-ins.
 
 pub mod bench_callbacks;
+pub mod bench_carrier;
+pub mod bench_proc;
+pub mod bench_raw;
+pub mod bench_stages;
+pub mod bench_webhooks;
 pub mod history_scenarios;
 pub mod pipeline;
 pub mod processes;

@@ -40,6 +40,7 @@
 //!
 //! usage: bench [--messages N] [--raw R] [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both]
 //!              [--rules off|on|both] [--callbacks-only]
+//!        bench --path carrier [...]   (HTTP → SMPP → webhook; see `switchyard_tests::bench_carrier`)
 //!
 //! Without `--rate` every message is submitted at once: the end-to-end rate is how fast the
 //! pipeline drains a backlog, and latency includes the queue. With `--rate` below that, the
@@ -49,7 +50,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
@@ -57,8 +58,10 @@ use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_runtime::metrics::StageTopic;
 use switchyard_runtime::{Processing, Reader, Runtime, names, read_from_beginning};
 use switchyard_schemas::{FinalReport, Submission, now_millis};
+use switchyard_tests::bench_raw::{Raw, raw_rate};
+use switchyard_tests::bench_stages::print_stage_latencies;
 use switchyard_tests::pipeline::{API_KEY, Pipeline, RULED_SMS_PRICE, with_every_rule};
-use switchyard_tests::{Broker, TestEnv, apply_topics, read_topic, sample_submission};
+use switchyard_tests::{Broker, TestEnv, read_topic, sample_submission};
 
 /// Records the pipeline produces per message (see the module comment).
 const PRODUCES_PER_MESSAGE: f64 = 7.0;
@@ -143,79 +146,6 @@ impl Options {
         );
         Ok(options)
     }
-}
-
-struct Raw {
-    produce_per_s: f64,
-    consume_per_s: f64,
-}
-
-impl Raw {
-    /// Messages per second the broker could carry if the pipeline did nothing but its hops.
-    fn fair_ceiling(&self) -> f64 {
-        (self.produce_per_s / PRODUCES_PER_MESSAGE).min(self.consume_per_s / CONSUMES_PER_MESSAGE)
-    }
-}
-
-async fn raw_rate(env: &TestEnv, records: usize) -> anyhow::Result<Raw> {
-    apply_topics(env, &["bench.raw"]).await?;
-    let kafka = env.kafka();
-    let topic = kafka.topic("bench.raw");
-    let producer = kafka.producer()?;
-    let payload = vec![b'x'; 300];
-    // One record first: a fresh broker makes the producer wait for its idempotence id.
-    producer
-        .send(
-            FutureRecord::to(&topic).key("warm-up").payload(&payload),
-            Duration::from_secs(60),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
-    let started = Instant::now();
-    let mut pending = Vec::with_capacity(records);
-    for i in 0..records {
-        let key = format!("k{i}");
-        loop {
-            match producer.send_result(FutureRecord::to(&topic).key(&key).payload(&payload)) {
-                Ok(delivery) => {
-                    pending.push(delivery);
-                    break;
-                }
-                // Queue full: let deliveries drain.
-                Err((_, _)) => tokio::time::sleep(Duration::from_millis(1)).await,
-            }
-        }
-    }
-    for delivery in pending {
-        delivery.await?.map_err(|(e, _)| e)?;
-    }
-    let produce_per_s = records as f64 / started.elapsed().as_secs_f64();
-
-    let consumer = kafka.group_consumer("bench.raw")?;
-    consumer.subscribe(&[topic.as_str()])?;
-    // The clock starts at the first record (the warm-up one): joining the group is not
-    // consuming; `records` more follow.
-    let mut started = None;
-    let mut offsets: HashMap<i32, i64> = HashMap::new();
-    for n in 0..=records {
-        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-            .await
-            .map_err(|_| anyhow::anyhow!("raw consume: nothing for 60 s after {n} records"))??;
-        started.get_or_insert_with(Instant::now);
-        offsets.insert(message.partition(), message.offset() + 1);
-        if n % 500 == 499 || n == records {
-            let mut list = TopicPartitionList::new();
-            for (partition, offset) in &offsets {
-                list.add_partition_offset(&topic, *partition, Offset::Offset(*offset))?;
-            }
-            consumer.commit(&list, CommitMode::Async)?;
-        }
-    }
-    let consume_per_s = records as f64 / started.map_or(1e-9, |s| s.elapsed().as_secs_f64());
-    Ok(Raw {
-        produce_per_s,
-        consume_per_s,
-    })
 }
 
 /// What one batch costs the broker outside and inside a transaction, in ms (p50, max).
@@ -329,55 +259,6 @@ fn submission(i: usize) -> Submission {
     s.client_message_id = Some(format!("direct-{i}"));
     s.to = format!("0101{i:07}");
     s
-}
-
-/// Per stage from the metrics text: (sum of seconds, count) of the processing latency.
-fn stage_latencies(metrics: &str) -> HashMap<String, (f64, f64)> {
-    let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
-    for line in metrics.lines() {
-        let Some((name, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let stage = name
-            .split("stage=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-            .unwrap_or_default()
-            .to_string();
-        if name.starts_with("switchyard_processing_latency_seconds_sum") {
-            sums.entry(stage).or_default().0 = value;
-        } else if name.starts_with("switchyard_processing_latency_seconds_count") {
-            sums.entry(stage).or_default().1 = value;
-        }
-    }
-    sums
-}
-
-/// Per stage: records consumed and mean seconds from receipt to acknowledged outputs, between
-/// the metrics texts `before` and `after`.
-fn print_stage_latencies(before: &str, after: &str) {
-    let before = stage_latencies(before);
-    let mut stages: Vec<_> = stage_latencies(after)
-        .into_iter()
-        .map(|(stage, (sum, count))| {
-            let (sum0, count0) = before.get(&stage).copied().unwrap_or_default();
-            (stage, (sum - sum0, count - count0))
-        })
-        .filter(|(_, (_, n))| *n > 0.0)
-        .collect();
-    stages.sort_by(|a, b| a.0.cmp(&b.0));
-    println!(
-        "  stages                             records  mean ms (receipt → outputs acknowledged)"
-    );
-    for (stage, (sum, count)) in stages {
-        println!(
-            "    {stage:<32} {count:>7.0}  {:>7.1}",
-            sum / count * 1000.0
-        );
-    }
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -738,7 +619,7 @@ async fn run_pipeline(
         "  ratio         pipeline / raw produce = {:.3}   pipeline / raw consume = {:.3}   pipeline / fair ceiling = {:.2}",
         rate / raw.produce_per_s,
         rate / raw.consume_per_s,
-        rate / raw.fair_ceiling()
+        rate / raw.fair_ceiling(PRODUCES_PER_MESSAGE, CONSUMES_PER_MESSAGE)
     );
     if options.rate.is_some() {
         println!(
@@ -805,7 +686,23 @@ async fn credit_for(runtime: &Runtime, messages: usize) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let options = Options::parse()?;
+    // `--path carrier`: the carrier path (HTTP → SMPP → webhook), its own options.
+    let carrier = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "--path" && w[1] == "carrier");
+    let carrier_options = if carrier {
+        Some(switchyard_tests::bench_carrier::Options::parse(
+            std::env::args().skip(1),
+        )?)
+    } else {
+        None
+    };
+    let options = if carrier {
+        None
+    } else {
+        Some(Options::parse()?)
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
             "warn,rdkafka=error,librdkafka=error",
@@ -815,7 +712,13 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(bench(&broker, &options));
+    let result = runtime.block_on(async {
+        match (&options, &carrier_options) {
+            (_, Some(carrier)) => switchyard_tests::bench_carrier::bench(&broker, carrier).await,
+            (Some(options), None) => bench(&broker, options).await,
+            (None, None) => Ok(()),
+        }
+    });
     // Whatever the roles left running (table followers are cancelled, not awaited) ends here,
     // and its Kafka clients close, while the broker still answers; then the broker is killed.
     runtime.shutdown_timeout(Duration::from_secs(10));
@@ -856,7 +759,7 @@ async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
     );
     println!(
         "fair ceiling    {:>8.0} msg/s = min(raw produce ÷ {PRODUCES_PER_MESSAGE} produces, raw consume ÷ {CONSUMES_PER_MESSAGE} consumes per message)",
-        raw.fair_ceiling()
+        raw.fair_ceiling(PRODUCES_PER_MESSAGE, CONSUMES_PER_MESSAGE)
     );
     println!(
         "                per message: produced to accepted, validated, sender.<name>, routed, dispatched, reports, final;"
