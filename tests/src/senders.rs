@@ -73,12 +73,19 @@ pub fn endpoint(kind: Kind, port: u16) -> String {
     }
 }
 
+/// How long the contract's senders wait out a peer's outage before failing over: longer than
+/// any outage the contract stages (failover has its own tests, `tests/tests/failover.rs`).
+const WAIT_OUT_MS: u64 = 120_000;
+
 /// The sender's settings (a TOML inline table) for the contract: short waits everywhere.
 pub fn settings(kind: Kind) -> String {
     match kind {
-        Kind::Http => format!("{{ timeout_ms = {ANSWER_TIMEOUT_MS}, window = 8 }}"),
+        Kind::Http => format!(
+            "{{ timeout_ms = {ANSWER_TIMEOUT_MS}, window = 8, failover_after_ms = {WAIT_OUT_MS} }}"
+        ),
         Kind::Smpp => format!(
             "{{ system_id = \"switchyard\", password = \"pw\", submit_timeout_ms = {ANSWER_TIMEOUT_MS}, \
+             failover_after_ms = {WAIT_OUT_MS}, \
              bind_wait_ms = 500, reconnect_min_ms = 100, reconnect_max_ms = 300, \
              throttle_pause_ms = 100, max_throttle_retries = 0, enquire_link_interval_ms = 5000 }}"
         ),

@@ -242,7 +242,8 @@ async fn a_dead_carrier_s_traffic_and_backlog_move_to_the_other_groups_and_come_
         "{metrics}"
     );
     assert!(
-        metrics.contains("switchyard_sender_submits_total{sender=\"skt-b\",outcome=\"failed_over\"}"),
+        metrics
+            .contains("switchyard_sender_submits_total{sender=\"skt-b\",outcome=\"failed_over\"}"),
         "{metrics}"
     );
     let mut moved = 0;

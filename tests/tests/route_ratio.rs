@@ -66,9 +66,9 @@ async fn a_three_to_one_split_stays_exact_across_a_kill_9_of_route() -> anyhow::
     let stack = Stack::start(&[]).await?;
     switchyard_config::apply(&stack.runtime, CONFIG, false, 1).await?;
     let runtime = stack.runtime.clone();
-    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("route_ratio").join(
-        stack.env.namespace.prefix().trim_end_matches('.'),
-    );
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("route_ratio")
+        .join(stack.env.namespace.prefix().trim_end_matches('.'));
     // Every message waits in messages.validated before route starts.
     for chunk in 0..MESSAGES / 1_000 {
         let outputs: Vec<Output> = (chunk * 1_000..(chunk + 1) * 1_000)
@@ -166,7 +166,10 @@ async fn a_three_to_one_split_stays_exact_across_a_kill_9_of_route() -> anyhow::
         totals[0], totals[1], totals[2]
     );
     assert_eq!(totals.iter().sum::<usize>(), MESSAGES);
-    assert!(totals[0].abs_diff(7_500) <= 2 && totals[2] == 0, "{totals:?}");
+    assert!(
+        totals[0].abs_diff(7_500) <= 2 && totals[2] == 0,
+        "{totals:?}"
+    );
     assert!(
         route.log().contains("state restored"),
         "the restart restored route's positions"

@@ -9,9 +9,9 @@ mod check;
 mod file;
 mod mask;
 pub mod policy;
-pub mod senders;
 mod prune_topics;
 mod read;
+pub mod senders;
 
 pub use apply::{ConfigReport, PRUNE_CONFIRM_ABOVE, Plan, apply, plan, show};
 pub use file::{ConfigFile, Desired, hash_api_key};

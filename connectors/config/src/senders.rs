@@ -70,13 +70,15 @@ pub fn rows(
 }
 
 /// The header of the table [`SenderRow`]'s `Display` writes lines of.
-pub const HEADER: &str = "sender\tkind\tgroup\tstate\tinstances\tin flight/window\tmsg/s\terror rate\tbacklog";
+pub const HEADER: &str =
+    "sender\tkind\tgroup\tstate\tinstances\tin flight/window\tmsg/s\terror rate\tbacklog";
 
 impl std::fmt::Display for SenderRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.usability {
             Usability::Usable => "usable".to_string(),
             Usability::Unknown => "unknown (no heartbeat yet)".to_string(),
+            Usability::Silent(why) => format!("silent: {why} (last resort)"),
             Usability::Unusable(why) => format!("unusable: {why}"),
         };
         let backlog = self

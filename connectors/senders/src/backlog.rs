@@ -6,8 +6,8 @@ use std::time::Duration;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::names::sender as sender_topic;
 use switchyard_runtime::Runtime;
+use switchyard_runtime::names::sender as sender_topic;
 
 /// How long a broker request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -95,10 +95,8 @@ impl HealthTracker {
             self.failed as f64 / attempts as f64
         };
         let failing = self.fail_over(now, beat.fail_over_after_ms);
-        let healthy = beat.bound && !failing && !beat.stopping;
-        let reason = if beat.stopping {
-            Some("dispatcher stopped".to_string())
-        } else if !beat.bound {
+        let healthy = beat.bound && !failing;
+        let reason = if !beat.bound {
             Some(
                 self.down_reason
                     .clone()
@@ -139,8 +137,6 @@ pub struct Beat<'a> {
     pub in_flight: usize,
     pub window: usize,
     pub fail_over_after_ms: i64,
-    /// The dispatcher is stopping: its last beat says unhealthy, so route stops at once.
-    pub stopping: bool,
 }
 
 #[cfg(test)]
@@ -155,7 +151,6 @@ mod tests {
             in_flight: 2,
             window: 10,
             fail_over_after_ms: 3_000,
-            stopping: false,
         }
     }
 
@@ -209,14 +204,5 @@ mod tests {
         let h = t.beat(beat(false), 5_000);
         assert!(!h.healthy, "not bound");
         assert_eq!(h.reason.as_deref(), Some("not bound"));
-        let h = t.beat(
-            Beat {
-                stopping: true,
-                ..beat(true)
-            },
-            6_000,
-        );
-        assert!(!h.healthy);
-        assert_eq!(h.reason.as_deref(), Some("dispatcher stopped"));
     }
 }

@@ -2,7 +2,9 @@
 //! error rate, throughput, last success) to the compacted `state.sender-health`, keyed by
 //! sender and dispatch instance, so route can leave out senders that cannot take traffic.
 //! While the sender is failing it is probed (a TCP connect to its endpoint) so it comes back
-//! without traffic; its last beat at a clean stop says "dispatcher stopped". The same health,
+//! without traffic. A clean stop removes this instance's heartbeat (a tombstone): the sender is
+//! then as if never heard of, and its queue waits for a dispatcher instead of its traffic
+//! failing (a rolling restart loses nothing). The same health,
 //! and the backlog every five beats, are this process's `switchyard_sender_*` metrics.
 
 use std::sync::atomic::Ordering;
@@ -59,6 +61,16 @@ pub async fn run_heartbeat(
             _ = shutdown.cancelled() => true,
             _ = tokio::time::sleep(HEARTBEAT_EVERY) => false,
         };
+        if stopping {
+            // Gone, not down: the sender is as if never heard of until a dispatcher beats.
+            if let Err(e) = runtime
+                .publish("dispatch", &[Output::tombstone(SENDER_HEALTH, key.clone())])
+                .await
+            {
+                tracing::warn!(stage = "dispatch", topic = SENDER_HEALTH, sender = %dispatcher.sender, error = %e, "heartbeat not removed");
+            }
+            break;
+        }
         let bound = dispatcher.carrier.bound();
         let down = dispatcher
             .health
@@ -67,7 +79,6 @@ pub async fn run_heartbeat(
             .unwrap_or(false);
         if down
             && bound
-            && !stopping
             && let Some(address) = &probe
         {
             let reached = tokio::time::timeout(
@@ -89,7 +100,6 @@ pub async fn run_heartbeat(
             window: dispatcher.carrier.window(),
             fail_over_after_ms: i64::try_from(dispatcher.common.failover_after.as_millis())
                 .unwrap_or(i64::MAX),
-            stopping,
         };
         let health = match dispatcher.health.lock() {
             Ok(mut t) => t.beat(beat, now_millis()),
@@ -125,9 +135,6 @@ pub async fn run_heartbeat(
             .await
         {
             tracing::warn!(stage = "dispatch", topic = SENDER_HEALTH, sender = %dispatcher.sender, error = %e, "heartbeat not written");
-        }
-        if stopping {
-            break;
         }
     }
 }

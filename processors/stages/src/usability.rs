@@ -2,10 +2,12 @@
 //! heartbeats its dispatchers publish on `state.sender-health` (pure).
 //!
 //! A sender is usable when it is enabled and at least one of its dispatcher instances
-//! heartbeated within `stale_after` saying it is healthy. A sender no dispatcher ever
-//! heartbeated for is `Unknown`: route still sends to it (a dispatcher that is starting has
-//! not said anything yet), but prefers usable ones. Heartbeats that stopped, or that all say
-//! unhealthy, make it unusable.
+//! heartbeated within `stale_after` saying it is healthy. A sender no dispatcher heartbeats for
+//! (none ever did, or the last one stopped cleanly and removed its heartbeat) is `Unknown`:
+//! route still sends to it, its queue waits for a dispatcher. Fresh heartbeats that all say
+//! unhealthy make it unusable. Heartbeats that stopped (a dispatcher killed) make it `Silent`:
+//! a last resort, used only when no other sender of the rule may take the message, so a crashed
+//! dispatch role queues traffic instead of failing it.
 
 use switchyard_schemas::{SenderConfig, SenderHealth};
 
@@ -16,14 +18,28 @@ pub enum Usability {
     Usable,
     /// Enabled, but no dispatcher has heartbeated for it yet.
     Unknown,
+    /// Its heartbeats stopped (and why that matters): only when nothing else may take it.
+    Silent(String),
     /// Not to be used now, and why.
     Unusable(String),
 }
 
 impl Usability {
-    /// Whether route may pick the sender.
-    pub fn may_take(&self) -> bool {
-        !matches!(self, Usability::Unusable(_))
+    /// Whether route may pick the sender; `last_resort` admits silent ones too.
+    pub fn may_take(&self, last_resort: bool) -> bool {
+        match self {
+            Usability::Usable | Usability::Unknown => true,
+            Usability::Silent(_) => last_resort,
+            Usability::Unusable(_) => false,
+        }
+    }
+
+    /// Why it is not picked, for a trail.
+    pub fn why_not(&self) -> Option<&str> {
+        match self {
+            Usability::Silent(why) | Usability::Unusable(why) => Some(why),
+            Usability::Usable | Usability::Unknown => None,
+        }
     }
 }
 
@@ -45,7 +61,7 @@ pub fn usability(
         .filter(|b| now.saturating_sub(b.heartbeat_at) <= stale_after_ms)
         .collect();
     if fresh.is_empty() {
-        return Usability::Unusable(format!(
+        return Usability::Silent(format!(
             "no heartbeat for {} s",
             now.saturating_sub(latest.heartbeat_at) / 1000
         ));
@@ -101,7 +117,7 @@ mod tests {
     fn no_heartbeat_yet_is_unknown_and_may_take() {
         let u = usability(&sender(true), &[], 1_000, 5_000);
         assert_eq!(u, Usability::Unknown);
-        assert!(u.may_take());
+        assert!(u.may_take(false));
     }
 
     #[test]
@@ -117,8 +133,9 @@ mod tests {
     fn stopped_heartbeats_make_it_unusable() {
         let beats = [beat("a", true, 1_000)];
         let u = usability(&sender(true), &beats, 7_000, 5_000);
-        assert_eq!(u, Usability::Unusable("no heartbeat for 6 s".into()));
-        assert!(!u.may_take());
+        assert_eq!(u, Usability::Silent("no heartbeat for 6 s".into()));
+        assert!(!u.may_take(false), "not while another sender may take");
+        assert!(u.may_take(true), "a last resort");
         // A heartbeat exactly `stale_after` old still counts.
         assert_eq!(
             usability(&sender(true), &beats, 6_000, 5_000),

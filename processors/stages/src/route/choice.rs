@@ -11,7 +11,7 @@ use switchyard_schemas::{
 };
 
 use super::round_robin::pick_stored;
-use crate::usability::{Usability, usability};
+use crate::usability::usability;
 
 /// Where one attempt goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +51,32 @@ pub(super) struct Choice<'a> {
     pub tried: HashSet<String>,
     /// Unusable senders seen on the way (for the trail).
     pub unusable: Vec<(String, SenderConfig, String)>,
+    /// Whether senders whose heartbeats stopped may be picked (the second pass).
+    pub last_resort: bool,
 }
 
 impl Choice<'_> {
-    /// Where `message` goes next, after the hops of `trail`.
+    /// Where `message` goes next, after the hops of `trail`: among the senders that may take
+    /// traffic, else among those whose dispatchers went silent (the message then waits in
+    /// their queue rather than failing).
     pub fn destination(
+        &mut self,
+        message: &ValidatedMessage,
+        trail: &[RouteHop],
+    ) -> Result<Destination, NoRoute> {
+        self.last_resort = false;
+        match self.pass(message, trail) {
+            Ok(found) => Ok(found),
+            Err(no_route) if no_route.unusable.is_empty() => Err(no_route),
+            Err(no_route) => {
+                self.last_resort = true;
+                self.pass(message, trail).map_err(|_| no_route)
+            }
+        }
+    }
+
+    /// One pass of the choice.
+    fn pass(
         &mut self,
         message: &ValidatedMessage,
         trail: &[RouteHop],
@@ -181,15 +202,14 @@ impl Choice<'_> {
                 continue;
             }
             let beats = self.health.values_where(|h| h.sender == sender.name);
-            match usability(&sender, &beats, self.now, self.stale_after_ms) {
-                Usability::Unusable(why) => {
-                    if !self.unusable.iter().any(|(_, s, _)| s.name == sender.name) {
-                        self.unusable.push((carrier.to_string(), sender, why));
-                    }
-                }
-                Usability::Usable | Usability::Unknown => {
-                    names.insert(sender.name);
-                }
+            let usability = usability(&sender, &beats, self.now, self.stale_after_ms);
+            if usability.may_take(self.last_resort) {
+                names.insert(sender.name);
+            } else if let Some(why) = usability.why_not()
+                && !self.unusable.iter().any(|(_, s, _)| s.name == sender.name)
+            {
+                self.unusable
+                    .push((carrier.to_string(), sender, why.to_string()));
             }
         }
         names

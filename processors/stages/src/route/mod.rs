@@ -120,6 +120,7 @@ impl Route {
             stale_after_ms: self.stale_after_ms,
             tried: routing.trail.iter().map(|h| h.sender.clone()).collect(),
             unusable: Vec::new(),
+            last_resort: false,
         };
         choice.destination(&routing.message, &routing.trail)
     }

@@ -7,13 +7,21 @@ use switchyard_schemas::StateEntry;
 /// Prefix of a position's key in the state store.
 const KEY_PREFIX: &str = "rr\u{241F}";
 
+/// A stored position: its current values, comma-separated.
+fn parse_position(text: &str) -> Result<Vec<i64>, std::num::ParseIntError> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',').map(|n| n.trim().parse()).collect()
+}
+
 /// Pick an index of `weights` with the picker stored under `key` in `state`, and store where
 /// it moved to. A position that cannot be read starts over (and is logged).
 pub fn pick_stored(state: &mut dyn StateAccess, key: &str, weights: &[i64]) -> Option<usize> {
     let state_key = format!("{KEY_PREFIX}{key}");
     let mut picker = match state.get(&state_key).and_then(|e| e.text.as_deref()) {
         None => SmoothRoundRobin::default(),
-        Some(text) => match serde_json::from_str::<Vec<i64>>(text) {
+        Some(text) => match parse_position(text) {
             Ok(current) => SmoothRoundRobin::at(current),
             Err(e) => {
                 tracing::warn!(stage = "route", key, error = %e, "round-robin position unreadable; starting over");
@@ -27,7 +35,14 @@ pub fn pick_stored(state: &mut dyn StateAccess, key: &str, weights: &[i64]) -> O
         state.put(
             &state_key,
             StateEntry {
-                text: Some(serde_json::to_string(picker.current()).unwrap_or_default()),
+                text: Some(
+                    picker
+                        .current()
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
                 amount: 0,
                 expires_at: None,
             },

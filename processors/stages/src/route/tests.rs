@@ -55,7 +55,7 @@ fn first(id: &str) -> Routing {
 /// Route `routing`, then send it back as its dispatcher would after the sender failed:
 /// the sender it went to, and the routing of the next attempt.
 fn failed_over(route: &Route, routing: Routing) -> (String, Routing) {
-    let outputs = route_outputs(routing.clone(), dest(&route, &routing), NOW);
+    let outputs = route_outputs(routing.clone(), dest(route, &routing), NOW);
     let mut request = outputs[0]
         .value::<DispatchRequest>()
         .expect("a dispatch request")
@@ -75,8 +75,7 @@ fn a_one_to_one_rule_splits_ten_messages_five_five() {
     let mut per_group: HashMap<String, usize> = HashMap::new();
     let mut per_sender: HashMap<String, usize> = HashMap::new();
     for i in 0..10 {
-        let d = dest(&route, &first(&format!("m-{i}")))
-            .expect("routes");
+        let d = dest(&route, &first(&format!("m-{i}"))).expect("routes");
         assert_eq!(d.carrier, "skt");
         *per_group.entry(d.group).or_default() += 1;
         *per_sender.entry(d.sender.name).or_default() += 1;
@@ -149,8 +148,7 @@ fn unhealthy_and_silent_senders_get_no_traffic_and_the_ratio_holds_among_the_res
         health(&[("skt-a1", false, NOW), ("skt-a2", true, NOW - 60_000)]),
     );
     for i in 0..6 {
-        let d = dest(&route, &first(&format!("m-{i}")))
-            .expect("routes");
+        let d = dest(&route, &first(&format!("m-{i}"))).expect("routes");
         assert_eq!(d.sender.name, "agg-1");
     }
     // When skt-a2 beats again it shares skt-direct's half alone.
@@ -223,8 +221,7 @@ fn other_carriers_are_tried_only_when_the_rule_allows_it() {
     let strict = Route::new(tables(), no_health());
     assert!(dest(&strict, &exhausted(&strict)).is_err());
     let open = Route::new(tables_with_rule(|r| r.other_carriers = true), no_health());
-    let d = dest(&open, &exhausted(&open))
-        .expect("another carrier");
+    let d = dest(&open, &exhausted(&open)).expect("another carrier");
     assert_eq!((d.carrier.as_str(), d.sender.name.as_str()), ("kt", "kt-1"));
 }
 
@@ -235,7 +232,7 @@ fn a_message_failing_because_every_sender_is_unusable_lists_them_in_its_trail() 
         health(&[
             ("skt-a1", false, NOW),
             ("skt-a2", false, NOW),
-            ("agg-1", true, NOW - 60_000),
+            ("agg-1", false, NOW - 1_000),
         ]),
     );
     let outputs = route_outputs(first("m-u"), dest(&route, &first("m-u")), NOW);
@@ -251,8 +248,32 @@ fn a_message_failing_because_every_sender_is_unusable_lists_them_in_its_trail() 
         vec![
             ("skt-a1", Some(UNUSABLE), Some("not bound")),
             ("skt-a2", Some(UNUSABLE), Some("not bound")),
-            ("agg-1", Some(UNUSABLE), Some("no heartbeat for 60 s")),
+            ("agg-1", Some(UNUSABLE), Some("not bound")),
         ]
     );
     let _: &[RouteHop] = &report.trail;
+}
+
+#[test]
+fn a_silent_sender_is_a_last_resort_so_a_dead_dispatcher_queues_instead_of_failing() {
+    // Both skt-direct senders are unhealthy; agg-1's dispatcher went silent a minute ago.
+    let route = Route::new(
+        tables(),
+        health(&[
+            ("skt-a1", false, NOW),
+            ("skt-a2", false, NOW),
+            ("agg-1", true, NOW - 60_000),
+        ]),
+    );
+    let d = dest(&route, &first("m-s")).expect("the silent sender, as a last resort");
+    assert_eq!(d.sender.name, "agg-1");
+    // While a healthy sender exists, the silent one gets nothing.
+    let route = Route::new(
+        tables(),
+        health(&[("skt-a1", true, NOW), ("agg-1", true, NOW - 60_000)]),
+    );
+    for i in 0..4 {
+        let d = dest(&route, &first(&format!("m-{i}"))).expect("routes");
+        assert_ne!(d.sender.name, "agg-1");
+    }
 }
