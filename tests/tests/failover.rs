@@ -205,14 +205,19 @@ async fn a_dead_carrier_s_traffic_and_backlog_move_to_the_other_groups_and_come_
     for reports in finals.values() {
         *per_sender.entry(senders(&reports[0]).0).or_default() += 1;
     }
-    assert_eq!(
-        (
-            per_sender["skt-a"],
-            per_sender["skt-b"],
-            per_sender["skt-c"]
-        ),
-        (50, 25, 25),
-        "2:1:1 before the outage"
+    // Exact per input partition (route's positions are per partition, decision 0022): within
+    // one message per group and partition of 2:1:1 overall.
+    let before_split = (
+        per_sender["skt-a"],
+        per_sender["skt-b"],
+        per_sender["skt-c"],
+    );
+    assert_eq!(before_split.0 + before_split.1 + before_split.2, 100);
+    assert!(
+        before_split.0.abs_diff(50) <= 2
+            && before_split.1.abs_diff(25) <= 2
+            && before_split.2.abs_diff(25) <= 2,
+        "2:1:1 before the outage: {before_split:?}"
     );
 
     // The aggregator's carrier dies; 400 messages are sent right after, so about 100 queue
