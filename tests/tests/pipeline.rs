@@ -233,7 +233,7 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_one_to_one_rule_splits_ten_messages_five_five() -> anyhow::Result<()> {
+async fn a_one_to_one_rule_splits_ten_messages_evenly_per_partition() -> anyhow::Result<()> {
     switchyard_tests::init_logging();
     let pipeline = Pipeline::start(&[], fast_carrier()).await?;
     post_batch(
@@ -255,8 +255,13 @@ async fn a_one_to_one_rule_splits_ten_messages_five_five() -> anyhow::Result<()>
             .await?;
         *groups.entry(decision.sender_group).or_default() += 1;
     }
-    assert_eq!(groups.get("skt-direct"), Some(&5), "{groups:?}");
-    assert_eq!(groups.get("skt-aggregator"), Some(&5), "{groups:?}");
+    // Route's positions are kept per input partition (decision 0022): each partition's
+    // messages alternate exactly, so 10 messages over 3 partitions split 5:5 give or take one
+    // per partition that got an odd number (within 2 of 5 here).
+    let direct = groups.get("skt-direct").copied().unwrap_or(0);
+    let aggregator = groups.get("skt-aggregator").copied().unwrap_or(0);
+    assert_eq!(direct + aggregator, 10, "{groups:?}");
+    assert!(direct.abs_diff(5) <= 2, "{groups:?}");
     pipeline.stop().await;
     Ok(())
 }
