@@ -65,7 +65,8 @@ pub fn runners_of(role: &str) -> usize {
         "route" => 1,
         // The first delivery and the ten retry tiers.
         "callback" => 11,
-        "report" => 2,
+        // Deliveries, rejections and the receipt deadlines.
+        "report" => 3,
         "dispatch" => 3,
         "history" => 9,
         _ => 0,
