@@ -7,6 +7,7 @@
 //! failing (a rolling restart loses nothing). The same health,
 //! and the backlog every five beats, are this process's `switchyard_sender_*` metrics.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use switchyard_schemas::now_millis;
 
 use switchyard_runtime::metrics::SenderLabel;
 
-use crate::backlog::backlog;
+use crate::backlog::Backlog;
 use crate::dispatcher::Dispatcher;
 use crate::health::Beat;
 
@@ -56,6 +57,14 @@ pub async fn run_heartbeat(
         sender: dispatcher.sender.clone(),
     };
     let mut beats: u64 = 0;
+    // One broker client for the backlog gauge, made once.
+    let backlog = match Backlog::new(&runtime, &dispatcher.sender) {
+        Ok(reader) => Some(Arc::new(reader)),
+        Err(e) => {
+            tracing::warn!(stage = "dispatch", sender = %dispatcher.sender, error = %e, "no backlog gauge");
+            None
+        }
+    };
     loop {
         let stopping = tokio::select! {
             _ = shutdown.cancelled() => true,
@@ -114,9 +123,10 @@ pub async fn run_heartbeat(
             .sender_in_flight
             .get_or_create(&label)
             .set(i64::from(health.in_flight));
-        if beats.is_multiple_of(BACKLOG_EVERY_BEATS) {
-            let (backlog_runtime, sender) = (runtime.clone(), dispatcher.sender.clone());
-            match tokio::task::spawn_blocking(move || backlog(&backlog_runtime, &sender)).await {
+        if beats.is_multiple_of(BACKLOG_EVERY_BEATS)
+            && let Some(reader) = backlog.clone()
+        {
+            match tokio::task::spawn_blocking(move || reader.read()).await {
                 Ok(Ok(waiting)) => {
                     metrics.sender_backlog.get_or_create(&label).set(waiting);
                 }

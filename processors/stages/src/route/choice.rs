@@ -159,21 +159,33 @@ impl Choice<'_> {
         channel: Channel,
         carrier: &str,
     ) -> Option<Destination> {
-        let offers: Vec<bool> = route
+        let mut offers: Vec<Vec<(SenderConfig, bool)>> = route
             .groups
             .iter()
-            .map(|g| g.ratio > 0 && !self.candidates(&g.group, channel, carrier).is_empty())
+            .map(|g| {
+                if g.ratio > 0 {
+                    self.offer(&g.group, channel, carrier)
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let weights: Vec<i64> = route
             .groups
             .iter()
             .zip(&offers)
-            .map(|(g, offers)| if *offers { i64::from(g.ratio) } else { 0 })
+            .map(|(g, offer)| {
+                if offer.iter().any(|(_, may)| *may) {
+                    i64::from(g.ratio)
+                } else {
+                    0
+                }
+            })
             .collect();
         let key = format!("{}/{}/{carrier}", rule.customer_id, channel);
         let chosen = pick_stored(self.positions, &key, &weights)?;
         let group = &route.groups[chosen].group;
-        let sender = self.sender_in(group, channel, carrier)?;
+        let sender = self.pick_sender(group, channel, carrier, offers.swap_remove(chosen))?;
         Some(Destination {
             carrier: carrier.to_string(),
             group: group.clone(),
@@ -183,36 +195,46 @@ impl Choice<'_> {
 
     /// The next sender of `group` in turn, among those not tried that may take traffic.
     fn sender_in(&mut self, group: &str, channel: Channel, carrier: &str) -> Option<SenderConfig> {
-        let all = self.senders_of(group, channel, carrier);
-        let candidates = self.candidates(group, channel, carrier);
-        let weights: Vec<i64> = all
-            .iter()
-            .map(|s| i64::from(candidates.contains(&s.name)))
-            .collect();
-        let key = format!("group/{group}/{channel}/{carrier}");
-        let index = pick_stored(self.positions, &key, &weights)?;
-        Some(all[index].clone())
+        let offer = self.offer(group, channel, carrier);
+        self.pick_sender(group, channel, carrier, offer)
     }
 
-    /// Names of the senders of `group` route may pick now.
-    fn candidates(&mut self, group: &str, channel: Channel, carrier: &str) -> HashSet<String> {
-        let mut names = HashSet::new();
+    /// The next sender in turn of `offer` (the group's senders, each with whether it may take).
+    fn pick_sender(
+        &mut self,
+        group: &str,
+        channel: Channel,
+        carrier: &str,
+        offer: Vec<(SenderConfig, bool)>,
+    ) -> Option<SenderConfig> {
+        let weights: Vec<i64> = offer.iter().map(|(_, may)| i64::from(*may)).collect();
+        let key = format!("group/{group}/{channel}/{carrier}");
+        let index = pick_stored(self.positions, &key, &weights)?;
+        offer.into_iter().nth(index).map(|(sender, _)| sender)
+    }
+
+    /// The senders of `group`, by name, each with whether route may pick it now (not tried,
+    /// and usable); the ones left out for their health are noted for the trail.
+    fn offer(&mut self, group: &str, channel: Channel, carrier: &str) -> Vec<(SenderConfig, bool)> {
+        let mut offer = Vec::new();
         for sender in self.senders_of(group, channel, carrier) {
             if self.tried.contains(&sender.name) {
+                offer.push((sender, false));
                 continue;
             }
             let beats = self.health.values_where(|h| h.sender == sender.name);
             let usability = usability(&sender, &beats, self.now, self.stale_after_ms);
-            if usability.may_take(self.last_resort) {
-                names.insert(sender.name);
-            } else if let Some(why) = usability.why_not()
+            let may = usability.may_take(self.last_resort);
+            if !may
+                && let Some(why) = usability.why_not()
                 && !self.unusable.iter().any(|(_, s, _)| s.name == sender.name)
             {
                 self.unusable
-                    .push((carrier.to_string(), sender, why.to_string()));
+                    .push((carrier.to_string(), sender.clone(), why.to_string()));
             }
+            offer.push((sender, may));
         }
-        names
+        offer
     }
 
     /// The enabled senders of `group` for `channel` reaching `carrier`, by name.
