@@ -40,6 +40,7 @@ pub const FILES: &[(&str, &str)] = avsc![
     "final_report.avsc",
     "callback_attempt.avsc",
     "sender_health.avsc",
+    "sender_drain.avsc",
     "night_ads.avsc",
     "customer_config.avsc",
     "api_client_config.avsc",

@@ -38,6 +38,7 @@ records!(
     DeliveryReport,
     FinalReport,
     CallbackAttempt,
+    SenderDrain,
     SenderHealth,
     CustomerConfig,
     ApiClientConfig,

@@ -172,6 +172,7 @@ fn dispatch_request() -> impl Strategy<Value = DispatchRequest> {
                 message,
                 trail,
                 routed_at,
+                prefer_group: None,
             },
         )
 }

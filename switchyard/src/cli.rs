@@ -109,8 +109,11 @@ pub enum Command {
         command: PolicyCommand,
     },
     /// Every sender: usable or not (from its dispatchers' heartbeats) and why, instances, in
-    /// flight, throughput, error rate and backlog.
-    Senders,
+    /// flight, throughput, error rate and backlog; or drain one.
+    Senders {
+        #[command(subcommand)]
+        command: Option<SendersCommand>,
+    },
     /// Prepaid balances: credit one, or show them.
     Balance {
         #[command(subcommand)]
@@ -439,4 +442,26 @@ mod tests {
         assert_eq!(history_url(None, Some("")), DEFAULT_HISTORY_URL);
         assert_eq!(history_url(None, None), "sqlite://.data/history.db");
     }
+}
+
+/// `switchyard senders …`.
+#[derive(Debug, Subcommand)]
+pub enum SendersCommand {
+    /// Move a sender's queue off it: route sends it nothing new and its dispatchers hand every
+    /// queued message back to route (to GROUP first, if given) until `senders undrain`.
+    Drain {
+        /// The sender to drain.
+        name: String,
+        /// The group its queue goes to first (else by the routing rule, as a failover).
+        #[arg(long = "to", value_name = "GROUP")]
+        to: Option<String>,
+        /// Why (kept with the drain, and in each moved message's trail).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// End a sender's drain: it takes traffic again.
+    Undrain {
+        /// The drained sender.
+        name: String,
+    },
 }

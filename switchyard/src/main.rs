@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Config { command } => commands::config::run(&app, command).await?,
         Command::Policy { command } => commands::policy::run(&app, command).await?,
         Command::Balance { command } => commands::balance::run(&app, command).await?,
-        Command::Senders => commands::senders::run(&app).await?,
+        Command::Senders { command } => commands::senders::run(&app, command).await?,
         Command::Callbacks { command } => commands::callbacks::run(&app, command).await?,
         Command::History { command } => commands::history::run(&app, command).await?,
         Command::Run { role, roles } => commands::run::run(&app, role, roles).await?,

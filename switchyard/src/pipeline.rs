@@ -226,9 +226,12 @@ pub async fn start(
                 // Which senders can take traffic: the dispatchers' heartbeats.
                 let health =
                     Table::start_ready(runtime, names::SENDER_HEALTH, shutdown.clone()).await?;
+                // Which senders operators drain.
+                let drains =
+                    Table::start_ready(runtime, names::SENDER_DRAINS, shutdown.clone()).await?;
                 running.tasks.push(spawn_runner(
                     runtime,
-                    Route::new(tables.clone(), health),
+                    Route::new(tables.clone(), health).with_drains(drains),
                     // Its round-robin positions are a state store: exactly once in every mode.
                     RunnerOptions::new("route", &[names::VALIDATED, names::FAILOVER])
                         .exactly_once(),
@@ -326,7 +329,9 @@ pub async fn start(
                     .push(spawn_role("dispatch".into(), &health, &shutdown, {
                         let shutdown = shutdown.clone();
                         async move {
-                            switchyard_senders::run_dispatch(runtime, tables, url, shutdown).await;
+                            switchyard_senders::run_dispatch(runtime, tables, url, shutdown)
+                                .await
+                                .map_err(|e| e.to_string())?;
                             Ok(())
                         }
                     }));

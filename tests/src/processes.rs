@@ -57,7 +57,7 @@ impl Connection {
 }
 
 /// The runners a role starts (each logs "stage started"), with the test config's three
-/// senders (dispatch runs one per sender).
+/// senders (dispatch runs one per lane of each sender).
 pub fn runners_of(role: &str) -> usize {
     match role {
         // validate and release.
@@ -67,7 +67,7 @@ pub fn runners_of(role: &str) -> usize {
         "callback" => 11,
         // Deliveries, rejections and the receipt deadlines.
         "report" => 3,
-        "dispatch" => 3,
+        "dispatch" => 3 * switchyard_runtime::names::LANES.len(),
         "history" => 9,
         _ => 0,
     }

@@ -78,6 +78,7 @@ fn request(i: usize) -> DispatchRequest {
         },
         trail: vec![],
         routed_at: 3,
+        prefer_group: None,
     }
 }
 

@@ -83,6 +83,11 @@ async fn a_refused_apply_writes_nothing() -> anyhow::Result<()> {
             "endpoint = \"http://127.0.0.1:7001/submit\"\nsettings = { receipt_deadline_seconds = 604800 }",
             "settings.receipt_deadline_seconds: must be 1..=518400",
         ),
+        (
+            "endpoint = \"http://127.0.0.1:7001/submit\"",
+            "endpoint = \"http://127.0.0.1:7001/submit\"\ntps = 0",
+            ".tps is 0",
+        ),
     ] {
         assert!(fixed.contains(from), "{from}");
         let err = switchyard_config::apply(&stack.runtime, &fixed.replacen(from, to, 1), false, 1)

@@ -55,6 +55,7 @@ fn request() -> DispatchRequest {
         },
         trail: vec![],
         routed_at: 3,
+        prefer_group: None,
     }
 }
 

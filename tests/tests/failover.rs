@@ -9,15 +9,22 @@
 //! - every carrier down: a message fails `all_senders_failed` with every sender it tried in
 //!   its trail, and the customer's webhook says so; a message sent once the senders are known
 //!   to be down fails at once (`no_route`), its trail naming each one as `unusable`.
+//! - an operator's drain: `switchyard senders drain skt-a --to spare` while skt-a's queue is
+//!   deep (it is held to 20 msg/s): skt-a gets nothing new, its queue goes to `spare` with a
+//!   `drained` hop, every message is submitted once and has one final report; `senders
+//!   undrain` gives it traffic again.
+//! - a sender whose carrier only throttles (429 to everything) for its
+//!   `throttled_failover_after_ms`: its messages move to the other group, each trail saying
+//!   why, and every message is delivered once.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_runtime::Processing;
-use switchyard_runtime::names::FINAL;
-use switchyard_schemas::{FinalReport, ResultStatus, now_millis};
-use switchyard_senders::failover::SENDER_DOWN;
+use switchyard_runtime::names::{DISPATCHED, FINAL};
+use switchyard_schemas::{DispatchOutcome, DispatchStatus, FinalReport, ResultStatus, now_millis};
+use switchyard_senders::failover::{DRAINED, SENDER_DOWN};
 use switchyard_stages::route::{ALL_SENDERS_FAILED, NO_ROUTE, UNUSABLE};
 use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 use switchyard_tests::processes::switchyard_bin;
@@ -140,17 +147,23 @@ async fn finals_of(
 
 /// The output of `switchyard senders` in the pipeline's namespace.
 async fn senders_command(pipeline: &Pipeline) -> anyhow::Result<String> {
+    senders_cli(pipeline, &[]).await
+}
+
+/// The output of `switchyard senders <args>` in the pipeline's namespace.
+async fn senders_cli(pipeline: &Pipeline, args: &[&str]) -> anyhow::Result<String> {
     let stack = &pipeline.stack;
     let mut command = std::process::Command::new(switchyard_bin()?);
     command
         .args(["--brokers", &stack.env.brokers()])
         .args(["--topic-prefix", stack.env.namespace.prefix()])
         .args(["--schema-registry-url", &stack.registry.url()])
-        .arg("senders");
+        .arg("senders")
+        .args(args);
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
     anyhow::ensure!(
         output.status.success(),
-        "switchyard senders: {}",
+        "switchyard senders {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout)?;
@@ -404,5 +417,213 @@ async fn with_every_carrier_down_a_message_fails_with_its_whole_trail() -> anyho
         "{report:?}"
     );
     pipeline.stop().await;
+    Ok(())
+}
+
+/// Submits (not failures) on `messages.dispatched`, by message id.
+async fn submits(pipeline: &Pipeline) -> anyhow::Result<HashMap<String, Vec<DispatchOutcome>>> {
+    let mut by_id: HashMap<String, Vec<DispatchOutcome>> = HashMap::new();
+    for o in read_values::<DispatchOutcome>(&pipeline.stack.runtime, DISPATCHED).await? {
+        if o.status == DispatchStatus::Submitted {
+            by_id.entry(o.message_id.clone()).or_default().push(o);
+        }
+    }
+    Ok(by_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operator_drain_moves_a_sender_s_queue_once_and_undrain_brings_it_back()
+-> anyhow::Result<()> {
+    switchyard_tests::init_logging();
+    let pipeline = Pipeline::start_reconfigured(
+        TestEnv::new()?,
+        &[],
+        SimulatorSettings::default(),
+        Processing::default(),
+        |base| {
+            let sim = quoted(&base, "endpoint");
+            config(
+                &base,
+                &[("skt-a", "direct", sim.clone()), ("skt-b", "spare", sim)],
+                &[("direct", 1), ("spare", 1)],
+            )
+            .replacen("name = \"skt-a\"\n", "name = \"skt-a\"\ntps = 20\n", 1)
+        },
+        |_| {},
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let url = &pipeline.ingress_url;
+
+    // skt-a's half of 300 queues behind its 20 msg/s.
+    let queued: HashSet<String> = post_batch(&http, url, "queued", 0, 300)
+        .await?
+        .into_iter()
+        .collect();
+    let waiting = tokio::time::Instant::now();
+    while submits(&pipeline)
+        .await?
+        .values()
+        .filter(|o| o[0].sender == "skt-a")
+        .count()
+        < 10
+    {
+        anyhow::ensure!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "skt-a sent nothing"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let said = senders_cli(
+        &pipeline,
+        &[
+            "drain",
+            "skt-a",
+            "--to",
+            "spare",
+            "--reason",
+            "carrier maintenance",
+        ],
+    )
+    .await?;
+    assert!(said.contains("draining skt-a"), "{said}");
+    let listed = senders_command(&pipeline).await?;
+    assert!(
+        listed.contains("drained by an operator to spare"),
+        "{listed}"
+    );
+    // While drained: nothing new for skt-a.
+    let during: HashSet<String> = post_batch(&http, url, "during", 0, 40)
+        .await?
+        .into_iter()
+        .collect();
+    let all: HashSet<String> = queued.union(&during).cloned().collect();
+    let finals = finals_of(&pipeline, &all, Duration::from_secs(60)).await?;
+    let sent = submits(&pipeline).await?;
+    for id in &all {
+        assert_eq!(finals[id].len(), 1, "{id}: one final report");
+        assert_eq!(
+            sent.get(id).map_or(0, Vec::len),
+            1,
+            "{id}: submitted exactly once"
+        );
+        assert_eq!(finals[id][0].status, ResultStatus::Delivered, "{id}");
+    }
+    for id in &during {
+        assert_eq!(finals[id][0].sender.as_deref(), Some("skt-b"), "{id}");
+    }
+    let drained: Vec<&FinalReport> = queued
+        .iter()
+        .map(|id| &finals[id][0])
+        .filter(|f| {
+            f.trail
+                .iter()
+                .any(|h| h.outcome.as_deref() == Some(DRAINED))
+        })
+        .collect();
+    assert!(drained.len() >= 20, "{} drained", drained.len());
+    for report in &drained {
+        let hop = &report.trail[0];
+        assert_eq!(hop.sender, "skt-a");
+        assert!(
+            hop.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("to group spare: carrier maintenance")),
+            "{hop:?}"
+        );
+        assert_eq!(report.sender.as_deref(), Some("skt-b"));
+    }
+    println!(
+        "drain: {} of skt-a's queued messages moved to spare, {} sent by skt-a",
+        drained.len(),
+        queued
+            .iter()
+            .filter(|id| finals[*id][0].sender.as_deref() == Some("skt-a"))
+            .count()
+    );
+
+    // Undrained, it takes its share again.
+    let said = senders_cli(&pipeline, &["undrain", "skt-a"]).await?;
+    assert!(said.contains("skt-a takes traffic again"), "{said}");
+    let after: HashSet<String> = post_batch(&http, url, "after", 0, 20)
+        .await?
+        .into_iter()
+        .collect();
+    let finals = finals_of(&pipeline, &after, Duration::from_secs(60)).await?;
+    let back = after
+        .iter()
+        .filter(|id| finals[*id][0].sender.as_deref() == Some("skt-a"))
+        .count();
+    assert!(back >= 3, "skt-a took {back} of 20 after the undrain");
+    pipeline.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sender_throttled_for_too_long_hands_its_messages_to_another_group() -> anyhow::Result<()>
+{
+    switchyard_tests::init_logging();
+    let stop = switchyard_runtime::CancellationToken::new();
+    let throttling = switchyard_carrier_http::simulator::serve_scripted(
+        "127.0.0.1:0".parse()?,
+        SimulatorSettings::default(),
+        switchyard_carrier_http::simulator::Script {
+            throttle_every: 1,
+            ..Default::default()
+        },
+        stop.clone(),
+    )
+    .await?;
+    let throttling_url = format!("http://{throttling}/submit");
+    let pipeline = Pipeline::start_reconfigured(
+        TestEnv::new()?,
+        &[],
+        SimulatorSettings::default(),
+        Processing::default(),
+        |base| {
+            let sim = quoted(&base, "endpoint");
+            config(
+                &base,
+                &[("skt-a", "direct", throttling_url), ("skt-b", "spare", sim)],
+                &[("direct", 1), ("spare", 1)],
+            )
+            .replacen(
+                "failover_after_ms",
+                "throttled_failover_after_ms = \"1000\", failover_after_ms",
+                1,
+            )
+        },
+        |_| {},
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    let ids: HashSet<String> = post_batch(&http, &pipeline.ingress_url, "throttled", 0, 40)
+        .await?
+        .into_iter()
+        .collect();
+    let finals = finals_of(&pipeline, &ids, Duration::from_secs(60)).await?;
+    let mut moved = 0;
+    for id in &ids {
+        let reports = &finals[id];
+        assert_eq!(reports.len(), 1, "{id}: one final report");
+        let report = &reports[0];
+        assert_eq!(report.status, ResultStatus::Delivered, "{id}");
+        assert_eq!(report.sender.as_deref(), Some("skt-b"), "{id}");
+        if let Some(hop) = report.trail.first() {
+            assert_eq!(hop.sender, "skt-a");
+            assert_eq!(hop.outcome.as_deref(), Some(SENDER_DOWN));
+            assert!(
+                hop.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("throttled for over 1 s")),
+                "{hop:?}"
+            );
+            moved += 1;
+        }
+    }
+    println!("throttled: {moved} of 40 moved from skt-a to skt-b");
+    assert!(moved >= 5, "{moved} moved");
+    pipeline.stop().await;
+    stop.cancel();
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Pacing and releases on the real broker: customer A limited to 100 messages a second with
 //! 2,000 queued leaves validate no faster than that over the run, while customer B (no limit,
-//! 200 queued behind A's in the same partition) is routed within 2 s (not after A's 20); none is lost or sent
+//! 200 queued behind A's in the same partition) is routed within 4 s (not after A's 20); none is lost or sent
 //! twice. A night ad held for the quiet hours is released at its time and sent once.
 
 use std::collections::{HashMap, HashSet};
@@ -141,7 +141,7 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
     let written = runtime.publish("test", &outputs).await?;
     assert!(written.iter().all(|w| w.partition == a_partition));
 
-    // B: routed within 2 s of its submission, each once.
+    // B: routed within 4 s of its submission, each once.
     let deadline = Instant::now() + Duration::from_secs(30);
     let b_routed = loop {
         let routed = read_values::<RoutingDecision>(&runtime, names::ROUTED).await?;
@@ -168,11 +168,12 @@ carriers = [{{ carrier = \"skt\", groups = [{{ group = \"skt-direct\", ratio = 1
         .max()
         .unwrap_or_default();
     eprintln!("pacing: B validated within {b_validated_slowest} ms, routed within {b_slowest} ms");
-    // Queued behind A's pace, B would take A's 20 s; a bound a tenth of that proves it was not
-    // (and leaves room for a loaded CI machine: 1,010 ms was seen at load 10 on 2 cores).
+    // Queued behind A's pace, B would take A's 20 s; a bound a fifth of that proves it was not
+    // and leaves room for a loaded CI machine (alone: ~1 s; 2.3 s was seen in a full run on 2
+    // cores, where validate works through A's 2,000 first in a debug build).
     assert!(
-        b_slowest <= 2_000,
-        "B routed within 2 s of its submission, behind A's 2,000: slowest {b_slowest} ms"
+        b_slowest <= 4_000,
+        "B routed within 4 s of its submission, behind A's 2,000: slowest {b_slowest} ms"
     );
 
     // A: all 2,000 validated, each once, no faster than 100 a second over the run.

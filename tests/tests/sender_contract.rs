@@ -61,6 +61,7 @@ fn request(sender_name: &str, message_id: &str, to: &str) -> DispatchRequest {
         },
         trail: vec![],
         routed_at: 3,
+        prefer_group: None,
     }
 }
 

@@ -148,18 +148,37 @@ impl Catalog {
         self.senders[0].name.replace("{sender}", sender)
     }
 
+    /// Every lane topic of one sender (`sender.skt-1.otp`, `sender.skt-1`, …; decision 0023).
+    pub fn sender_lane_topics(&self, sender: &str) -> Vec<String> {
+        let base = self.sender_topic(sender);
+        crate::names::LANES
+            .iter()
+            .map(|lane| {
+                if *lane == crate::names::NORMAL_LANE {
+                    base.clone()
+                } else {
+                    format!("{base}.{lane}")
+                }
+            })
+            .collect()
+    }
+
     /// The dead-letter topic of a topic, e.g. `deadletter.messages.accepted`.
     pub fn dead_letter_topic(&self, topic: &str) -> String {
         self.dead_letters.name.replace("{topic}", topic)
     }
 
-    /// Every concrete topic: the declared ones, one per given sender, and their dead letters.
+    /// Every concrete topic: the declared ones, each lane of each given sender, and their dead
+    /// letters.
     pub fn topics(&self, senders: &[String]) -> Vec<TopicSpec> {
         let mut specs = Vec::new();
-        let sender_entries = senders.iter().map(|s| Entry {
-            name: self.sender_topic(s),
-            ..self.senders[0].clone()
-        });
+        let sender_entries = senders
+            .iter()
+            .flat_map(|s| self.sender_lane_topics(s))
+            .map(|name| Entry {
+                name,
+                ..self.senders[0].clone()
+            });
         for entry in self.topic.iter().cloned().chain(sender_entries) {
             let spec = self.spec(&entry);
             if entry.dead_letter {
@@ -277,6 +296,18 @@ mod tests {
             .expect("sender topic");
         assert_eq!(sender.cleanup, Cleanup::Delete);
         assert!(topics.iter().any(|t| t.name == "deadletter.sender.skt-1"));
+        for lane in crate::names::sender_lanes("skt-1") {
+            assert!(topics.iter().any(|t| t.name == lane), "{lane} declared");
+            assert!(
+                topics
+                    .iter()
+                    .any(|t| t.name == crate::names::dead_letter(&lane))
+            );
+        }
+        assert_eq!(
+            catalog.sender_lane_topics("skt-1"),
+            crate::names::sender_lanes("skt-1")
+        );
     }
 
     #[test]

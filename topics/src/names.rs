@@ -46,6 +46,9 @@ pub const CONFIG_NUMBERING: &str = "config.numbering";
 pub const CONFIG_BILL_CODES: &str = "config.bill_codes";
 /// Dispatchers' heartbeats (compacted).
 pub const SENDER_HEALTH: &str = "state.sender-health";
+/// Operators' drains (compacted), key sender: `switchyard senders drain` writes, a tombstone
+/// ends; route and dispatch read it as a table.
+pub const SENDER_DRAINS: &str = "state.sender-drains";
 /// validate's state store changelog (compacted): duplicate windows, balance snapshots,
 /// charges, applied credits.
 pub const STATE_VALIDATE: &str = "state.validate";
@@ -69,14 +72,46 @@ const SENDER_PREFIX: &str = "sender.";
 const DEAD_LETTER_PREFIX: &str = "deadletter.";
 const CALLBACK_RETRY_PREFIX: &str = "callbacks.retry.";
 
-/// The topic of one sender, e.g. `sender.skt-1`.
+/// The priority lanes of every sender, highest first (decision 0023). The `normal` lane is the
+/// sender's own topic; each other lane is that topic with the lane appended.
+pub const LANES: [&str; 4] = ["otp", "normal", "bulk", "ad"];
+/// The lane whose topic is the sender's own topic.
+pub const NORMAL_LANE: &str = "normal";
+
+/// The topic of one sender (its `normal` lane), e.g. `sender.skt-1`.
 pub fn sender(name: &str) -> String {
     format!("{SENDER_PREFIX}{name}")
 }
 
-/// The sender a sender topic belongs to (`sender.skt-1` → `skt-1`).
+/// The topic of one of a sender's lanes: `sender.skt-1` for `normal`, `sender.skt-1.otp` for
+/// `otp` (sender names have no dots, so the two never clash).
+pub fn sender_lane(name: &str, lane: &str) -> String {
+    if lane == NORMAL_LANE {
+        sender(name)
+    } else {
+        format!("{SENDER_PREFIX}{name}.{lane}")
+    }
+}
+
+/// Every lane topic of a sender, highest priority first.
+pub fn sender_lanes(name: &str) -> Vec<String> {
+    LANES.iter().map(|lane| sender_lane(name, lane)).collect()
+}
+
+/// The stage dispatching one lane of a sender (its consumer group is `switchyard.` + this):
+/// `dispatch.skt-1` for the normal lane, `dispatch.skt-1.otp` for the OTP lane.
+pub fn dispatch_stage(sender: &str, lane: &str) -> String {
+    if lane == NORMAL_LANE {
+        format!("dispatch.{sender}")
+    } else {
+        format!("dispatch.{sender}.{lane}")
+    }
+}
+
+/// The sender a sender (lane) topic belongs to (`sender.skt-1`, `sender.skt-1.otp` → `skt-1`).
 pub fn sender_of(topic: &str) -> Option<&str> {
-    topic.strip_prefix(SENDER_PREFIX)
+    let rest = topic.strip_prefix(SENDER_PREFIX)?;
+    Some(rest.split_once('.').map_or(rest, |(name, _)| name))
 }
 
 /// The dead-letter topic of a topic, e.g. `deadletter.messages.accepted`.
@@ -114,6 +149,7 @@ pub fn fixed() -> Vec<String> {
         CONFIG_NUMBERING,
         CONFIG_BILL_CODES,
         SENDER_HEALTH,
+        SENDER_DRAINS,
         STATE_VALIDATE,
         STATE_ROUTE,
         RECEIPT_INDEX,
@@ -176,6 +212,17 @@ mod tests {
         assert_eq!(catalog.sender_topic("skt-1"), sender("skt-1"));
         assert_eq!(catalog.dead_letter_topic(ACCEPTED), dead_letter(ACCEPTED));
         assert_eq!(sender_of(&sender("kt-2")), Some("kt-2"));
+        assert_eq!(sender_of(&sender_lane("kt-2", "otp")), Some("kt-2"));
+        assert_eq!(sender_lane("kt-2", NORMAL_LANE), sender("kt-2"));
+        assert_eq!(
+            sender_lanes("kt-2"),
+            [
+                "sender.kt-2.otp",
+                "sender.kt-2",
+                "sender.kt-2.bulk",
+                "sender.kt-2.ad"
+            ]
+        );
     }
 
     #[test]

@@ -108,7 +108,10 @@ pub async fn apply(
 pub async fn plan(runtime: &Runtime, text: &str, prune: bool) -> Result<Plan, ConfigError> {
     let desired = ConfigFile::parse(text)?.desired()?;
     let senders: Vec<String> = desired.senders.keys().cloned().collect();
-    let sender_topics: Vec<String> = senders.iter().map(|s| names::sender(s)).collect();
+    let sender_topics: Vec<String> = senders
+        .iter()
+        .flat_map(|s| names::sender_lanes(s))
+        .collect();
     let specs: Vec<_> = runtime
         .catalog
         .topics(&senders)
@@ -136,9 +139,10 @@ pub async fn plan(runtime: &Runtime, text: &str, prune: bool) -> Result<Plan, Co
             .collect();
         gone.sort();
         for name in gone {
-            let topic = names::sender(&name);
-            report.sender_topics_left.push(names::dead_letter(&topic));
-            report.sender_topics_left.push(topic);
+            for topic in names::sender_lanes(&name) {
+                report.sender_topics_left.push(names::dead_letter(&topic));
+                report.sender_topics_left.push(topic);
+            }
         }
     }
     if !prune {

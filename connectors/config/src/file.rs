@@ -319,6 +319,14 @@ impl ConfigFile {
                     s.name
                 )));
             }
+            if let Some(tps) = s.tps
+                && tps < 1
+            {
+                return Err(ConfigError::File(format!(
+                    "senders.{}.tps is {tps}: a sender's rate is at least 1 message a second (leave it out for no limit)",
+                    s.name
+                )));
+            }
             let record = SenderConfig {
                 name: s.name.clone(),
                 group: s.group.clone(),

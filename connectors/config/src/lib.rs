@@ -6,6 +6,7 @@
 mod apply;
 pub mod balance;
 mod check;
+pub mod drain;
 mod file;
 mod mask;
 pub mod policy;

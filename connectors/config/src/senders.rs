@@ -1,12 +1,13 @@
 //! `switchyard senders`: every sender with what route sees of it (usable, unknown or unusable
-//! and why, from `state.sender-health`), its backlog (the messages its dispatchers have not
-//! consumed yet from `sender.<name>`) and its recent throughput.
+//! and why, from `state.sender-health` and operators' drains on `state.sender-drains`), its
+//! backlog (the messages its dispatchers have not consumed yet from its lane topics) and its
+//! recent throughput.
 
 use std::collections::HashMap;
 
 use switchyard_runtime::Runtime;
-use switchyard_runtime::names::{CONFIG_SENDERS, SENDER_HEALTH};
-use switchyard_schemas::{SenderConfig, SenderHealth, now_millis};
+use switchyard_runtime::names::{CONFIG_SENDERS, SENDER_DRAINS, SENDER_HEALTH};
+use switchyard_schemas::{SenderConfig, SenderDrain, SenderHealth, now_millis};
 use switchyard_stages::route::DEFAULT_STALE_AFTER_MS;
 use switchyard_stages::usability::{Usability, usability};
 
@@ -32,10 +33,11 @@ pub struct SenderRow {
     pub backlog: Option<i64>,
 }
 
-/// The rows for `senders` from their heartbeats and backlogs at `now` (pure).
+/// The rows for `senders` from their heartbeats, drains and backlogs at `now` (pure).
 pub fn rows(
     senders: &[SenderConfig],
     beats: &[SenderHealth],
+    drains: &HashMap<String, SenderDrain>,
     backlogs: &HashMap<String, Option<i64>>,
     now: i64,
 ) -> Vec<SenderRow> {
@@ -55,7 +57,13 @@ pub fn rows(
                 name: s.name.clone(),
                 kind: s.kind.clone(),
                 group: s.group.clone(),
-                usability: usability(s, &own, now, DEFAULT_STALE_AFTER_MS),
+                usability: match drains.get(&s.name) {
+                    Some(drain) => Usability::Unusable(match &drain.to_group {
+                        Some(group) => format!("drained by an operator to {group}"),
+                        None => "drained by an operator".to_string(),
+                    }),
+                    None => usability(s, &own, now, DEFAULT_STALE_AFTER_MS),
+                },
                 instances: fresh.len(),
                 in_flight: fresh.iter().map(|b| b.in_flight).sum(),
                 window: fresh.iter().map(|b| b.window).sum(),
@@ -109,6 +117,7 @@ pub async fn list(runtime: &Runtime) -> Result<Vec<SenderRow>, ConfigError> {
         .await?
         .into_values()
         .collect();
+    let drains = last_values::<SenderDrain>(runtime, SENDER_DRAINS).await?;
     let mut backlogs = HashMap::new();
     for s in &senders {
         let backlog = match switchyard_senders::backlog::backlog(runtime, &s.name) {
@@ -120,7 +129,7 @@ pub async fn list(runtime: &Runtime) -> Result<Vec<SenderRow>, ConfigError> {
         };
         backlogs.insert(s.name.clone(), backlog);
     }
-    Ok(rows(&senders, &beats, &backlogs, now_millis()))
+    Ok(rows(&senders, &beats, &drains, &backlogs, now_millis()))
 }
 
 #[cfg(test)]
@@ -167,7 +176,16 @@ mod tests {
             beat("b", "i1", false, 10_000),
         ];
         let backlogs = HashMap::from([("a".to_string(), Some(0)), ("b".to_string(), Some(42))]);
-        let rows = rows(&senders, &beats, &backlogs, 10_000);
+        let drains = HashMap::from([(
+            "c".to_string(),
+            SenderDrain {
+                sender: "c".into(),
+                to_group: Some("spare".into()),
+                requested_at: 9_000,
+                reason: String::new(),
+            },
+        )]);
+        let rows = rows(&senders, &beats, &drains, &backlogs, 10_000);
         let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["a", "b", "c"]);
         let a = &rows[0];
@@ -181,7 +199,10 @@ mod tests {
             "b\tsmpp\tg\tunusable: not bound\t1\t3/10\t120.0\t50%\t42"
         );
         let c = &rows[2];
-        assert_eq!(c.usability, Usability::Unknown);
+        assert_eq!(
+            c.usability,
+            Usability::Unusable("drained by an operator to spare".into())
+        );
         assert_eq!(c.backlog, None);
         assert!(c.to_string().ends_with("\t?"), "{c}");
     }

@@ -1,69 +1,79 @@
-//! A sender's backlog: the records of `sender.<name>` its dispatchers' consumer group
-//! (`switchyard.dispatch.<name>`) has not committed yet, from the broker's offsets.
+//! A sender's backlog: the records of its lane topics (`sender.<name>`, `sender.<name>.otp`, …)
+//! that each lane's dispatchers' consumer group (`switchyard.dispatch.<name>[.<lane>]`) has not
+//! committed yet, from the broker's offsets.
 
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaResult;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::Runtime;
-use switchyard_runtime::names::sender as sender_topic;
+use switchyard_runtime::{Runtime, names};
 
 /// How long a broker request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Reads one sender's backlog; holds its broker client, so asking again is cheap.
+/// Reads one sender's backlog; holds a broker client per lane (each asks for its lane's
+/// group's offsets), so asking again is cheap.
 pub struct Backlog {
-    consumer: StreamConsumer,
-    topic: String,
+    lanes: Vec<(StreamConsumer, String)>,
 }
 
 impl std::fmt::Debug for Backlog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backlog")
-            .field("topic", &self.topic)
-            .finish()
+        let topics: Vec<&str> = self.lanes.iter().map(|(_, t)| t.as_str()).collect();
+        f.debug_struct("Backlog").field("topics", &topics).finish()
     }
 }
 
 impl Backlog {
-    /// A reader for `sender`'s topic and its dispatchers' group (joins no group).
+    /// A reader for `sender`'s lane topics and their dispatchers' groups (joins no group).
     pub fn new(runtime: &Runtime, sender: &str) -> KafkaResult<Self> {
-        Ok(Backlog {
-            consumer: runtime
-                .kafka
-                .group_consumer(&format!("switchyard.dispatch.{sender}"))?,
-            topic: runtime.kafka.topic(&sender_topic(sender)),
-        })
+        let lanes = names::LANES
+            .iter()
+            .map(|lane| {
+                let group = format!("switchyard.{}", names::dispatch_stage(sender, lane));
+                Ok((
+                    runtime.kafka.group_consumer(&group)?,
+                    runtime.kafka.topic(&names::sender_lane(sender, lane)),
+                ))
+            })
+            .collect::<KafkaResult<_>>()?;
+        Ok(Backlog { lanes })
     }
 
-    /// Messages waiting now (blocking: call it off the async threads).
+    /// Messages waiting now in every lane (blocking: call it off the async threads).
     pub fn read(&self) -> KafkaResult<i64> {
-        let topic = &self.topic;
-        let metadata = self.consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
-        let mut list = TopicPartitionList::new();
-        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
-            for p in t.partitions() {
-                list.add_partition(topic, p.id());
-            }
-        }
-        let committed = self.consumer.committed_offsets(list, REQUEST_TIMEOUT)?;
         let mut waiting = 0;
-        for e in committed.elements() {
-            let (low, high) =
-                self.consumer
-                    .fetch_watermarks(topic, e.partition(), REQUEST_TIMEOUT)?;
-            let from = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => low,
-            };
-            waiting += (high - from).max(0);
+        for (consumer, topic) in &self.lanes {
+            waiting += lane_backlog(consumer, topic)?;
         }
         Ok(waiting)
     }
 }
 
-/// Messages waiting in `sender`'s topic, once (blocking: call it off the async threads).
+/// The records of `topic` that `consumer`'s group has not committed.
+fn lane_backlog(consumer: &StreamConsumer, topic: &str) -> KafkaResult<i64> {
+    let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
+    let mut list = TopicPartitionList::new();
+    for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            list.add_partition(topic, p.id());
+        }
+    }
+    let committed = consumer.committed_offsets(list, REQUEST_TIMEOUT)?;
+    let mut waiting = 0;
+    for e in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(topic, e.partition(), REQUEST_TIMEOUT)?;
+        let from = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => low,
+        };
+        waiting += (high - from).max(0);
+    }
+    Ok(waiting)
+}
+
+/// Messages waiting in `sender`'s lane topics, once (blocking: call it off the async threads).
 pub fn backlog(runtime: &Runtime, sender: &str) -> KafkaResult<i64> {
     Backlog::new(runtime, sender)?.read()
 }

@@ -1,5 +1,7 @@
-//! The dispatch stage of one sender, whatever its kind: consumes `sender.<name>`, hands each
-//! request to the sender's [`Carrier`] and writes what became of it (`outcome::outputs`). A
+//! The dispatch stage of one lane of one sender, whatever its kind: consumes the lane's topic
+//! (`sender.<name>`, `sender.<name>.otp`, …), waits at the sender's [`Gate`] (lanes in priority
+//! order, the window, the sender's rate), hands each request to the sender's [`Carrier`] and
+//! writes what became of it (`outcome::outputs`). A
 //! sender that has been failing (down, unbound) for its `failover_after_ms` sends what it
 //! cannot take back to route (`failover`) instead of waiting; a shorter blip is waited out.
 
@@ -8,16 +10,19 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use switchyard_runtime::metrics::SenderOutcome;
-use switchyard_runtime::{AsyncProcessor, Metrics, Origin, Output, StageError};
-use switchyard_schemas::{DispatchRequest, now_millis};
+use switchyard_runtime::{AsyncProcessor, Metrics, Origin, Output, StageError, Table, names};
+use switchyard_schemas::{DispatchRequest, SenderDrain, now_millis};
 
 use crate::common::CommonSettings;
 use crate::failure::{DispatchFailure, Sent};
+use crate::gate::Gate;
 use crate::health::HealthTracker;
 use crate::registry::Carrier;
 
 /// The `outcome` label of a message handed back to route.
 const FAILED_OVER: &str = "failed_over";
+/// The `outcome` label of a message an operator's drain handed back to route.
+const DRAINED: &str = "drained";
 
 /// One sender's dispatcher.
 #[derive(Clone)]
@@ -32,6 +37,12 @@ pub struct Dispatcher {
     pub in_flight: Arc<AtomicUsize>,
     /// The process's metrics (submits by outcome).
     pub metrics: Metrics,
+    /// The lane this dispatcher consumes (an index of `names::LANES`, 0 = highest).
+    pub lane: usize,
+    /// The sender's gate, shared by its lanes.
+    pub gate: Arc<Gate>,
+    /// Operators' drains: while one stands for this sender, every request goes back to route.
+    pub drains: Table<String, SenderDrain>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -39,12 +50,14 @@ impl std::fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("sender", &self.sender)
             .field("kind", &self.kind)
+            .field("lane", &names::LANES[self.lane])
             .finish()
     }
 }
 
 impl Dispatcher {
-    /// A dispatcher for `carrier`, healthy until it fails.
+    /// A dispatcher of the normal lane for `carrier`, healthy until it fails; its gate admits
+    /// as many submits at once as the carrier's window, at no rate limit until one is set.
     pub fn new(
         sender: &str,
         kind: &str,
@@ -52,6 +65,7 @@ impl Dispatcher {
         common: CommonSettings,
         metrics: Metrics,
     ) -> Self {
+        let carrier_window = carrier.window().max(1);
         Dispatcher {
             sender: sender.to_string(),
             kind: kind.to_string(),
@@ -60,7 +74,32 @@ impl Dispatcher {
             health: Arc::new(Mutex::new(HealthTracker::new(now_millis()))),
             in_flight: Arc::default(),
             metrics,
+            lane: names::LANES
+                .iter()
+                .position(|l| *l == names::NORMAL_LANE)
+                .unwrap_or(0),
+            gate: Gate::new(names::LANES.len(), carrier_window, None),
+            drains: Table::from_entries(names::SENDER_DRAINS, []),
         }
+    }
+
+    /// The same dispatcher, following operators' drains in `drains`.
+    pub fn with_drains(self, drains: Table<String, SenderDrain>) -> Self {
+        Dispatcher { drains, ..self }
+    }
+
+    /// The same sender's dispatcher for lane `lane` (an index of `names::LANES`), sharing its
+    /// health, gate and counters.
+    pub fn in_lane(&self, lane: usize) -> Self {
+        Dispatcher {
+            lane: lane.min(names::LANES.len() - 1),
+            ..self.clone()
+        }
+    }
+
+    /// The topic this dispatcher consumes.
+    pub fn topic(&self) -> String {
+        names::sender_lane(&self.sender, names::LANES[self.lane])
     }
 
     fn tracker(&self) -> std::sync::MutexGuard<'_, HealthTracker> {
@@ -84,8 +123,18 @@ impl Dispatcher {
         i64::try_from(self.common.failover_after.as_millis()).unwrap_or(i64::MAX)
     }
 
+    fn throttled_fail_over_after_ms(&self) -> i64 {
+        i64::try_from(self.common.throttled_failover_after.as_millis()).unwrap_or(i64::MAX)
+    }
+
     async fn dispatch(&self, request: DispatchRequest) -> Result<Vec<Output>, StageError> {
-        let topic = format!("sender.{}", self.sender);
+        let topic = self.topic();
+        if let Some(drain) = self.drains.get(&self.sender) {
+            // Decided here, once per record: sent, or handed back (decision 0024).
+            self.count(DRAINED);
+            tracing::info!(stage = "dispatch", %topic, message_id = %request.message_id, sender = %self.sender, to_group = ?drain.to_group, "drained: handed back to route");
+            return Ok(crate::failover::drained(request, &drain, now_millis()));
+        }
         if !self.carrier.bound() {
             // Nothing can be sent; the message waits for the bind or, once the sender has been
             // down long enough, goes to another sender.
@@ -106,14 +155,20 @@ impl Dispatcher {
             }
             return Err(DispatchFailure::TryAnotherSender.stage_error(&self.sender, "not bound"));
         }
+        // Higher lanes first, within the window and the sender's rate.
+        let permit = self.gate.acquire(self.lane).await;
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let sent = self.carrier.send(&request).await;
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
         let now = now_millis();
-        let failing_over = {
+        let (failing_over, throttled_too_long) = {
             let mut tracker = self.tracker();
             tracker.record(&sent, now);
-            tracker.fail_over(now, self.fail_over_after_ms())
+            (
+                tracker.fail_over(now, self.fail_over_after_ms()),
+                tracker.throttled_too_long(now, self.throttled_fail_over_after_ms()),
+            )
         };
         self.count(match &sent {
             Sent::Accepted { .. } => "taken",
@@ -124,6 +179,14 @@ impl Dispatcher {
             if *failure == DispatchFailure::TryAnotherSender && failing_over {
                 self.count(FAILED_OVER);
                 return Ok(crate::failover::failed_over(request, detail.clone(), now));
+            }
+            if *failure == DispatchFailure::SlowDown && throttled_too_long {
+                self.count(FAILED_OVER);
+                let why = format!(
+                    "throttled for over {} s: {detail}",
+                    self.common.throttled_failover_after.as_secs()
+                );
+                return Ok(crate::failover::failed_over(request, why, now));
             }
         }
         crate::outcome::outputs(request, sent, now, self.common.receipt_deadline_ms())

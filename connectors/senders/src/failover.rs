@@ -1,21 +1,48 @@
-//! The records of a message its sender cannot take (pure): back to route on
-//! `messages.failover`, its trail's last hop saying what happened, so route can pick another
-//! sender; and a failed `messages.dispatched` outcome (`sender_down`) for the history.
+//! The records of a message its sender cannot take, or may not because an operator drains it
+//! (pure): back to route on `messages.failover`, its trail's last hop saying what happened, so
+//! route can pick another sender; and a failed `messages.dispatched` outcome for the history.
 
 use switchyard_runtime::Output;
 use switchyard_runtime::names::FAILOVER;
-use switchyard_schemas::{DispatchRequest, DispatchStatus, FailureClass};
+use switchyard_schemas::{DispatchRequest, DispatchStatus, FailureClass, SenderDrain};
 
 use crate::outcome::outcome;
 
 /// The outcome a trail records for a sender that could not take the message.
 pub const SENDER_DOWN: &str = "sender_down";
 
+/// The outcome a trail records for a message an operator's drain moved off its sender.
+pub const DRAINED: &str = "drained";
+
 /// The records of `request` failing over from its sender at `now`, because of `detail`.
-pub fn failed_over(mut request: DispatchRequest, detail: String, now: i64) -> Vec<Output> {
+pub fn failed_over(request: DispatchRequest, detail: String, now: i64) -> Vec<Output> {
+    handed_back(request, SENDER_DOWN, detail, now)
+}
+
+/// The records of `request` moved off its sender by `drain` at `now` (to the drain's group
+/// first, if it names one).
+pub fn drained(mut request: DispatchRequest, drain: &SenderDrain, now: i64) -> Vec<Output> {
+    request.prefer_group = drain.to_group.clone();
+    let mut detail = match &drain.to_group {
+        Some(group) => format!("drained by an operator to group {group}"),
+        None => "drained by an operator".to_string(),
+    };
+    if !drain.reason.is_empty() {
+        detail = format!("{detail}: {}", drain.reason);
+    }
+    handed_back(request, DRAINED, detail, now)
+}
+
+/// `request` back to route, its hop marked `hop_outcome` because of `detail`.
+fn handed_back(
+    mut request: DispatchRequest,
+    hop_outcome: &str,
+    detail: String,
+    now: i64,
+) -> Vec<Output> {
     match request.trail.last_mut() {
         Some(hop) if hop.sender == request.sender && hop.attempt == request.attempt => {
-            hop.outcome = Some(SENDER_DOWN.into());
+            hop.outcome = Some(hop_outcome.into());
             hop.reason = Some(detail.clone());
             hop.at = now;
         }
@@ -25,7 +52,7 @@ pub fn failed_over(mut request: DispatchRequest, detail: String, now: i64) -> Ve
             carrier: request.carrier.clone(),
             sender_group: request.sender_group.clone(),
             sender: request.sender.clone(),
-            outcome: Some(SENDER_DOWN.into()),
+            outcome: Some(hop_outcome.into()),
             at: now,
             reason: Some(detail.clone()),
         }),
@@ -38,7 +65,7 @@ pub fn failed_over(mut request: DispatchRequest, detail: String, now: i64) -> Ve
             DispatchStatus::Failed,
             Some(FailureClass::SenderDown),
             None,
-            Some(format!("failing over: {detail}")),
+            Some(format!("handed back to route ({hop_outcome}): {detail}")),
             now,
         ),
     ]
@@ -76,6 +103,25 @@ mod tests {
         let outcome = outputs[1].value::<DispatchOutcome>().expect("outcome");
         assert_eq!(outcome.status, DispatchStatus::Failed);
         assert_eq!(outcome.failure_class, Some(FailureClass::SenderDown));
+    }
+
+    #[test]
+    fn a_drained_request_goes_back_preferring_the_drains_group() {
+        let drain = SenderDrain {
+            sender: "skt-a".into(),
+            to_group: Some("spare".into()),
+            requested_at: 1,
+            reason: "carrier maintenance".into(),
+        };
+        let outputs = drained(request(), &drain, 60);
+        let back = outputs[0].value::<DispatchRequest>().expect("request");
+        assert_eq!(back.prefer_group.as_deref(), Some("spare"));
+        let hop = back.trail.last().expect("hop");
+        assert_eq!(hop.outcome.as_deref(), Some(DRAINED));
+        assert_eq!(
+            hop.reason.as_deref(),
+            Some("drained by an operator to group spare: carrier maintenance")
+        );
     }
 
     #[test]

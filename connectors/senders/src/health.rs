@@ -1,6 +1,7 @@
 //! What one dispatcher knows about its sender's health (pure bookkeeping, times passed in):
-//! since when it has been failing, its recent error rate and throughput, and the heartbeat it
-//! publishes on `state.sender-health` from that.
+//! since when it has been failing, since when it has been throttling without taking anything,
+//! its recent error rate and throughput, and the heartbeat it publishes on
+//! `state.sender-health` from that.
 
 use switchyard_schemas::SenderHealth;
 
@@ -14,6 +15,8 @@ pub struct HealthTracker {
     down_since: Option<i64>,
     /// Why it is failing.
     down_reason: Option<String>,
+    /// When the carrier started answering "slow down" without taking anything since.
+    throttled_since: Option<i64>,
     last_success_at: Option<i64>,
     /// Submits the carrier took, and failures of the sender's own making, since the last beat.
     taken: u64,
@@ -35,13 +38,24 @@ impl HealthTracker {
         match sent {
             Sent::Accepted { .. } => {
                 self.taken += 1;
+                self.throttled_since = None;
                 self.up(now);
             }
             // The carrier answered: it is up, whatever it thought of the message.
             Sent::Failed {
-                failure: DispatchFailure::NeverResend { .. } | DispatchFailure::SlowDown,
+                failure: DispatchFailure::NeverResend { .. },
                 ..
-            } => self.up(now),
+            } => {
+                self.throttled_since = None;
+                self.up(now);
+            }
+            Sent::Failed {
+                failure: DispatchFailure::SlowDown,
+                ..
+            } => {
+                self.throttled_since.get_or_insert(now);
+                self.up(now);
+            }
             Sent::Failed {
                 failure: DispatchFailure::TryAnotherSender,
                 detail,
@@ -79,6 +93,18 @@ impl HealthTracker {
             .is_some_and(|since| now.saturating_sub(since) >= after_ms)
     }
 
+    /// Whether it has been throttling, taking nothing, for at least `after_ms` at `now`: a
+    /// message it throttles goes to another sender instead of waiting.
+    pub fn throttled_too_long(&self, now: i64, after_ms: i64) -> bool {
+        self.throttled_since
+            .is_some_and(|since| now.saturating_sub(since) >= after_ms)
+    }
+
+    /// Since when it has been throttling, if it is.
+    pub fn throttled_since(&self) -> Option<i64> {
+        self.throttled_since
+    }
+
     /// Whether it is failing at all.
     pub fn is_down(&self) -> bool {
         self.down_since.is_some()
@@ -95,7 +121,8 @@ impl HealthTracker {
             self.failed as f64 / attempts as f64
         };
         let failing = self.fail_over(now, beat.fail_over_after_ms);
-        let healthy = beat.bound && !failing;
+        let throttled = self.throttled_too_long(now, beat.throttled_failover_after_ms);
+        let healthy = beat.bound && !failing && !throttled;
         let reason = if !beat.bound {
             Some(
                 self.down_reason
@@ -104,6 +131,9 @@ impl HealthTracker {
             )
         } else if failing {
             self.down_reason.clone()
+        } else if throttled {
+            self.throttled_since
+                .map(|since| format!("throttling for {} s", now.saturating_sub(since) / 1000))
         } else {
             None
         };
@@ -137,6 +167,7 @@ pub struct Beat<'a> {
     pub in_flight: usize,
     pub window: usize,
     pub fail_over_after_ms: i64,
+    pub throttled_failover_after_ms: i64,
 }
 
 #[cfg(test)]
@@ -151,7 +182,28 @@ mod tests {
             in_flight: 2,
             window: 10,
             fail_over_after_ms: 3_000,
+            throttled_failover_after_ms: 30_000,
         }
+    }
+
+    #[test]
+    fn throttling_without_taking_anything_for_too_long_fails_over_and_a_take_ends_it() {
+        let mut t = HealthTracker::new(0);
+        let throttled = || Sent::failed(DispatchFailure::SlowDown, "429");
+        t.record(&throttled(), 1_000);
+        t.record(&throttled(), 20_000);
+        assert!(!t.is_down(), "throttling is an answer, not an outage");
+        assert!(!t.throttled_too_long(30_999, 30_000));
+        assert!(
+            t.throttled_too_long(31_000, 30_000),
+            "counted from the first"
+        );
+        let h = t.beat(beat(true), 31_000);
+        assert!(!h.healthy);
+        assert_eq!(h.reason.as_deref(), Some("throttling for 30 s"));
+        t.record(&Sent::accepted("c1"), 31_500);
+        assert!(!t.throttled_too_long(90_000, 30_000), "it took one");
+        assert!(t.beat(beat(true), 32_000).healthy);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! error rate, throughput, last success) to the compacted `state.sender-health`, keyed by
 //! sender and dispatch instance, so route can leave out senders that cannot take traffic.
 //! While the sender is failing it is probed (a TCP connect to its endpoint) so it comes back
-//! without traffic. A clean stop removes this instance's heartbeat (a tombstone): the sender is
+//! without traffic. Each beat also sets the sender's rate for this instance: its `tps` over the
+//! instances beating for it (`rate::instance_share`). A clean stop removes this instance's
+//! heartbeat (a tombstone): the sender is
 //! then as if never heard of, and its queue waits for a dispatcher instead of its traffic
 //! failing (a rolling restart loses nothing). The same health,
 //! and the backlog every five beats, are this process's `switchyard_sender_*` metrics.
@@ -12,8 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use switchyard_runtime::names::SENDER_HEALTH;
-use switchyard_runtime::{CancellationToken, Output, Runtime};
-use switchyard_schemas::now_millis;
+use switchyard_runtime::{CancellationToken, Output, Runtime, Table};
+use switchyard_schemas::{SenderConfig, SenderHealth, now_millis};
 
 use switchyard_runtime::metrics::SenderLabel;
 
@@ -23,6 +25,10 @@ use crate::health::Beat;
 
 /// How often a dispatcher beats (route calls a sender silent for 5 s unusable).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long a new instance of a rate-limited sender waits before its first submit: its first
+/// beat goes out after one beat interval and the others recount at their next beat, so three
+/// beats leave every other instance time to lower its own share.
+const JOIN_WAIT: Duration = Duration::from_secs(3);
 /// The backlog gauge is read from the broker every this many beats.
 const BACKLOG_EVERY_BEATS: u64 = 5;
 /// How long a probe may take to connect.
@@ -44,13 +50,41 @@ pub fn probe_address(endpoint: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
-/// Beat for `dispatcher` (whose sender's endpoint is `endpoint`) until `shutdown`.
+/// What a sender's rate per instance is worked out from, read at every beat.
+#[derive(Debug, Clone)]
+pub struct Rates {
+    /// The senders' config (their `tps`, which may change while running).
+    pub senders: Table<String, SenderConfig>,
+    /// Every dispatcher instance's heartbeats.
+    pub beats: Table<String, SenderHealth>,
+}
+
+impl Rates {
+    /// The rate `instance` may submit at for `sender` at `now` (None: no limit).
+    fn share(&self, sender: &str, instance: &str, now: i64) -> Option<f64> {
+        let tps = self.senders.get(&sender.to_string()).and_then(|s| s.tps);
+        let beats = self.beats.snapshot();
+        crate::rate::instance_share(tps, sender, instance, beats.values(), now)
+    }
+}
+
+/// Beat for `dispatcher` (whose sender's endpoint is `endpoint`) until `shutdown`, keeping its
+/// gate at the sender's rate for this instance.
 pub async fn run_heartbeat(
     runtime: Runtime,
     dispatcher: Dispatcher,
     endpoint: String,
+    rates: Rates,
     shutdown: CancellationToken,
 ) {
+    let mut rate = rates.share(&dispatcher.sender, &runtime.instance_id, now_millis());
+    dispatcher.gate.set_rate(rate);
+    if let Some(per_second) = rate {
+        tracing::info!(stage = "dispatch", sender = %dispatcher.sender, per_second, "sender rate for this instance");
+        // The instances already running count this one only once its beats reach them: until
+        // then they keep their larger share, so this one waits before taking its own.
+        dispatcher.gate.hold_for(JOIN_WAIT);
+    }
     let key = health_key(&dispatcher.sender, &runtime.instance_id);
     let probe = probe_address(&endpoint);
     let label = SenderLabel {
@@ -66,6 +100,12 @@ pub async fn run_heartbeat(
         }
     };
     loop {
+        let share = rates.share(&dispatcher.sender, &runtime.instance_id, now_millis());
+        if share != rate {
+            tracing::info!(stage = "dispatch", sender = %dispatcher.sender, per_second = share.unwrap_or(0.0), "sender rate for this instance");
+            rate = share;
+            dispatcher.gate.set_rate(rate);
+        }
         let stopping = tokio::select! {
             _ = shutdown.cancelled() => true,
             _ = tokio::time::sleep(HEARTBEAT_EVERY) => false,
@@ -109,6 +149,10 @@ pub async fn run_heartbeat(
             window: dispatcher.carrier.window(),
             fail_over_after_ms: i64::try_from(dispatcher.common.failover_after.as_millis())
                 .unwrap_or(i64::MAX),
+            throttled_failover_after_ms: i64::try_from(
+                dispatcher.common.throttled_failover_after.as_millis(),
+            )
+            .unwrap_or(i64::MAX),
         };
         let health = match dispatcher.health.lock() {
             Ok(mut t) => t.beat(beat, now_millis()),

@@ -175,6 +175,7 @@ pub(crate) mod tests {
             },
             trail: vec![],
             routed_at: 3,
+            prefer_group: None,
         }
     }
 

@@ -1,31 +1,36 @@
-//! The dispatch role: one runner per enabled sender in `config.senders` (consumer group
-//! `switchyard.dispatch.<sender>`), built by its kind from the registry, started as senders
-//! appear. A sender whose record cannot be built is logged and tried again when its record
+//! The dispatch role: for every enabled sender in `config.senders`, one runner per priority
+//! lane (consumer group `switchyard.dispatch.<sender>[.<lane>]`) sharing the sender's carrier
+//! and gate, built by its kind from the registry, started as senders appear. A sender whose record cannot be built is logged and tried again when its record
 //! changes (or, for a retriable start error, on the next look).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_runtime::{CancellationToken, ConfigTables, RunnerOptions, Runtime, names};
+use switchyard_runtime::{
+    CancellationToken, ConfigTables, RunnerOptions, Runtime, RuntimeError, Table, names,
+};
 use switchyard_schemas::SenderConfig;
 
 use crate::common::split;
 use crate::dispatcher::Dispatcher;
-use crate::heartbeat::run_heartbeat;
+use crate::heartbeat::{Rates, run_heartbeat};
 use crate::registry::{StartContext, kind};
 
 /// How often the senders table is looked at for new senders.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 
 /// Run a dispatcher for every enabled sender until `shutdown`. `receipt_url` is where HTTP
-/// carriers send receipts (the receipts route of this process).
+/// carriers send receipts (the receipts route of this process). Fails only if the senders'
+/// heartbeats (which say how many instances share each sender's rate) cannot be read.
 pub async fn run_dispatch(
     runtime: Runtime,
     tables: ConfigTables,
     receipt_url: String,
     shutdown: CancellationToken,
-) {
+) -> Result<(), RuntimeError> {
+    let beats = Table::start_ready(&runtime, names::SENDER_HEALTH, shutdown.clone()).await?;
+    let drains = Table::start_ready(&runtime, names::SENDER_DRAINS, shutdown.clone()).await?;
     let context = Arc::new(StartContext::new(
         runtime.clone(),
         receipt_url,
@@ -66,30 +71,45 @@ pub async fn run_dispatch(
             refused.remove(&sender.name);
             running.insert(sender.name.clone(), ());
             tracing::info!(stage = "dispatch", sender = %sender.name, kind = %sender.kind, "sender started");
-            let topic = names::sender(&sender.name);
-            let mut options =
-                RunnerOptions::new(&format!("dispatch.{}", sender.name), &[&topic]).at_least_once();
-            options.max_batch = 200;
             let dispatcher = Dispatcher::new(
                 &sender.name,
                 &sender.kind,
                 carrier.clone(),
                 common,
                 runtime.metrics.clone(),
-            );
+            )
+            .with_drains(drains.clone());
             tasks.push(tokio::spawn(run_heartbeat(
                 runtime.clone(),
                 dispatcher.clone(),
                 sender.endpoint.clone(),
+                Rates {
+                    senders: tables.senders.clone(),
+                    beats: beats.clone(),
+                },
                 shutdown.clone(),
             )));
-            let processor = Arc::new(dispatcher);
-            let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+            let mut lanes = Vec::new();
+            for (index, lane) in names::LANES.iter().enumerate() {
+                let processor = Arc::new(dispatcher.in_lane(index));
+                let topic = processor.topic();
+                let mut options =
+                    RunnerOptions::new(&names::dispatch_stage(&sender.name, lane), &[&topic])
+                        .at_least_once();
+                options.max_batch = 200;
+                let (runtime, shutdown, name) =
+                    (runtime.clone(), shutdown.clone(), sender.name.clone());
+                lanes.push(tokio::spawn(async move {
+                    if let Err(e) =
+                        switchyard_runtime::run(&runtime, processor, options, shutdown).await
+                    {
+                        tracing::error!(stage = "dispatch", sender = %name, %topic, error = %e, "dispatcher stopped");
+                    }
+                }));
+            }
             tasks.push(tokio::spawn(async move {
-                if let Err(e) =
-                    switchyard_runtime::run(&runtime, processor, options, shutdown).await
-                {
-                    tracing::error!(stage = "dispatch", sender = %sender.name, error = %e, "dispatcher stopped");
+                for lane in lanes {
+                    let _ = lane.await;
                 }
                 carrier.stop().await;
             }));
@@ -102,4 +122,5 @@ pub async fn run_dispatch(
     for task in tasks {
         let _ = task.await;
     }
+    Ok(())
 }

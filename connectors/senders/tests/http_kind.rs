@@ -54,6 +54,7 @@ fn request() -> DispatchRequest {
         },
         trail: vec![],
         routed_at: 3,
+        prefer_group: None,
     }
 }
 

@@ -9,9 +9,12 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use switchyard_topics::Namespace;
 
-/// How long an idle fetch may wait for data. Kafka answers a long poll as soon as data
-/// arrives, so this costs no latency; it only bounds idle round trips (librdkafka's default).
-pub const FETCH_WAIT_MAX_MS: u32 = 500;
+/// How long an idle fetch may wait for data. Every stage reads `read_committed`, and a
+/// waiting fetch is not answered when a transaction's commit makes records visible: it runs
+/// out its wait first. At librdkafka's default (500 ms) that cost each hop of the pipeline
+/// ~250 ms on average; at 50 ms an OTP went from ~2.3 s to ~0.6 s from POST to its submit
+/// (`tests/tests/priority_lanes.rs`), for about 20 idle fetch requests a second per consumer.
+pub const FETCH_WAIT_MAX_MS: u32 = 50;
 
 /// The largest record a producer sends, as librdkafka's default `message.max.bytes` (Kafka's
 /// broker default is a little more, 1,048,588).

@@ -6,6 +6,7 @@ pub mod balances;
 pub mod clock;
 pub mod deadline;
 pub mod duplicates;
+pub mod lane;
 pub mod pacing;
 pub mod policy;
 pub mod release;

@@ -19,7 +19,10 @@ pub use reports::{
 pub use routing::{
     DispatchOutcome, DispatchRequest, DispatchStatus, FailureClass, RouteHop, RoutingDecision,
 };
-pub use state::{BalanceCommand, BalanceEvent, BalanceKind, SenderHealth, StateEntry};
+pub use state::{
+    BalanceCommand, BalanceEvent, BalanceKind, HEARTBEAT_STALE_AFTER_MS, SenderDrain, SenderHealth,
+    StateEntry,
+};
 
 /// Milliseconds since the Unix epoch (Avro `timestamp-millis`).
 pub type Millis = i64;

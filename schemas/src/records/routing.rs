@@ -46,6 +46,9 @@ pub struct DispatchRequest {
     pub message: ValidatedMessage,
     pub trail: Vec<RouteHop>,
     pub routed_at: Millis,
+    /// On `messages.failover`: the group route tries first (an operator's drain `--to`).
+    #[serde(default)]
+    pub prefer_group: Option<String>,
 }
 
 /// Whether the sender took the message.

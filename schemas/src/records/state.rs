@@ -68,6 +68,10 @@ pub struct BalanceCommand {
     pub requested_at: Millis,
 }
 
+/// A heartbeat older than this (ms) is stale: route calls its sender silent, and a dispatcher
+/// stops counting its instance when sharing the sender's rate.
+pub const HEARTBEAT_STALE_AFTER_MS: Millis = 5_000;
+
 /// One dispatcher instance's heartbeat for one sender; the record of `state.sender-health`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SenderHealth {
@@ -89,4 +93,18 @@ pub struct SenderHealth {
     pub throughput: f64,
     #[serde(default)]
     pub last_success_at: Option<Millis>,
+}
+
+/// An operator's drain of one sender; the record of `state.sender-drains` (key = sender, a
+/// tombstone ends it). While it stands, route sends the sender nothing new and its
+/// dispatchers hand every queued message back to route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderDrain {
+    pub sender: String,
+    /// The group the queue goes to first; None = by the rule, as a failover would.
+    #[serde(default)]
+    pub to_group: Option<String>,
+    pub requested_at: Millis,
+    #[serde(default)]
+    pub reason: String,
 }

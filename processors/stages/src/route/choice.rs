@@ -7,11 +7,12 @@ use std::collections::HashSet;
 
 use switchyard_runtime::{ConfigTables, StateAccess, Table};
 use switchyard_schemas::{
-    CarrierRoute, Channel, RouteHop, RouteRule, SenderConfig, SenderHealth, ValidatedMessage,
+    CarrierRoute, Channel, RouteHop, RouteRule, SenderConfig, SenderDrain, SenderHealth,
+    ValidatedMessage,
 };
 
 use super::round_robin::pick_stored;
-use crate::usability::usability;
+use crate::usability::{Usability, usability};
 
 /// Where one attempt goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ impl NoRoute {
 pub(super) struct Choice<'a> {
     pub tables: &'a ConfigTables,
     pub health: &'a Table<String, SenderHealth>,
+    /// Operators' drains: a drained sender gets nothing.
+    pub drains: &'a Table<String, SenderDrain>,
     /// Where the round-robin positions are kept (route's state store partition).
     pub positions: &'a mut dyn StateAccess,
     pub now: i64,
@@ -63,14 +66,16 @@ impl Choice<'_> {
         &mut self,
         message: &ValidatedMessage,
         trail: &[RouteHop],
+        prefer_group: Option<&str>,
     ) -> Result<Destination, NoRoute> {
         self.last_resort = false;
-        match self.pass(message, trail) {
+        match self.pass(message, trail, prefer_group) {
             Ok(found) => Ok(found),
             Err(no_route) if no_route.unusable.is_empty() => Err(no_route),
             Err(no_route) => {
                 self.last_resort = true;
-                self.pass(message, trail).map_err(|_| no_route)
+                self.pass(message, trail, prefer_group)
+                    .map_err(|_| no_route)
             }
         }
     }
@@ -80,6 +85,7 @@ impl Choice<'_> {
         &mut self,
         message: &ValidatedMessage,
         trail: &[RouteHop],
+        prefer_group: Option<&str>,
     ) -> Result<Destination, NoRoute> {
         let s = &message.submission;
         let carrier = match s.channel {
@@ -109,6 +115,16 @@ impl Choice<'_> {
                     rule.customer_id, s.channel
                 ))
             })?;
+        // A drain's group first, when it has a sender for this carrier.
+        if let Some(group) = prefer_group
+            && let Some(sender) = self.sender_in(group, s.channel, &carrier)
+        {
+            return Ok(Destination {
+                carrier,
+                group: group.to_string(),
+                sender,
+            });
+        }
         // A failover stays in the failed hop's group while it has another sender.
         if let Some(last) = trail.last()
             && last.carrier == carrier
@@ -222,8 +238,12 @@ impl Choice<'_> {
                 offer.push((sender, false));
                 continue;
             }
-            let beats = self.health.values_where(|h| h.sender == sender.name);
-            let usability = usability(&sender, &beats, self.now, self.stale_after_ms);
+            let usability = if self.drains.get(&sender.name).is_some() {
+                Usability::Unusable("drained by an operator".into())
+            } else {
+                let beats = self.health.values_where(|h| h.sender == sender.name);
+                usability(&sender, &beats, self.now, self.stale_after_ms)
+            };
             let may = usability.may_take(self.last_resort);
             if !may
                 && let Some(why) = usability.why_not()

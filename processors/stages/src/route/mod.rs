@@ -3,10 +3,11 @@
 //! use the channel name as carrier), the rule for (customer, channel) or the default rule, a
 //! sender group by smooth weighted round-robin over the ratios (1:1 over 10 messages is exactly
 //! 5:5), then the group's senders in turn — only senders that may take traffic now (enabled,
-//! heartbeating healthy on `state.sender-health`, or not heard of yet). A message back from
-//! dispatch (`messages.failover`) goes to a sender not in its trail; when none is left, or no
-//! route exists, a failed DeliveryReport carries the whole trail, so the message still gets its
-//! final report.
+//! heartbeating healthy on `state.sender-health`, or not heard of yet, and not drained by an
+//! operator on `state.sender-drains`). A message back from dispatch (`messages.failover`) goes
+//! to a sender not in its trail (in the drain's group first, if it names one), once per
+//! attempt however often it is handed back; when none is left, or no route exists, a failed
+//! DeliveryReport carries the whole trail, so the message still gets its final report.
 
 mod choice;
 mod outputs;
@@ -20,7 +21,8 @@ use switchyard_runtime::{
     ConfigTables, Origin, Output, Processor, StageError, StageInput, StateAccess, StateStore, Table,
 };
 use switchyard_schemas::{
-    Codec, CodecError, DispatchRequest, SenderHealth, ValidatedMessage, now_millis,
+    Codec, CodecError, DispatchRequest, SenderDrain, SenderHealth, StateEntry, ValidatedMessage,
+    now_millis,
 };
 
 pub use choice::{Destination, NoRoute};
@@ -29,8 +31,12 @@ pub use round_robin::SmoothRoundRobin;
 /// Output topics (plus `sender.<name>`).
 pub use switchyard_runtime::names::{REPORTS, ROUTED};
 
+/// How long route remembers that it routed an attempt handed back from dispatch, to drop a
+/// second copy (a dispatcher that crashed after handing it back, before committing): a day.
+pub const HANDED_BACK_KEPT_MS: i64 = 24 * 3_600_000;
+
 /// A sender whose heartbeats stopped this long ago is unusable (dispatchers beat every second).
-pub const DEFAULT_STALE_AFTER_MS: i64 = 5_000;
+pub const DEFAULT_STALE_AFTER_MS: i64 = switchyard_schemas::HEARTBEAT_STALE_AFTER_MS;
 
 /// What route reads.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,11 +77,13 @@ impl RouteInput {
                 message: *message,
                 trail: Vec::new(),
                 attempt: 1,
+                prefer_group: None,
             },
             RouteInput::Failover(request) => Routing {
                 attempt: request.attempt.saturating_add(1),
                 trail: request.trail,
                 message: request.message,
+                prefer_group: request.prefer_group,
             },
         }
     }
@@ -88,6 +96,7 @@ impl RouteInput {
 pub struct Route {
     tables: ConfigTables,
     health: Table<String, SenderHealth>,
+    drains: Table<String, SenderDrain>,
     stale_after_ms: i64,
     store: StateStore,
 }
@@ -98,10 +107,16 @@ impl Route {
         Route {
             tables,
             health,
+            drains: Table::from_entries(switchyard_runtime::names::SENDER_DRAINS, []),
             stale_after_ms: DEFAULT_STALE_AFTER_MS,
             // Positions never expire: the clock is only asked about expiry.
             store: StateStore::new(STATE_ROUTE, Arc::new(now_millis)),
         }
+    }
+
+    /// The same route, sending nothing to senders `drains` says operators drain.
+    pub fn with_drains(self, drains: Table<String, SenderDrain>) -> Self {
+        Route { drains, ..self }
     }
 
     /// Where the next attempt of `routing` goes at `now`, or why nowhere; the round-robin
@@ -115,6 +130,7 @@ impl Route {
         let mut choice = choice::Choice {
             tables: &self.tables,
             health: &self.health,
+            drains: &self.drains,
             positions,
             now,
             stale_after_ms: self.stale_after_ms,
@@ -122,7 +138,11 @@ impl Route {
             unusable: Vec::new(),
             last_resort: false,
         };
-        choice.destination(&routing.message, &routing.trail)
+        choice.destination(
+            &routing.message,
+            &routing.trail,
+            routing.prefer_group.as_deref(),
+        )
     }
 }
 
@@ -130,16 +150,45 @@ impl Processor for Route {
     type Input = RouteInput;
 
     fn process(&self, input: RouteInput, origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
-        let routing = input.into_routing();
         let now = now_millis();
         let mut state = self.store.lock(origin.partition);
+        if let RouteInput::Failover(request) = &input
+            && !first_hand_back(&mut *state, request, now)
+        {
+            tracing::warn!(stage = "route", topic = FAILOVER, message_id = %request.message_id, attempt = request.attempt, "a second copy of a handed-back attempt: dropped, the first was routed");
+            return Ok(Vec::new());
+        }
+        let routing = input.into_routing();
         let destination = self.destination(&routing, now, &mut *state);
-        Ok(route_outputs(routing, destination, now))
+        let lane = crate::lane::lane_of(&routing.message, &self.tables);
+        Ok(route_outputs(routing, destination, lane, now))
     }
 
     fn state(&self) -> Option<&StateStore> {
         Some(&self.store)
     }
+}
+
+/// Whether this is the first time `request` (its message and attempt) came back from dispatch;
+/// remembers it in `state` if so. Every copy after the first is dropped, so a handed-back
+/// attempt is routed once (decision 0024).
+pub fn first_hand_back(state: &mut dyn StateAccess, request: &DispatchRequest, now: i64) -> bool {
+    let key = format!(
+        "back\u{241F}{}\u{241F}{}",
+        request.message_id, request.attempt
+    );
+    if state.get(&key).is_some() {
+        return false;
+    }
+    state.put(
+        &key,
+        StateEntry {
+            text: None,
+            amount: 0,
+            expires_at: Some(now + HANDED_BACK_KEPT_MS),
+        },
+    );
+    true
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
-//! The records one routing decision becomes (pure): the request on `sender.<name>` and the
+//! The records one routing decision becomes (pure): the request on its lane of `sender.<name>` and the
 //! decision on `messages.routed`, or a failed report carrying the message's whole trail when
 //! no sender can take it.
 
 use switchyard_runtime::Output;
-use switchyard_runtime::names::{REPORTS, ROUTED, sender as sender_topic};
+use switchyard_runtime::names::{REPORTS, ROUTED, sender_lane};
 use switchyard_schemas::{
     DeliveryReport, DispatchRequest, ResultStatus, RouteHop, RoutingDecision, ValidatedMessage,
     event_id,
@@ -26,18 +26,22 @@ pub struct Routing {
     pub trail: Vec<RouteHop>,
     /// This attempt's number (1 for a message from validate).
     pub attempt: i32,
+    /// A group to try first (an operator drained the last sender `--to` it).
+    pub prefer_group: Option<String>,
 }
 
-/// The records of `routing` sent to `destination` (or failed) at `now`.
+/// The records of `routing` sent to `destination`'s `lane` (or failed) at `now`.
 pub fn route_outputs(
     routing: Routing,
     destination: Result<Destination, NoRoute>,
+    lane: &str,
     now: i64,
 ) -> Vec<Output> {
     let Routing {
         message,
         mut trail,
         attempt,
+        prefer_group: _,
     } = routing;
     let id = message.message_id.clone();
     match destination {
@@ -75,9 +79,10 @@ pub fn route_outputs(
                 message,
                 trail,
                 routed_at: now,
+                prefer_group: None,
             };
             vec![
-                Output::new(sender_topic(&d.sender.name), id.clone(), request),
+                Output::new(sender_lane(&d.sender.name, lane), id.clone(), request),
                 Output::new(ROUTED, id, decision),
             ]
         }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use switchyard_runtime::Processor;
 
 use switchyard_runtime::Table;
+use switchyard_runtime::names;
 use switchyard_runtime::names::SENDER_HEALTH;
 use switchyard_schemas::{
     Channel, DeliveryReport, DispatchRequest, ResultStatus, RouteHop, SenderHealth,
@@ -49,13 +50,19 @@ fn first(id: &str) -> Routing {
         message: validated(id),
         trail: Vec::new(),
         attempt: 1,
+        prefer_group: None,
     }
 }
 
 /// Route `routing`, then send it back as its dispatcher would after the sender failed:
 /// the sender it went to, and the routing of the next attempt.
 fn failed_over(route: &Route, routing: Routing) -> (String, Routing) {
-    let outputs = route_outputs(routing.clone(), dest(route, &routing), NOW);
+    let outputs = route_outputs(
+        routing.clone(),
+        dest(route, &routing),
+        names::NORMAL_LANE,
+        NOW,
+    );
     let mut request = outputs[0]
         .value::<DispatchRequest>()
         .expect("a dispatch request")
@@ -110,7 +117,7 @@ fn no_route_becomes_a_failed_report() {
     let route = Route::new(tables(), no_health());
     let mut m = first("m-x");
     m.message.submission.channel = Channel::Lms;
-    let outputs = route_outputs(m.clone(), dest(&route, &m), 9);
+    let outputs = route_outputs(m.clone(), dest(&route, &m), names::NORMAL_LANE, 9);
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs[0].topic, REPORTS);
     let report = outputs[0].value::<DeliveryReport>().expect("report");
@@ -128,7 +135,12 @@ fn no_route_becomes_a_failed_report() {
 #[test]
 fn a_route_writes_the_sender_topic_and_the_decision() {
     let route = Route::new(tables(), no_health());
-    let outputs = route_outputs(first("m-1"), dest(&route, &first("m-1")), 9);
+    let outputs = route_outputs(
+        first("m-1"),
+        dest(&route, &first("m-1")),
+        names::NORMAL_LANE,
+        9,
+    );
     let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
     assert_eq!(topics, vec!["sender.skt-a1", ROUTED]);
     let request = outputs[0].value::<DispatchRequest>().expect("request");
@@ -177,7 +189,12 @@ fn a_failover_tries_the_same_group_then_the_other_groups_then_fails_with_the_tra
     assert_eq!(sender, "skt-a2", "the failed hop's group first");
     let (sender, fourth) = failed_over(&route, third);
     assert_eq!(sender, "agg-1", "then the other group of the carrier");
-    let outputs = route_outputs(fourth.clone(), dest(&route, &fourth), NOW);
+    let outputs = route_outputs(
+        fourth.clone(),
+        dest(&route, &fourth),
+        names::NORMAL_LANE,
+        NOW,
+    );
     assert_eq!(outputs.len(), 1);
     let report = outputs[0].value::<DeliveryReport>().expect("a report");
     assert_eq!(
@@ -235,7 +252,12 @@ fn a_message_failing_because_every_sender_is_unusable_lists_them_in_its_trail() 
             ("agg-1", false, NOW - 1_000),
         ]),
     );
-    let outputs = route_outputs(first("m-u"), dest(&route, &first("m-u")), NOW);
+    let outputs = route_outputs(
+        first("m-u"),
+        dest(&route, &first("m-u")),
+        names::NORMAL_LANE,
+        NOW,
+    );
     let report = outputs[0].value::<DeliveryReport>().expect("a report");
     assert_eq!(report.result_code, NO_ROUTE);
     let hops: Vec<(&str, Option<&str>, Option<&str>)> = report
@@ -276,4 +298,129 @@ fn a_silent_sender_is_a_last_resort_so_a_dead_dispatcher_queues_instead_of_faili
         let d = dest(&route, &first(&format!("m-{i}"))).expect("routes");
         assert_ne!(d.sender.name, "agg-1");
     }
+}
+
+#[test]
+fn each_message_goes_to_its_priority_lane_and_an_ad_bill_code_makes_it_an_ad() {
+    use switchyard_runtime::Origin;
+    use switchyard_schemas::{BillCode, Priority};
+    let mut tables = tables();
+    tables.bill_codes = Table::from_entries(
+        names::CONFIG_BILL_CODES,
+        [(
+            switchyard_runtime::bill_code_key("acme", "B1"),
+            BillCode {
+                customer_id: "acme".into(),
+                code: "B1".into(),
+                ad_check: true,
+                description: "promotions".into(),
+            },
+        )],
+    );
+    let route = Route::new(tables, no_health());
+    let origin = Origin {
+        topic: names::VALIDATED,
+        partition: 0,
+        offset: 0,
+        timestamp: None,
+        key: None,
+    };
+    let lane_topic = |priority: Priority, bill_code: Option<&str>| {
+        let mut message = validated("m-lane");
+        message.submission.priority = priority;
+        message.submission.bill_code = bill_code.map(str::to_string);
+        let outputs = route
+            .process(RouteInput::Validated(Box::new(message)), origin)
+            .expect("routed");
+        outputs[0].topic.clone()
+    };
+    let sender = |topic: &str| names::sender_of(topic).expect("a sender topic").to_string();
+    let otp = lane_topic(Priority::Otp, None);
+    assert_eq!(otp, names::sender_lane(&sender(&otp), "otp"));
+    let normal = lane_topic(Priority::Normal, None);
+    assert_eq!(normal, names::sender(&sender(&normal)));
+    let bulk = lane_topic(Priority::Bulk, None);
+    assert_eq!(bulk, names::sender_lane(&sender(&bulk), "bulk"));
+    let ad = lane_topic(Priority::Ad, None);
+    assert_eq!(ad, names::sender_lane(&sender(&ad), "ad"));
+    let billed_as_ad = lane_topic(Priority::Otp, Some("B1"));
+    assert_eq!(
+        billed_as_ad,
+        names::sender_lane(&sender(&billed_as_ad), "ad")
+    );
+}
+
+#[test]
+fn a_handed_back_attempt_is_routed_once_however_often_it_comes_back() {
+    use switchyard_runtime::Origin;
+    let route = Route::new(tables(), no_health());
+    let (_, next) = failed_over(&route, first("m-twice"));
+    let request = DispatchRequest {
+        message_id: "m-twice".into(),
+        customer_id: "acme".into(),
+        carrier: "skt".into(),
+        sender_group: next.trail[0].sender_group.clone(),
+        sender: next.trail[0].sender.clone(),
+        attempt: 1,
+        message: next.message.clone(),
+        trail: next.trail.clone(),
+        routed_at: NOW,
+        prefer_group: None,
+    };
+    let origin = Origin {
+        topic: names::FAILOVER,
+        partition: 0,
+        offset: 0,
+        timestamp: None,
+        key: None,
+    };
+    let input = || RouteInput::Failover(Box::new(request.clone()));
+    let routed = route.process(input(), origin).expect("routed");
+    assert_eq!(routed.len(), 2, "to a sender, and the decision");
+    let again = route.process(input(), origin).expect("not an error");
+    assert!(again.is_empty(), "the second copy is dropped: {again:?}");
+    // The next attempt of the same message is a new hand-back.
+    let mut later = request.clone();
+    later.attempt = 2;
+    let routed = route
+        .process(RouteInput::Failover(Box::new(later)), origin)
+        .expect("routed");
+    assert!(!routed.is_empty());
+}
+
+#[test]
+fn a_drained_sender_gets_nothing_and_its_queue_goes_to_the_drains_group_first() {
+    use switchyard_schemas::SenderDrain;
+    let drains = Table::from_entries(
+        names::SENDER_DRAINS,
+        [(
+            "skt-a1".to_string(),
+            SenderDrain {
+                sender: "skt-a1".into(),
+                to_group: Some("aggregator".into()),
+                requested_at: NOW,
+                reason: String::new(),
+            },
+        )],
+    );
+    let route = Route::new(tables(), no_health()).with_drains(drains);
+    for i in 0..20 {
+        let d = dest(&route, &first(&format!("m-{i}"))).expect("a sender");
+        assert_ne!(d.sender.name, "skt-a1", "a drained sender gets nothing new");
+    }
+    // A message handed back by the drain, with a direct group's hop: the drain's group first.
+    let mut back = first("m-drained");
+    back.trail.push(RouteHop {
+        attempt: 1,
+        carrier: "skt".into(),
+        sender_group: "skt-direct".into(),
+        sender: "skt-a1".into(),
+        outcome: Some("drained".into()),
+        at: NOW,
+        reason: Some("drained by an operator to group aggregator".into()),
+    });
+    back.attempt = 2;
+    back.prefer_group = Some("aggregator".into());
+    let d = dest(&route, &back).expect("a sender");
+    assert_eq!(d.group, "aggregator");
 }
