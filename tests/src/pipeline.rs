@@ -55,6 +55,18 @@ pub async fn post_batch(
             })
         })
         .collect();
+    let ids = post_messages(http, url, messages).await?;
+    anyhow::ensure!(ids.len() == count, "{} ids for {count} messages", ids.len());
+    Ok(ids)
+}
+
+/// POST `messages` (JSON objects of the API) as one batch with the test client's key; the
+/// message ids answered, in order.
+pub async fn post_messages(
+    http: &reqwest::Client,
+    url: &str,
+    messages: Vec<serde_json::Value>,
+) -> anyhow::Result<Vec<String>> {
     let response = http
         .post(format!("{url}/v1/messages"))
         .bearer_auth(API_KEY)
@@ -67,14 +79,12 @@ pub async fn post_batch(
         response.status()
     );
     let body: serde_json::Value = response.json().await?;
-    let ids: Vec<String> = body["messages"]
+    Ok(body["messages"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|m| m["message_id"].as_str().map(String::from))
-        .collect();
-    anyhow::ensure!(ids.len() == count, "{} ids for {count} messages", ids.len());
-    Ok(ids)
+        .collect())
 }
 
 /// A running pipeline and its surroundings.

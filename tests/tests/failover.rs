@@ -209,10 +209,7 @@ async fn a_dead_carrier_s_traffic_and_backlog_move_to_the_other_groups_and_come_
     let url = &pipeline.ingress_url;
 
     // Before: all three groups take traffic, 2:1:1.
-    let before: HashSet<String> = post_batch(&http, url, "before", 0, 100)
-        .await?
-        .into_iter()
-        .collect();
+    let before = posted(&http, url, "before", 0, 100).await?;
     let finals = finals_of(&pipeline, &before, Duration::from_secs(60)).await?;
     let mut per_sender: HashMap<String, usize> = HashMap::new();
     for reports in finals.values() {
@@ -361,10 +358,7 @@ async fn with_every_carrier_down_a_message_fails_with_its_whole_trail() -> anyho
     .await?;
     let http = reqwest::Client::new();
     let url = &pipeline.ingress_url;
-    let first: HashSet<String> = post_batch(&http, url, "doomed", 0, 1)
-        .await?
-        .into_iter()
-        .collect();
+    let first = posted(&http, url, "doomed", 0, 1).await?;
     let finals = finals_of(&pipeline, &first, Duration::from_secs(60)).await?;
     let report = &finals.values().next().expect("one")[0];
     assert_eq!(report.status, ResultStatus::Failed);
@@ -399,10 +393,7 @@ async fn with_every_carrier_down_a_message_fails_with_its_whole_trail() -> anyho
 
     // Now both are known to be down: the next message fails at once, each sender `unusable`.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let second: HashSet<String> = post_batch(&http, url, "doomed-too", 10, 1)
-        .await?
-        .into_iter()
-        .collect();
+    let second = posted(&http, url, "doomed-too", 10, 1).await?;
     let finals = finals_of(&pipeline, &second, Duration::from_secs(30)).await?;
     let report = &finals.values().next().expect("one")[0];
     assert_eq!(report.result_code, NO_ROUTE, "{report:?}");
@@ -418,6 +409,20 @@ async fn with_every_carrier_down_a_message_fails_with_its_whole_trail() -> anyho
     );
     pipeline.stop().await;
     Ok(())
+}
+
+/// POST `count` SMS tagged `tag` from `from` on; their message ids.
+async fn posted(
+    http: &reqwest::Client,
+    url: &str,
+    tag: &str,
+    from: usize,
+    count: usize,
+) -> anyhow::Result<HashSet<String>> {
+    Ok(post_batch(http, url, tag, from, count)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// Submits (not failures) on `messages.dispatched`, by message id.
@@ -456,10 +461,7 @@ async fn an_operator_drain_moves_a_sender_s_queue_once_and_undrain_brings_it_bac
     let url = &pipeline.ingress_url;
 
     // skt-a's half of 300 queues behind its 20 msg/s.
-    let queued: HashSet<String> = post_batch(&http, url, "queued", 0, 300)
-        .await?
-        .into_iter()
-        .collect();
+    let queued = posted(&http, url, "queued", 0, 300).await?;
     let waiting = tokio::time::Instant::now();
     while submits(&pipeline)
         .await?
@@ -493,10 +495,7 @@ async fn an_operator_drain_moves_a_sender_s_queue_once_and_undrain_brings_it_bac
         "{listed}"
     );
     // While drained: nothing new for skt-a.
-    let during: HashSet<String> = post_batch(&http, url, "during", 0, 40)
-        .await?
-        .into_iter()
-        .collect();
+    let during = posted(&http, url, "during", 0, 40).await?;
     let all: HashSet<String> = queued.union(&during).cloned().collect();
     let finals = finals_of(&pipeline, &all, Duration::from_secs(60)).await?;
     let sent = submits(&pipeline).await?;
@@ -545,10 +544,7 @@ async fn an_operator_drain_moves_a_sender_s_queue_once_and_undrain_brings_it_bac
     // Undrained, it takes its share again.
     let said = senders_cli(&pipeline, &["undrain", "skt-a"]).await?;
     assert!(said.contains("skt-a takes traffic again"), "{said}");
-    let after: HashSet<String> = post_batch(&http, url, "after", 0, 20)
-        .await?
-        .into_iter()
-        .collect();
+    let after = posted(&http, url, "after", 0, 20).await?;
     let finals = finals_of(&pipeline, &after, Duration::from_secs(60)).await?;
     let back = after
         .iter()
@@ -597,10 +593,7 @@ async fn a_sender_throttled_for_too_long_hands_its_messages_to_another_group() -
     )
     .await?;
     let http = reqwest::Client::new();
-    let ids: HashSet<String> = post_batch(&http, &pipeline.ingress_url, "throttled", 0, 40)
-        .await?
-        .into_iter()
-        .collect();
+    let ids = posted(&http, &pipeline.ingress_url, "throttled", 0, 40).await?;
     let finals = finals_of(&pipeline, &ids, Duration::from_secs(60)).await?;
     let mut moved = 0;
     for id in &ids {

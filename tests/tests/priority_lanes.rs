@@ -16,7 +16,7 @@ use switchyard_schemas::{
     DispatchOutcome, DispatchRequest, DispatchStatus, Priority, ValidatedMessage, new_message_id,
     now_millis,
 };
-use switchyard_tests::pipeline::{API_KEY, Pipeline};
+use switchyard_tests::pipeline::{Pipeline, post_messages};
 use switchyard_tests::processes::{Connection, RoleProcess};
 use switchyard_tests::{Stack, TestEnv, read_values, sample_submission};
 
@@ -103,27 +103,21 @@ async fn an_otp_submitted_behind_20000_queued_bulk_messages_is_dispatched_within
     }
 
     let submitted_at = now_millis();
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/messages", pipeline.ingress_url))
-        .bearer_auth(API_KEY)
-        .json(&serde_json::json!({ "messages": [{
+    let ids = post_messages(
+        &reqwest::Client::new(),
+        &pipeline.ingress_url,
+        vec![serde_json::json!({
             "channel": "sms", "to": "01091234567", "text": "인증번호 123456",
             "priority": "otp", "client_message_id": "otp-1",
-        }]}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status() == 202,
-        "POST answered {}",
-        response.status()
-    );
+        })],
+    )
+    .await?;
     // Accepted: the 202 says the message is on the intake topic.
     let accepted_at = now_millis();
-    let body: serde_json::Value = response.json().await?;
-    let otp = body["messages"][0]["message_id"]
-        .as_str()
-        .ok_or_else(|| anyhow::anyhow!("no message id in {body}"))?
-        .to_string();
+    let otp = ids
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no message id answered"))?;
 
     let waiting = Instant::now();
     let (report, reports) = loop {
