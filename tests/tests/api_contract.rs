@@ -1,6 +1,10 @@
 //! Schemathesis (`st run --checks all`) against a running ingress: every answer must match the
-//! OpenAPI document the ingress serves, including a GET right after a 202 (read your writes),
-//! on each history engine (SQLite and CQL, `SWITCHYARD_TEST_CQL`).
+//! OpenAPI document the ingress serves, including a GET right after a 202 (read your writes).
+//! It runs on the SQLite history: the API's code is the same on both engines, and what differs
+//! (the store's writes, reads, searches and answers) runs on SQLite and CQL alike as the
+//! history scenarios of `history_parity.rs`. The CQL run cost CI a minute and a half of a
+//! 2-core machine (1,000-message batches written to Cassandra before each 202); set
+//! `SWITCHYARD_SCHEMATHESIS_CQL=1` to run it there too.
 
 use std::process::Command;
 
@@ -21,7 +25,12 @@ async fn schemathesis_finds_nothing_against_the_running_ingress_on_sqlite() -> a
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn schemathesis_finds_nothing_against_the_running_ingress_on_cql() -> anyhow::Result<()> {
+async fn schemathesis_finds_nothing_against_the_running_ingress_on_cql_when_asked()
+-> anyhow::Result<()> {
+    if std::env::var("SWITCHYARD_SCHEMATHESIS_CQL").as_deref() != Ok("1") {
+        eprintln!("skipped: SWITCHYARD_SCHEMATHESIS_CQL=1 runs schemathesis on the CQL history");
+        return Ok(());
+    }
     schemathesis_finds_nothing_against_the_running_ingress(Engine::Cql).await
 }
 
