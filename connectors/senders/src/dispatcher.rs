@@ -5,7 +5,6 @@
 //! sender that has been failing (down, unbound) for its `failover_after_ms` sends what it
 //! cannot take back to route (`failover`) instead of waiting; a shorter blip is waited out.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -33,8 +32,6 @@ pub struct Dispatcher {
     pub common: CommonSettings,
     /// Its health, shared with the heartbeat.
     pub health: Arc<Mutex<HealthTracker>>,
-    /// Submits in flight now.
-    pub in_flight: Arc<AtomicUsize>,
     /// The process's metrics (submits by outcome).
     pub metrics: Metrics,
     /// The lane this dispatcher consumes (an index of `names::LANES`, 0 = highest).
@@ -72,7 +69,6 @@ impl Dispatcher {
             carrier,
             common,
             health: Arc::new(Mutex::new(HealthTracker::new(now_millis()))),
-            in_flight: Arc::default(),
             metrics,
             lane: names::LANES
                 .iter()
@@ -157,9 +153,8 @@ impl Dispatcher {
         }
         // Higher lanes first, within the window and the sender's rate.
         let permit = self.gate.acquire(self.lane).await;
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // The permit is the submit in flight (`gate.in_flight()`) until it is dropped.
         let sent = self.carrier.send(&request).await;
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
         drop(permit);
         let now = now_millis();
         let (failing_over, throttled_too_long) = {

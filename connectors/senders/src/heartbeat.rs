@@ -10,7 +10,6 @@
 //! and the backlog every five beats, are this process's `switchyard_sender_*` metrics.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use switchyard_runtime::names::SENDER_HEALTH;
@@ -145,7 +144,7 @@ pub async fn run_heartbeat(
             sender: &dispatcher.sender,
             instance: &runtime.instance_id,
             bound,
-            in_flight: dispatcher.in_flight.load(Ordering::Relaxed),
+            in_flight: dispatcher.gate.in_flight(),
             window: dispatcher.carrier.window(),
             fail_over_after_ms: i64::try_from(dispatcher.common.failover_after.as_millis())
                 .unwrap_or(i64::MAX),
