@@ -5,8 +5,10 @@ mod codec;
 mod error;
 pub mod files;
 mod ids;
+pub mod limits;
 mod record;
 pub mod records;
+pub mod unproducible;
 
 pub use codec::Codec;
 pub use error::{CodecError, SchemaError};

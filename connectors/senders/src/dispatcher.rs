@@ -202,4 +202,27 @@ impl AsyncProcessor for Dispatcher {
     fn concurrency(&self) -> usize {
         self.carrier.window().max(1)
     }
+
+    /// A request whose outcome the broker cannot take ends failed (`unproducible`); if it was
+    /// submitted, a later receipt finds its final report already written.
+    fn unproducible(
+        &self,
+        input: DispatchRequest,
+        _origin: Origin<'_>,
+        reason: &str,
+    ) -> Vec<Output> {
+        let report = switchyard_schemas::unproducible::failed_report(
+            "dispatch",
+            &input.message_id,
+            &input.message.submission,
+            (input.attempt, &input.trail),
+            reason,
+            switchyard_schemas::now_millis(),
+        );
+        vec![Output::new(
+            switchyard_runtime::names::REPORTS,
+            report.message_id.clone(),
+            report,
+        )]
+    }
 }

@@ -16,6 +16,16 @@ pub fn route_key(customer_id: &str, channel: Channel) -> String {
     format!("{customer_id}/{channel}")
 }
 
+/// A Korean number in E.164 form as the national number: `+821012345678` → `01012345678`
+/// (the country code replaces the trunk prefix 0). Any other number is returned as it is.
+pub fn national_number(number: &str) -> std::borrow::Cow<'_, str> {
+    match number.strip_prefix("+82") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('0') => format!("0{rest}").into(),
+        Some(rest) if !rest.is_empty() => rest.to_string().into(),
+        _ => number.into(),
+    }
+}
+
 /// Key of a numbering entry in `config.numbering`: `<kind>:<number>`.
 pub fn numbering_key(kind: NumberingKind, number: &str) -> String {
     let kind = match kind {
@@ -130,8 +140,12 @@ impl ConfigTables {
             .or_else(|| self.routes.get(&route_key("*", channel)))
     }
 
-    /// The carrier serving a number: a ported-number entry first, else the longest prefix.
+    /// The carrier serving a number: a ported-number entry first, else the longest prefix. A
+    /// Korean number in E.164 form (`+8210…`) is looked up as the national number (`010…`)
+    /// the table holds.
     pub fn carrier_of(&self, number: &str) -> Option<String> {
+        let national = national_number(number);
+        let number = national.as_ref();
         if let Some(ported) = self
             .numbering
             .get(&numbering_key(NumberingKind::Ported, number))

@@ -6,7 +6,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 
 /// Header: a person-readable reason.
 pub const REASON_HEADER: &str = "switchyard.dead-letter.reason";
-/// Header: `undecodable` or `invalid`.
+/// Header: `undecodable`, `invalid` or `unproducible`.
 pub const KIND_HEADER: &str = "switchyard.dead-letter.kind";
 /// Header: the stage that refused the record.
 pub const STAGE_HEADER: &str = "switchyard.dead-letter.stage";
@@ -16,6 +16,13 @@ pub const SOURCE_TOPIC_HEADER: &str = "switchyard.source.topic";
 pub const SOURCE_PARTITION_HEADER: &str = "switchyard.source.partition";
 /// Header: the record's original offset.
 pub const SOURCE_OFFSET_HEADER: &str = "switchyard.source.offset";
+/// Header: set when the dead letter carries no payload because the original and the headers
+/// would not fit the broker's record limit together: its size in bytes (the original stays at
+/// its source position until retention).
+pub const PAYLOAD_OMITTED_HEADER: &str = "switchyard.dead-letter.payload-omitted-bytes";
+
+/// Most characters of a reason header.
+const MAX_REASON_CHARS: usize = 2000;
 
 /// Why a record is dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +31,9 @@ pub enum DeadLetterKind {
     Undecodable,
     /// A well-formed record the stage refused.
     Invalid,
+    /// A record whose outputs the broker can never take (too large, invalid): its message was
+    /// ended by the stage's report where it has one.
+    Unproducible,
 }
 
 impl DeadLetterKind {
@@ -32,6 +42,7 @@ impl DeadLetterKind {
         match self {
             DeadLetterKind::Undecodable => "undecodable",
             DeadLetterKind::Invalid => "invalid",
+            DeadLetterKind::Unproducible => "unproducible",
         }
     }
 }
@@ -52,6 +63,11 @@ pub fn dead_letter_headers(
             });
         }
     }
+    // A reason may repeat input; a dead letter's headers stay small.
+    let reason = match reason.char_indices().nth(MAX_REASON_CHARS) {
+        Some((end, _)) => &reason[..end],
+        None => reason,
+    };
     let partition = message.partition().to_string();
     let offset = message.offset().to_string();
     for (key, value) in [
@@ -68,6 +84,14 @@ pub fn dead_letter_headers(
         });
     }
     headers
+}
+
+/// Dead-letter headers saying the payload of `bytes` bytes was left out.
+pub fn payload_omitted(headers: OwnedHeaders, bytes: usize) -> OwnedHeaders {
+    headers.insert(Header {
+        key: PAYLOAD_OMITTED_HEADER,
+        value: Some(bytes.to_string().as_str()),
+    })
 }
 
 /// The value of a header of a message, as text.

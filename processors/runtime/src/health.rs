@@ -1,9 +1,12 @@
 //! Role health of one process: each role says it is running or has failed; `/healthz` answers
 //! 503 while any role has failed, and the process's main loop stops on the first failure so
-//! it exits non-zero instead of serving half a pipeline.
+//! it exits non-zero instead of serving half a pipeline. A stage failing the same work for too
+//! long or too often is stuck (`stuck.rs`): `/healthz` answers 503 with the reason while it
+//! lasts, and the stage keeps trying.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -26,6 +29,52 @@ pub enum RoleState {
 pub struct Health {
     roles: Arc<Mutex<BTreeMap<String, RoleState>>>,
     failed: CancellationToken,
+    failing: Arc<Mutex<BTreeMap<String, Failing>>>,
+}
+
+/// When a stage is stuck: failing the same work for at least `after`, or more than `attempts`
+/// times in a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StuckLimits {
+    pub after: Duration,
+    pub attempts: u32,
+}
+
+impl Default for StuckLimits {
+    /// 60 s or 10 failed attempts (with the runner's backoff, 10 attempts take about 45 s).
+    fn default() -> Self {
+        StuckLimits {
+            after: Duration::from_secs(60),
+            attempts: 10,
+        }
+    }
+}
+
+/// A stage failing the same work since `since`.
+#[derive(Debug, Clone)]
+struct Failing {
+    since: Instant,
+    attempts: u32,
+    reason: String,
+    limits: StuckLimits,
+}
+
+impl Failing {
+    fn is_stuck(&self, now: Instant) -> bool {
+        self.attempts > self.limits.attempts
+            || now.saturating_duration_since(self.since) >= self.limits.after
+    }
+}
+
+/// A stuck stage, as `/healthz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StuckReport {
+    /// Seconds since the work first failed.
+    pub failing_for_seconds: u64,
+    /// Failed attempts in a row.
+    pub attempts: u32,
+    /// The last failure.
+    pub reason: String,
 }
 
 /// What `/healthz` answers.
@@ -33,6 +82,9 @@ pub struct Health {
 pub struct HealthReport {
     pub status: &'static str,
     pub roles: BTreeMap<String, RoleState>,
+    /// Stages failing the same work for too long or too often (they keep trying).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub stuck: BTreeMap<String, StuckReport>,
 }
 
 impl Health {
@@ -61,20 +113,77 @@ impl Health {
         !self.failed.is_cancelled()
     }
 
+    /// `stage` failed its current work again at `now` (`reason`); returns whether it is stuck
+    /// by `limits`. The first failure starts the clock.
+    pub fn note_failure(
+        &self,
+        stage: &str,
+        reason: &str,
+        limits: StuckLimits,
+        now: Instant,
+    ) -> bool {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = failing.entry(stage.to_string()).or_insert_with(|| Failing {
+            since: now,
+            attempts: 0,
+            reason: String::new(),
+            limits,
+        });
+        entry.attempts += 1;
+        entry.reason = reason.to_string();
+        entry.limits = limits;
+        entry.is_stuck(now)
+    }
+
+    /// `stage` finished its work: no longer failing. Returns whether it was stuck at `now`.
+    pub fn note_progress(&self, stage: &str, now: Instant) -> bool {
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        failing.remove(stage).is_some_and(|f| f.is_stuck(now))
+    }
+
+    /// The stages stuck at `now`.
+    pub fn stuck_at(&self, now: Instant) -> BTreeMap<String, StuckReport> {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, f)| f.is_stuck(now))
+            .map(|(stage, f)| {
+                let report = StuckReport {
+                    failing_for_seconds: now.saturating_duration_since(f.since).as_secs(),
+                    attempts: f.attempts,
+                    reason: f.reason.clone(),
+                };
+                (stage.clone(), report)
+            })
+            .collect()
+    }
+
     /// The report `/healthz` serves.
     pub fn report(&self) -> HealthReport {
+        self.report_at(Instant::now())
+    }
+
+    /// The report at `now`: failing once a role failed, else stuck while a stage is.
+    pub fn report_at(&self, now: Instant) -> HealthReport {
+        let stuck = self.stuck_at(now);
         HealthReport {
-            status: if self.is_healthy() { "ok" } else { "failing" },
+            status: match (self.is_healthy(), stuck.is_empty()) {
+                (false, _) => "failing",
+                (true, false) => "stuck",
+                (true, true) => "ok",
+            },
             roles: self
                 .roles
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
+            stuck,
         }
     }
 }
 
-/// `GET /healthz`: 200 with every role's state, or 503 when one has failed.
+/// `GET /healthz`: 200 with every role's state, or 503 when one has failed or a stage is stuck.
 pub fn health_router(health: Health) -> Router {
     Router::new().route(
         "/healthz",
@@ -111,5 +220,52 @@ mod tests {
             report.roles.get("route"),
             Some(&RoleState::Failed("no topic".into()))
         );
+    }
+
+    #[test]
+    fn a_stage_failing_past_its_time_is_stuck_until_it_progresses() {
+        let health = Health::default();
+        let limits = StuckLimits {
+            after: Duration::from_secs(30),
+            attempts: 100,
+        };
+        let t0 = Instant::now();
+        assert!(!health.note_failure("validate", "MessageSizeTooLarge", limits, t0));
+        assert_eq!(health.report_at(t0 + Duration::from_secs(29)).status, "ok");
+        // No further failure is noted (one long wait): the time alone makes it stuck.
+        let report = health.report_at(t0 + Duration::from_secs(30));
+        assert_eq!(report.status, "stuck");
+        assert_eq!(
+            report.stuck.get("validate"),
+            Some(&StuckReport {
+                failing_for_seconds: 30,
+                attempts: 1,
+                reason: "MessageSizeTooLarge".into()
+            })
+        );
+        assert!(health.note_progress("validate", t0 + Duration::from_secs(31)));
+        assert_eq!(health.report_at(t0 + Duration::from_secs(32)).status, "ok");
+    }
+
+    #[test]
+    fn a_stage_failing_too_often_is_stuck_at_once() {
+        let health = Health::default();
+        let limits = StuckLimits {
+            after: Duration::from_secs(3600),
+            attempts: 3,
+        };
+        let t0 = Instant::now();
+        for attempt in 1..=3 {
+            assert!(
+                !health.note_failure("route", "broker down", limits, t0),
+                "{attempt}"
+            );
+        }
+        assert!(health.note_failure("route", "broker down", limits, t0));
+        assert_eq!(health.report_at(t0).stuck["route"].attempts, 4);
+        // Another stage's progress does not clear it; a failed role outranks stuck.
+        assert!(!health.note_progress("validate", t0));
+        health.set("report", RoleState::Failed("gone".into()));
+        assert_eq!(health.report_at(t0).status, "failing");
     }
 }

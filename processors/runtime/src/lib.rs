@@ -16,6 +16,8 @@ mod kafka;
 mod key_set;
 pub mod metrics;
 mod metrics_server;
+mod permanent;
+mod poison;
 mod processing;
 mod processor;
 mod publish;
@@ -24,6 +26,7 @@ mod runner;
 pub mod shutdown;
 mod stage_consumer;
 pub mod state;
+pub mod stuck;
 mod table;
 mod transaction;
 mod unordered;
@@ -31,10 +34,10 @@ pub mod watermark;
 
 use std::sync::Arc;
 
-pub use config_tables::{ConfigTables, bill_code_key, numbering_key, route_key};
+pub use config_tables::{ConfigTables, bill_code_key, national_number, numbering_key, route_key};
 pub use error::RuntimeError;
 pub use follow::follow;
-pub use health::{Health, HealthReport, RoleState, health_router};
+pub use health::{Health, HealthReport, RoleState, StuckLimits, StuckReport, health_router};
 pub use input::StageInput;
 pub use kafka::{
     DEFAULT_MAX_RECORD_BYTES, KafkaSettings, Reader, ReaderContext, read_from_beginning,
@@ -42,9 +45,10 @@ pub use kafka::{
 pub use key_set::KeySet;
 pub use metrics::Metrics;
 pub use metrics_server::{OPENMETRICS_CONTENT_TYPE, metrics_router, serve_http, serve_metrics};
+pub use permanent::{ProduceFailureClass, RECORD_OVERHEAD_BYTES, is_permanent, record_bytes};
 pub use processing::Processing;
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
-pub use publish::{PublishError, Written, is_permanent};
+pub use publish::{PublishError, Written};
 pub use runner::{RunnerOptions, run};
 pub use stage_consumer::{RebalanceCounter, StageConsumer};
 pub use state::{PartitionState, StateAccess, StateStore};
@@ -71,6 +75,9 @@ pub struct Runtime {
     pub instance_id: String,
     /// The health of this process's roles (served at `/healthz` on the metrics address).
     pub health: Health,
+    /// When a stage failing the same work counts as stuck (`--stuck-after-seconds`,
+    /// `--stuck-after-attempts`).
+    pub stuck: StuckLimits,
     atomic: Arc<atomic_pool::AtomicPool>,
     producer: Arc<std::sync::OnceLock<rdkafka::producer::FutureProducer>>,
 }
@@ -94,6 +101,7 @@ impl Runtime {
             processing: Processing::default(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
             health: Health::default(),
+            stuck: StuckLimits::default(),
             atomic: Arc::default(),
             producer: Arc::new(std::sync::OnceLock::new()),
         })

@@ -23,6 +23,13 @@ pub mod names {
     pub const PROCESSING_LATENCY_SECONDS: &str = "switchyard_processing_latency_seconds";
     /// Batches whose outputs could not all be produced and were processed again.
     pub const BATCH_RETRIES: &str = "switchyard_batch_retries";
+    /// 1 while a stage has failed the same work past its stuck limits (`/healthz` says why).
+    pub const STAGE_STUCK: &str = "switchyard_stage_stuck";
+    /// Times a stage became stuck.
+    pub const STAGE_STUCK_EPISODES: &str = "switchyard_stage_stuck_episodes";
+    /// Inputs whose outputs the broker can never take (too large, invalid): dead-lettered with
+    /// the reason, their message ended by the stage's own report where it has one.
+    pub const RECORDS_UNPRODUCIBLE: &str = "switchyard_records_unproducible";
     /// Records of a table topic that could not be decoded (left in place, skipped).
     pub const TABLE_UNDECODABLE_RECORDS: &str = "switchyard_table_undecodable_records";
     /// Submits of a sender by what became of them (`taken`, `try_another_sender`, `slow_down`,
@@ -78,6 +85,9 @@ pub struct Metrics {
     pub batch_retries: Family<StageLabel, Counter>,
     pub processing_latency: Family<StageLabel, Histogram>,
     pub table_undecodable: Family<TopicLabel, Counter>,
+    pub stage_stuck: Family<StageLabel, Gauge>,
+    pub stage_stuck_episodes: Family<StageLabel, Counter>,
+    pub unproducible: Family<StageTopic, Counter>,
     pub sender_submits: Family<SenderOutcome, Counter>,
     pub sender_healthy: Family<SenderLabel, Gauge>,
     pub sender_in_flight: Family<SenderLabel, Gauge>,
@@ -102,6 +112,24 @@ impl Metrics {
             (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
         );
         let table_undecodable = Family::<TopicLabel, Counter>::default();
+        let stage_stuck = Family::<StageLabel, Gauge>::default();
+        let stage_stuck_episodes = Family::<StageLabel, Counter>::default();
+        let unproducible = Family::<StageTopic, Counter>::default();
+        registry.register(
+            names::STAGE_STUCK,
+            "1 while a stage has failed the same work past its stuck limits",
+            stage_stuck.clone(),
+        );
+        registry.register(
+            names::STAGE_STUCK_EPISODES,
+            "Times a stage became stuck",
+            stage_stuck_episodes.clone(),
+        );
+        registry.register(
+            names::RECORDS_UNPRODUCIBLE,
+            "Inputs whose outputs the broker can never take, dead-lettered",
+            unproducible.clone(),
+        );
         let sender_submits = Family::<SenderOutcome, Counter>::default();
         let sender_healthy = Family::<SenderLabel, Gauge>::default();
         let sender_in_flight = Family::<SenderLabel, Gauge>::default();
@@ -164,6 +192,9 @@ impl Metrics {
             batch_retries,
             processing_latency,
             table_undecodable,
+            stage_stuck,
+            stage_stuck_episodes,
+            unproducible,
             sender_submits,
             sender_healthy,
             sender_in_flight,

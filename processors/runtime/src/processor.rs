@@ -64,6 +64,15 @@ pub trait Processor: Send + Sync + 'static {
     /// at-least-once delivery can hand the same input over twice.
     fn process(&self, input: Self::Input, origin: Origin<'_>) -> Result<Vec<Output>, StageError>;
 
+    /// The records that end the message of `input` when the broker can never take its outputs
+    /// (too large, invalid: `reason`), e.g. a compact rejection or failed report. The runtime
+    /// dead-letters the input and produces these instead, so the message gets its one final
+    /// report; the default is none (stages after the final report). Keep them small: a field
+    /// that may have caused the trouble is cut or left out.
+    fn unproducible(&self, _input: Self::Input, _origin: Origin<'_>, _reason: &str) -> Vec<Output> {
+        Vec::new()
+    }
+
     /// Called once an output is acknowledged by the broker.
     fn produced(&self, _topic: &str, _key: &str) {}
 
@@ -101,6 +110,11 @@ pub trait AsyncProcessor: Send + Sync + 'static {
         1
     }
 
+    /// The records that end the message of a poison input (see `Processor::unproducible`).
+    fn unproducible(&self, _input: Self::Input, _origin: Origin<'_>, _reason: &str) -> Vec<Output> {
+        Vec::new()
+    }
+
     /// Called once an output is acknowledged by the broker (for stages that remember what
     /// they emitted).
     fn produced(&self, _topic: &str, _key: &str) {}
@@ -122,6 +136,10 @@ pub trait AsyncProcessor: Send + Sync + 'static {
 
 impl<P: Processor> AsyncProcessor for P {
     type Input = P::Input;
+
+    fn unproducible(&self, input: Self::Input, origin: Origin<'_>, reason: &str) -> Vec<Output> {
+        Processor::unproducible(self, input, origin, reason)
+    }
 
     fn produced(&self, topic: &str, key: &str) {
         Processor::produced(self, topic, key);

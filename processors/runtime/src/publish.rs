@@ -4,20 +4,15 @@
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureRecord;
-use rdkafka::types::RDKafkaErrorCode;
 
 use crate::metrics::StageTopic;
+use crate::permanent::{RECORD_OVERHEAD_BYTES, is_permanent};
 use crate::processor::Output;
 use crate::{Runtime, RuntimeError};
 
 /// How long a publish waits for the broker before giving up.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Room left in a record for its key, headers and framing (Kafka's record overhead is tens
-/// of bytes; this is generous).
-const RECORD_OVERHEAD_BYTES: usize = 1024;
 
 /// Where the broker wrote one published record (its logical topic, as stages see it).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,23 +52,6 @@ impl PublishError {
             PublishError::Encode(e) => e.is_retriable(),
         }
     }
-}
-
-/// Whether the broker refuses a record for good.
-pub fn is_permanent(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::MessageBatchTooLarge
-                | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::TopicAuthorizationFailed
-                | RDKafkaErrorCode::UnknownTopic
-                | RDKafkaErrorCode::UnknownTopicOrPartition
-        )
-    )
 }
 
 impl Runtime {

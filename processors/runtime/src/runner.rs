@@ -1,7 +1,9 @@
 //! The Kafka runner every stage shares: consume a batch, process it (`batch.rs`), then either
 //! commit outputs and offsets in one transaction (exactly once) or commit offsets once every
 //! output is acknowledged (at least once). A failed batch is consumed again from where it
-//! started; nothing is skipped. Bad input goes to `deadletter.<topic>`.
+//! started; nothing is skipped. Bad input goes to `deadletter.<topic>`; an input whose outputs
+//! the broker can never take is marked poison and the batch processed again without it
+//! (`poison.rs`). A batch failing past the stuck limits makes `/healthz` say so (`stuck.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,13 +15,15 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{BatchFailure, handle_batch};
+use crate::batch::{BatchContext, BatchFailure, handle_batch};
 use crate::error_log::ErrorLog;
 use crate::metrics::StageLabel;
+use crate::poison::Poisoned;
 use crate::processing::Processing;
 use crate::processor::AsyncProcessor;
 use crate::retry::{backoff, sleep_or_stop};
 use crate::stage_consumer::{RebalanceCounter, StageConsumer};
+use crate::stuck::StuckWatch;
 use crate::transaction::{TransactionError, Transactions};
 use crate::{Runtime, RuntimeError};
 
@@ -170,6 +174,8 @@ pub async fn run<P: AsyncProcessor>(
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut failures = 0u32;
     let mut errors = ErrorLog::default();
+    let watch = StuckWatch::new(runtime, &options.stage);
+    let mut poisoned = Poisoned::default();
     loop {
         // A rebalance runs inside `recv`, so it can happen while a batch is gathered: records
         // fetched before it may belong to partitions that are no longer (or anew) ours. Such a
@@ -203,6 +209,13 @@ pub async fn run<P: AsyncProcessor>(
                 Err(e) => return Err(e),
             }
         }
+        let context = BatchContext {
+            stage: &options.stage,
+            shutdown: &shutdown,
+            poisoned: &poisoned,
+            watch: &watch,
+            poison_inline: !stateful,
+        };
         let outcome = match &mut sink {
             Sink::Transactions(transactions) => {
                 transactional_batch(
@@ -211,23 +224,13 @@ pub async fn run<P: AsyncProcessor>(
                     transactions,
                     &consumer,
                     (&rebalances, epoch),
-                    &options.stage,
                     &batch,
-                    &shutdown,
+                    &context,
                 )
                 .await
             }
             Sink::Plain(producer) => {
-                match handle_batch(
-                    runtime,
-                    &*processor,
-                    producer,
-                    &options.stage,
-                    &batch,
-                    &shutdown,
-                )
-                .await
-                {
+                match handle_batch(runtime, &*processor, producer, &batch, &context).await {
                     Ok(produced) => {
                         let offsets = next_offsets(&batch);
                         commit(&consumer, &offsets, CommitMode::Async, &options.stage);
@@ -241,6 +244,8 @@ pub async fn run<P: AsyncProcessor>(
         match outcome {
             Ok(produced) => {
                 failures = 0;
+                poisoned.clear();
+                watch.progressed();
                 if let Some(store) = processor.state() {
                     store.commit();
                 }
@@ -256,7 +261,20 @@ pub async fn run<P: AsyncProcessor>(
                 }
                 processor.batch_failed();
                 seek_to_committed(&consumer, &options.stage);
+                watch.failed(&reason);
                 tracing::warn!(stage = %options.stage, %reason, "transaction outcome unknown; going on from the committed offsets with state restored");
+            }
+            Err(BatchFailure::Poison { source, reason }) => {
+                // Not a retry of the same work: the batch goes again with the input on its
+                // poison path, each refusal of it one level further down (bounded).
+                if let Some(store) = processor.state() {
+                    store.rollback();
+                }
+                processor.batch_failed();
+                rewind(&consumer, &batch, &options.stage);
+                let (topic, partition, offset) = source.clone();
+                let level = poisoned.mark(source, reason.clone());
+                tracing::warn!(stage = %options.stage, %topic, partition, offset, %reason, ?level, "the broker can never take an output of this input; processing the batch again with it dead-lettered");
             }
             Err(failure) => {
                 if let Some(store) = processor.state() {
@@ -269,6 +287,7 @@ pub async fn run<P: AsyncProcessor>(
                     break;
                 };
                 failures += 1;
+                watch.failed(&reason);
                 runtime
                     .metrics
                     .batch_retries
@@ -310,33 +329,25 @@ async fn transactional_batch<P: AsyncProcessor>(
     transactions: &mut Transactions,
     consumer: &StageConsumer,
     (rebalances, epoch): (&RebalanceCounter, u64),
-    stage: &str,
     batch: &[(OwnedMessage, Instant)],
-    shutdown: &CancellationToken,
+    context: &BatchContext<'_>,
 ) -> Result<Vec<(String, String)>, BatchFailure> {
+    let shutdown = context.shutdown;
     if let Err(e) = transactions.begin() {
         let _ = transactions.recover(&e, shutdown).await;
         return Err(BatchFailure::Produce(e.to_string()));
     }
-    let produced = match handle_batch(
-        runtime,
-        processor,
-        transactions.producer(),
-        stage,
-        batch,
-        shutdown,
-    )
-    .await
-    {
-        Ok(produced) => produced,
-        Err(failure) => {
-            let aborted = TransactionError::Aborted("the batch was not produced".into());
-            return match transactions.recover(&aborted, shutdown).await {
-                Ok(true) => Err(failure),
-                _ => Err(BatchFailure::Interrupted),
-            };
-        }
-    };
+    let produced =
+        match handle_batch(runtime, processor, transactions.producer(), batch, context).await {
+            Ok(produced) => produced,
+            Err(failure) => {
+                let aborted = TransactionError::Aborted("the batch was not produced".into());
+                return match transactions.recover(&aborted, shutdown).await {
+                    Ok(true) => Err(failure),
+                    _ => Err(BatchFailure::Interrupted),
+                };
+            }
+        };
     let offsets = offsets_list(&next_offsets(batch));
     let group = consumer.group_metadata();
     let result = match (offsets, group) {

@@ -18,14 +18,16 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use switchyard_schemas::now_millis;
 use tokio_util::sync::CancellationToken;
 
-use crate::batch::{BatchFailure, await_deliveries, enqueue, outputs_of};
+use crate::batch::{BatchContext, BatchFailure, Pending, await_deliveries, enqueue, outputs_of};
 use crate::delay_gate::{DelayGate, Gate, due_at_of};
 use crate::error_log::ErrorLog;
 use crate::metrics::StageLabel;
+use crate::poison::Poisoned;
 use crate::processor::AsyncProcessor;
 use crate::retry::{backoff, sleep_or_stop};
 use crate::runner::{RunnerOptions, commit};
 use crate::stage_consumer::StageConsumer;
+use crate::stuck::StuckWatch;
 use crate::watermark::{Partition, Watermarks};
 use crate::{Runtime, RuntimeError};
 
@@ -73,10 +75,11 @@ pub async fn run_unordered<P: AsyncProcessor>(
     let mut marks = Watermarks::default();
     let mut errors = ErrorLog::default();
     let mut epoch = rebalances.epoch();
+    let stage = options.stage.as_str();
+    let watch = StuckWatch::new(runtime, stage);
     let mut in_flight = FuturesUnordered::new();
     let mut commit_tick = tokio::time::interval(COMMIT_EVERY);
     commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stage = options.stage.as_str();
     // Eager rebalancing: every partition was revoked and assigned anew from its committed
     // offset, unpaused (`stage_consumer.rs`). What was in flight or held is consumed again.
     let after_rebalance = |epoch: &mut u64,
@@ -109,7 +112,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
                 for key in &due {
                     // Started (in the watermarks) when it was held.
                     if let Some(message) = held.remove(key) {
-                        in_flight.push(handle(runtime, &*processor, &producer, stage, message, &shutdown));
+                        in_flight.push(handle(runtime, &*processor, &producer, (stage, &watch), message, &shutdown));
                     }
                 }
                 resume(&consumer, &resumed, stage);
@@ -135,7 +138,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
                 match gate.admit(&partition, offset, due_at, message.timestamp().to_millis(), now_millis()) {
                     Gate::Due => {
                         marks.start(&partition, offset);
-                        in_flight.push(handle(runtime, &*processor, &producer, stage, message, &shutdown));
+                        in_flight.push(handle(runtime, &*processor, &producer, (stage, &watch), message, &shutdown));
                     }
                     Gate::Hold { until, pause } => {
                         tracing::trace!(stage, topic = %partition.0, partition = partition.1, offset, until, pause, "not due; held");
@@ -160,6 +163,16 @@ pub async fn run_unordered<P: AsyncProcessor>(
     Ok(())
 }
 
+/// The text of a failure that a retry may mend.
+fn failure_reason(failure: BatchFailure) -> String {
+    match failure {
+        BatchFailure::Produce(reason)
+        | BatchFailure::Uncertain(reason)
+        | BatchFailure::Poison { reason, .. } => reason,
+        BatchFailure::Interrupted => "stopped".to_string(),
+    }
+}
+
 async fn sleep_until_some(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -168,14 +181,15 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 }
 
 /// Process one record and produce its outputs; a failed produce is retried (the outputs again,
-/// not the processing: a webhook is not called twice for it). Returns the record's position
-/// once done; a record interrupted by shutdown returns offset -1, so it stays unfinished and
-/// uncommitted.
+/// not the processing: a webhook is not called twice for it). An output the broker can never
+/// take puts the record on its poison path instead (`poison.rs`). Returns the record's
+/// position once done; a record interrupted by shutdown returns offset -1, so it stays
+/// unfinished and uncommitted.
 async fn handle<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
     producer: &rdkafka::producer::FutureProducer,
-    stage: &str,
+    (stage, watch): (&str, &StuckWatch),
     message: OwnedMessage,
     shutdown: &CancellationToken,
 ) -> (Partition, i64) {
@@ -183,57 +197,91 @@ async fn handle<P: AsyncProcessor>(
     let offset = message.offset();
     let received = Instant::now();
     let unfinished = (partition.clone(), -1);
-    let records = match outputs_of(runtime, processor, stage, &message, shutdown).await {
-        Ok(records) => records,
-        Err(_) => return unfinished,
-    };
+    let mut poisoned = Poisoned::default();
+    let mut records = None;
     // Each output is produced until acknowledged; one that was acknowledged is not produced
     // again when another failed (a second retry record would mean a second webhook).
-    let mut pending: Vec<&crate::batch::Encoded> = records.iter().collect();
+    let mut acknowledged = std::collections::BTreeSet::new();
     let mut tries = 0;
-    while !pending.is_empty() {
-        let mut failed = Vec::new();
+    loop {
+        let context = BatchContext {
+            stage,
+            shutdown,
+            poisoned: &poisoned,
+            watch,
+            poison_inline: true,
+        };
+        let all = match &records {
+            Some(all) => all,
+            None => match outputs_of(runtime, processor, &message, &context).await {
+                Ok(made) => records.insert(made),
+                Err(_) => return unfinished,
+            },
+        };
+        let mut failed = 0;
         let mut reason = String::new();
-        // Hand every output to the producer first, then wait for each acknowledgement.
-        let mut sent = Vec::with_capacity(pending.len());
-        for record in pending {
+        let mut poison = None;
+        // Hand every output not yet acknowledged to the producer first, then wait for each.
+        let mut sent = Vec::with_capacity(all.len());
+        for (index, record) in all.iter().enumerate() {
+            if acknowledged.contains(&index) {
+                continue;
+            }
             match enqueue(producer, record).await {
-                Ok(delivery) => sent.push((record, delivery)),
-                Err(e) => {
-                    reason = e;
-                    failed.push(record);
-                }
+                Ok(delivery) => sent.push((index, record, delivery)),
+                Err(e) => match e.into_failure(record) {
+                    BatchFailure::Poison { source, reason } => poison = Some((source, reason)),
+                    other => {
+                        failed += 1;
+                        reason = failure_reason(other);
+                    }
+                },
             }
         }
-        for (record, delivery) in sent {
-            let one = vec![(
-                record.topic.clone(),
-                record.key.clone(),
-                record.dead_letter,
+        for (index, record, delivery) in sent {
+            let one = vec![Pending {
+                topic: record.topic.clone(),
+                key: record.key.clone(),
+                dead_letter: record.dead_letter,
+                source: record.source.clone(),
                 delivery,
-            )];
+            }];
             match await_deliveries(runtime, stage, one).await {
                 Ok(produced) => {
+                    acknowledged.insert(index);
                     for (topic, key) in produced {
                         processor.produced(&topic, &key);
                     }
                 }
-                Err(BatchFailure::Produce(e) | BatchFailure::Uncertain(e)) => {
-                    reason = e;
-                    failed.push(record);
-                }
+                Err(BatchFailure::Poison { source, reason }) => poison = Some((source, reason)),
                 Err(BatchFailure::Interrupted) => return unfinished,
+                Err(other) => {
+                    failed += 1;
+                    reason = failure_reason(other);
+                }
             }
         }
-        pending = failed;
-        if !pending.is_empty() {
-            tries += 1;
-            tracing::warn!(stage, %reason, tries, offset, left = pending.len(), "outputs not acknowledged; producing those again");
-            if sleep_or_stop(backoff(tries), shutdown).await {
-                return unfinished;
-            }
+        if let Some((source, reason)) = poison {
+            // The record's poison path replaces what is left of its outputs (those already
+            // acknowledged stand).
+            let level = poisoned.mark(source, reason.clone());
+            tracing::warn!(stage, offset, %reason, ?level, "the broker can never take an output of this record; dead-lettering it");
+            // At `Skip` the poison path makes nothing (it logs and counts the record).
+            records = None;
+            acknowledged.clear();
+            continue;
+        }
+        if failed == 0 {
+            break;
+        }
+        tries += 1;
+        watch.failed(&reason);
+        tracing::warn!(stage, %reason, tries, offset, left = failed, "outputs not acknowledged; producing those again");
+        if sleep_or_stop(backoff(tries), shutdown).await {
+            return unfinished;
         }
     }
+    watch.progressed();
     runtime
         .metrics
         .processing_latency

@@ -10,7 +10,7 @@ use switchyard_runtime::names::BALANCE_COMMANDS;
 use switchyard_runtime::{KeySet, Origin, Output, Processor, StageError};
 use switchyard_schemas::{
     BalanceCommand, BalanceKind, DeliveryReport, FinalReport, Rejection, ResultStatus, event_id,
-    now_millis,
+    limits, now_millis, unproducible,
 };
 
 /// Output topic.
@@ -175,6 +175,21 @@ impl Processor for ReportDeliveries {
         Ok(outputs)
     }
 
+    fn unproducible(&self, input: DeliveryReport, origin: Origin<'_>, reason: &str) -> Vec<Output> {
+        // The message's status stands; only what made its final report too large is cut.
+        let mut compact = input;
+        compact.message_id = unproducible::detail(&compact.message_id);
+        compact.customer_id = unproducible::detail(&compact.customer_id);
+        compact.to = limits::truncate(&compact.to, limits::TO_MAX).to_string();
+        compact.client_message_id = compact
+            .client_message_id
+            .map(|c| limits::truncate(&c, limits::CLIENT_MESSAGE_ID_MAX).to_string());
+        compact.result_text = unproducible::detail(&compact.result_text);
+        compact.trail = unproducible::last_hops(&compact.trail);
+        tracing::warn!(stage = "report", message_id = %compact.message_id, reason, "final report cut to fit the broker");
+        self.process(compact, origin).unwrap_or_default()
+    }
+
     fn produced(&self, topic: &str, key: &str) {
         self.0.produced(topic, key);
     }
@@ -189,6 +204,18 @@ impl Processor for ReportRejections {
 
     fn process(&self, input: Rejection, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
         Ok(self.0.emit_once(from_rejection(&input, now_millis())))
+    }
+
+    fn unproducible(&self, input: Rejection, origin: Origin<'_>, reason: &str) -> Vec<Output> {
+        let compact = Rejection {
+            message_id: unproducible::detail(&input.message_id),
+            customer_id: unproducible::detail(&input.customer_id),
+            detail: unproducible::detail(&input.detail),
+            submission: unproducible::compact_submission(&input.submission),
+            ..input
+        };
+        tracing::warn!(stage = "report", message_id = %compact.message_id, reason, "final report cut to fit the broker");
+        self.process(compact, origin).unwrap_or_default()
     }
 
     fn produced(&self, topic: &str, key: &str) {

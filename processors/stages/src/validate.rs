@@ -18,7 +18,7 @@ use switchyard_runtime::{
 };
 use switchyard_schemas::{
     BalanceCommand, Channel, Codec, CodecError, ContentPolicy, CustomerConfig, HeldMessage,
-    NightAds, Rejection, Submission, ValidatedMessage, derived_message_id,
+    NightAds, Rejection, Submission, ValidatedMessage, derived_message_id, limits, unproducible,
 };
 
 use crate::admit::admit;
@@ -64,6 +64,14 @@ pub mod codes {
     /// A prepaid customer has no price for the channel (config apply refuses this; a table
     /// written by an older version may still hold it).
     pub const NO_PRICE: &str = "no_price";
+    /// A field is longer than its bound (`switchyard_schemas::limits`); the detail names every
+    /// such field, and the rejection repeats them cut to their bounds.
+    pub const FIELD_TOO_LONG: &str = "field_too_long";
+    /// A text field carries a control character (NUL, ESC, …; tab and newlines are fine).
+    pub const CONTROL_CHARACTER: &str = "control_character";
+    /// The message's records can never be written to the broker (too large, invalid): its
+    /// input is dead-lettered with the reason.
+    pub use switchyard_schemas::unproducible::RESULT_CODE as UNPRODUCIBLE;
 }
 
 /// Most parts an international SMS may take.
@@ -104,6 +112,25 @@ pub fn validate_with(
         .clone()
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| derived_message_id(origin.0, origin.1, origin.2));
+    let violations = limits::submission_violations(&submission);
+    if !violations.is_empty() {
+        // Checked first: no other rule and no rejection repeats an unbounded field.
+        let fields: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        let submission = limits::truncated(&submission);
+        let message_id = limits::truncate(&message_id, limits::ID_MAX).to_string();
+        return Verdict::Rejected(Rejection {
+            customer_id: submission.customer_id.clone(),
+            message_id: message_id.clone(),
+            code: codes::FIELD_TOO_LONG.to_string(),
+            detail: fields.join("; "),
+            submission: Submission {
+                message_id: Some(message_id),
+                ..submission
+            },
+            rejected_at: now,
+            rule: None,
+        });
+    }
     submission.message_id = Some(message_id.clone());
     match check(&submission, tables, now, released) {
         Ok(Pass::Send(sized)) => {
@@ -238,8 +265,35 @@ fn check(s: &Submission, tables: &ConfigTables, now: i64, released: bool) -> Res
     if s.to.trim().is_empty() {
         return Err((codes::MISSING_FIELD, "to is empty".to_string()).into());
     }
-    if s.text.is_empty() && s.template_code.is_none() {
-        return Err((codes::MISSING_FIELD, "text is empty".to_string()).into());
+    let templated = matches!(s.channel, Channel::Kakao | Channel::Rcs) && s.template_code.is_some();
+    if s.text.is_empty() && !templated {
+        return Err((
+            codes::MISSING_FIELD,
+            "text is empty (a template_code without text is only for kakao and rcs)".to_string(),
+        )
+            .into());
+    }
+    for (field, value) in [
+        ("text", Some(s.text.as_str())),
+        ("subject", s.subject.as_deref()),
+        ("from", s.from.as_deref()),
+        ("to", Some(s.to.as_str())),
+        (
+            "fallback.text",
+            s.fallback.as_ref().map(|f| f.text.as_str()),
+        ),
+        (
+            "fallback.subject",
+            s.fallback.as_ref().and_then(|f| f.subject.as_deref()),
+        ),
+    ] {
+        if let Some((at, c)) = value.and_then(limits::forbidden_control) {
+            return Err((
+                codes::CONTROL_CHARACTER,
+                format!("{field} carries the control character U+{:04X} at character {at}; only tab, line feed and carriage return are allowed", c as u32),
+            )
+                .into());
+        }
     }
     if matches!(s.channel, Channel::Email) && s.subject.as_deref().is_none_or(str::is_empty) {
         return Err((codes::MISSING_FIELD, "email needs a subject".to_string()).into());
@@ -702,6 +756,24 @@ impl Processor for Validate {
         })
     }
 
+    fn unproducible(&self, input: ValidateInput, origin: Origin<'_>, reason: &str) -> Vec<Output> {
+        let ValidateInput::Submission(submission) = input else {
+            // A balance command ends no message: its dead letter is all.
+            return Vec::new();
+        };
+        let message_id = submission
+            .message_id
+            .clone()
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| derived_message_id(origin.topic, origin.partition, origin.offset));
+        let rejection = unproducible::rejection(&submission, &message_id, reason, self.clock.now());
+        vec![Output::new(
+            REJECTED,
+            rejection.message_id.clone(),
+            rejection,
+        )]
+    }
+
     fn state(&self) -> Option<&StateStore> {
         Some(&self.store)
     }
@@ -711,6 +783,85 @@ impl Processor for Validate {
 mod tests {
     use super::*;
     use crate::fixtures::{submission, tables};
+
+    #[test]
+    fn an_unbounded_field_is_rejected_first_and_the_rejection_stays_small() {
+        let mut huge = submission("m1");
+        huge.to = "1".repeat(500_000);
+        huge.bill_code = Some("b".repeat(600_000));
+        let Verdict::Rejected(r) = validate(huge, ("messages.accepted", 0, 1), &tables(), 5) else {
+            panic!("rejected")
+        };
+        assert_eq!(r.code, codes::FIELD_TOO_LONG);
+        assert!(
+            r.detail
+                .contains("to is 500000 characters long; at most 512"),
+            "{}",
+            r.detail
+        );
+        assert!(r.detail.contains("bill_code is 600000"), "{}", r.detail);
+        assert_eq!(r.submission.to.len(), limits::TO_MAX);
+        let bytes = switchyard_schemas::to_datum(&r).expect("encodes").len();
+        assert!(bytes < 5_000, "the rejection is {bytes} bytes");
+    }
+
+    #[test]
+    fn control_characters_and_template_only_sms_are_refused() {
+        let mut nul = submission("m1");
+        nul.text = "\u{0}".into();
+        assert_eq!(
+            verdict_code(nul.clone()).as_deref(),
+            Some(codes::CONTROL_CHARACTER)
+        );
+        nul.text = "line one\r\n\tline two".into();
+        assert_eq!(verdict_code(nul), None);
+        let mut templated = submission("m1");
+        templated.text = String::new();
+        templated.template_code = Some("T-1".into());
+        assert_eq!(
+            verdict_code(templated).as_deref(),
+            Some(codes::MISSING_FIELD)
+        );
+    }
+
+    #[test]
+    fn a_poison_submission_ends_in_one_small_rejection_naming_why() {
+        let stage = Validate::new(tables(), crate::clock::ManualClock::new(7).clock());
+        let mut huge = submission("m1");
+        huge.text = "가".repeat(90_000);
+        huge.message_id = None;
+        let origin = Origin {
+            topic: "messages.accepted",
+            partition: 2,
+            offset: 40,
+            timestamp: None,
+            key: None,
+        };
+        let outputs = Processor::unproducible(
+            &stage,
+            ValidateInput::Submission(Box::new(huge)),
+            origin,
+            "its output to messages.validated is 2000000 bytes",
+        );
+        assert_eq!(outputs.len(), 1);
+        assert_eq!(outputs[0].topic, REJECTED);
+        let r = outputs[0].value::<Rejection>().expect("a rejection");
+        assert_eq!(r.code, codes::UNPRODUCIBLE);
+        assert_eq!(r.message_id, derived_message_id("messages.accepted", 2, 40));
+        assert_eq!(outputs[0].key, r.message_id);
+        assert!(r.detail.contains("2000000 bytes"));
+        assert!(switchyard_schemas::to_datum(r).expect("encodes").len() < 10_000);
+        let balance = ValidateInput::Balance(BalanceCommand {
+            request_id: "r".into(),
+            customer_id: "acme".into(),
+            kind: switchyard_schemas::BalanceKind::Credit,
+            amount: 1,
+            message_id: None,
+            reason: String::new(),
+            requested_at: 0,
+        });
+        assert!(Processor::unproducible(&stage, balance, origin, "x").is_empty());
+    }
 
     fn verdict_code(s: Submission) -> Option<String> {
         match validate(s, ("messages.accepted", 0, 7), &tables(), 1_000) {

@@ -197,6 +197,7 @@ impl StateStore {
                 headers: None,
                 dead_letter: false,
                 partition: Some(partition),
+                source: None,
             });
         }
         Ok(records)

@@ -164,6 +164,19 @@ impl Processor for Route {
         Ok(route_outputs(routing, destination, lane, now))
     }
 
+    fn unproducible(&self, input: RouteInput, _origin: Origin<'_>, reason: &str) -> Vec<Output> {
+        let routing = input.into_routing();
+        let report = switchyard_schemas::unproducible::failed_report(
+            "route",
+            &routing.message.message_id,
+            &routing.message.submission,
+            (routing.attempt, &routing.trail),
+            reason,
+            now_millis(),
+        );
+        vec![Output::new(REPORTS, report.message_id.clone(), report)]
+    }
+
     fn state(&self) -> Option<&StateStore> {
         Some(&self.store)
     }

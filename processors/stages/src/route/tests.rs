@@ -113,6 +113,34 @@ fn longest_prefix_and_ported_numbers_pick_the_carrier() {
 }
 
 #[test]
+fn a_korean_number_in_e164_form_is_looked_up_as_the_national_number() {
+    let route = Route::new(tables(), no_health());
+    let mut m = first("m");
+    m.message.submission.to = "+821091234567".into();
+    assert_eq!(
+        dest(&route, &m).expect("routes").carrier,
+        "kt",
+        "prefix 0109"
+    );
+    m.message.submission.to = "+821099990000".into();
+    assert_eq!(dest(&route, &m).expect("routes").carrier, "skt", "ported");
+    // The message keeps the number its customer wrote.
+    let outputs = route_outputs(m.clone(), dest(&route, &m), names::NORMAL_LANE, 9);
+    let request = outputs[0].value::<DispatchRequest>().expect("request");
+    assert_eq!(request.message.submission.to, "+821099990000");
+}
+
+#[test]
+fn national_numbers_of_e164_korean_numbers() {
+    use switchyard_runtime::national_number;
+    assert_eq!(national_number("+821012345678"), "01012345678");
+    assert_eq!(national_number("+8201012345678"), "01012345678");
+    assert_eq!(national_number("01012345678"), "01012345678");
+    assert_eq!(national_number("+14155550100"), "+14155550100");
+    assert_eq!(national_number("+82"), "+82");
+}
+
+#[test]
 fn no_route_becomes_a_failed_report() {
     let route = Route::new(tables(), no_health());
     let mut m = first("m-x");
