@@ -233,8 +233,24 @@ impl Pipeline {
         configure: impl FnOnce(String) -> String,
         adjust: impl FnOnce(&mut Settings),
     ) -> anyhow::Result<Self> {
+        Self::start_tuned(env, except, sim, configure, adjust, |runtime| {
+            runtime.processing = processing;
+        })
+        .await
+    }
+
+    /// The same with the roles' runtime adjusted by `tune` before anything starts (the
+    /// processing guarantee, the record limit, the stuck limits).
+    pub async fn start_tuned(
+        env: crate::TestEnv,
+        except: &[Role],
+        sim: SimulatorSettings,
+        configure: impl FnOnce(String) -> String,
+        adjust: impl FnOnce(&mut Settings),
+        tune: impl FnOnce(&mut switchyard_runtime::Runtime),
+    ) -> anyhow::Result<Self> {
         let mut stack = Stack::on(env, &[]).await?;
-        stack.runtime.processing = processing;
+        tune(&mut stack.runtime);
         let shutdown = CancellationToken::new();
         let sim_addr = simulator::serve("127.0.0.1:0".parse()?, sim, shutdown.clone()).await?;
         let (inbox_addr, inbox) = switchyard_callback::receiver::serve(

@@ -288,7 +288,7 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
         match encode_output(runtime, message, output, shutdown).await? {
             Ok(record) if record.bytes() > runtime.kafka.max_record_bytes => {
                 let reason = format!(
-                    "its output to {} is {} bytes; the broker takes at most {}",
+                    "its output to {} is too large: {} bytes; the broker takes at most {}",
                     record.topic,
                     record.bytes(),
                     runtime.kafka.max_record_bytes
