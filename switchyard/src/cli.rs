@@ -56,6 +56,23 @@ pub struct Global {
     /// The largest record the brokers accept (their `message.max.bytes`).
     #[arg(long, env = "KAFKA_MAX_RECORD_BYTES", default_value_t = switchyard_runtime::DEFAULT_MAX_RECORD_BYTES, global = true)]
     pub max_record_bytes: usize,
+    /// A stage failing the same batch for this long is stuck: `/healthz` answers 503 with the
+    /// reason and `switchyard_stage_stuck` is 1 (it keeps trying).
+    #[arg(
+        long,
+        env = "SWITCHYARD_STUCK_AFTER_SECONDS",
+        default_value_t = 60,
+        global = true
+    )]
+    pub stuck_after_seconds: u64,
+    /// ... or failing it more than this many times in a row.
+    #[arg(
+        long,
+        env = "SWITCHYARD_STUCK_AFTER_ATTEMPTS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub stuck_after_attempts: u32,
     /// Schema registry used to encode and decode records.
     #[arg(
         long,

@@ -1,7 +1,7 @@
 //! What every subcommand gets: connection settings, metrics and the shutdown token.
 
 use switchyard_runtime::{
-    CancellationToken, Health, KafkaSettings, Metrics, Namespace, Processing, Runtime,
+    CancellationToken, Health, KafkaSettings, Metrics, Namespace, Processing, Runtime, StuckLimits,
 };
 
 use crate::cli::Global;
@@ -10,6 +10,7 @@ use crate::cli::Global;
 pub struct Context {
     pub kafka: KafkaSettings,
     pub processing: Processing,
+    pub stuck: StuckLimits,
     pub instance_id: Option<String>,
     pub schema_registry_url: String,
     pub metrics: Metrics,
@@ -27,6 +28,10 @@ impl Context {
         Context {
             kafka,
             processing: global.processing,
+            stuck: StuckLimits {
+                after: std::time::Duration::from_secs(global.stuck_after_seconds),
+                attempts: global.stuck_after_attempts,
+            },
             instance_id: global.instance_id.clone(),
             schema_registry_url: global.schema_registry_url.clone(),
             metrics: Metrics::new(),
@@ -44,6 +49,7 @@ impl Context {
         runtime.metrics = self.metrics.clone();
         runtime.health = self.health.clone();
         runtime.processing = self.processing;
+        runtime.stuck = self.stuck;
         if let Some(id) = &self.instance_id {
             runtime.instance_id = id.clone();
         }
