@@ -3,8 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +17,7 @@ use switchyard_schemas::{ApiClientConfig, new_message_id, now_millis};
 
 use crate::problem::{FieldError, Problem};
 use crate::rate_limit::{RateLimits, Verdict};
-use crate::request::parse;
+use crate::request::{parse, stamp};
 
 pub use switchyard_runtime::names::ACCEPTED;
 
@@ -35,7 +36,9 @@ pub struct Ingress {
 /// many JSON encoders do) plus the JSON around them.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// Every route of the ingress (`/metrics` is not one: it is served on the metrics address).
+/// Every route of the ingress (`/metrics` is not one: it is served on the metrics address). Any
+/// other path is a 404 and a method a path does not take a 405, both problem+json; a body
+/// declared (`Content-Length`) larger than [`MAX_BODY_BYTES`] is a 413 before it is read.
 pub fn router(ingress: Ingress) -> Router {
     Router::new()
         .route("/v1/messages", post(submit).get(crate::search::list))
@@ -49,16 +52,47 @@ pub fn router(ingress: Ingress) -> Router {
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI) }),
         )
+        .fallback(|| async { Problem::not_found("no such path; the API is /openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+                "this path does not take this method; see the Allow header",
+            )
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_declared_oversize))
         .with_state(ingress)
+}
+
+/// A request whose `Content-Length` is over [`MAX_BODY_BYTES`] is answered 413 at once, without
+/// waiting for a body that would be refused anyway (the body limit catches chunked bodies as
+/// they arrive).
+async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Problem::body_too_large().into_response();
+    }
+    next.run(request).await
 }
 
 pub(crate) fn authenticate(
     ingress: &Ingress,
     headers: &HeaderMap,
 ) -> Result<ApiClientConfig, Problem> {
-    let key = headers
-        .get(header::AUTHORIZATION)
+    let mut given = headers.get_all(header::AUTHORIZATION).iter();
+    let first = given.next();
+    if given.next().is_some() {
+        return Err(Problem::ambiguous(
+            "two Authorization headers: send one Authorization header",
+        ));
+    }
+    let key = first
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token)
         .filter(|k| !k.is_empty())
@@ -67,6 +101,18 @@ pub(crate) fn authenticate(
         .tables
         .client_by_key_hash(&hash_api_key(key))
         .ok_or_else(|| Problem::unauthorized("this API key is not known or is disabled"))
+}
+
+/// Whether `client` may see a message of `customer_id` sent by `client_id`: messages are per
+/// API client, its own and its customer's that name no client (produced to the intake topic
+/// directly), as in the searches and the report pull.
+pub(crate) fn visible_to(
+    client: &ApiClientConfig,
+    customer_id: Option<&str>,
+    client_id: Option<&str>,
+) -> bool {
+    customer_id == Some(client.customer_id.as_str())
+        && client_id.is_none_or(|c| c == client.client_id)
 }
 
 /// The credentials of `Bearer <token>`; the scheme name is case-insensitive (RFC 7235).
@@ -165,7 +211,8 @@ async fn accept(
     let mut submissions = Vec::with_capacity(parsed.messages.len());
     for message in parsed.messages {
         let message_id = new_message_id();
-        let submission = message.into_submission(
+        let submission = stamp(
+            message,
             message_id.clone(),
             &client.customer_id,
             &client.client_id,
@@ -233,7 +280,13 @@ async fn status(
         Err(problem) => return problem.into_response(),
     };
     match ingress.history.message(&message_id).await {
-        Ok(Some(view)) if view.customer_id.as_deref() == Some(client.customer_id.as_str()) => {
+        Ok(Some(view))
+            if visible_to(
+                &client,
+                view.customer_id.as_deref(),
+                view.client_id.as_deref(),
+            ) =>
+        {
             Json(view).into_response()
         }
         Ok(_) => {
@@ -245,7 +298,32 @@ async fn status(
 
 #[cfg(test)]
 mod tests {
-    use super::bearer_token;
+    use super::{bearer_token, visible_to};
+    use switchyard_schemas::ApiClientConfig;
+
+    fn client(customer: &str, id: &str) -> ApiClientConfig {
+        ApiClientConfig {
+            client_id: id.into(),
+            customer_id: customer.into(),
+            key_hash: String::new(),
+            report_url: None,
+            signing_secret: None,
+            signing_secret_previous: None,
+            enabled: true,
+            rate_limit_per_second: None,
+        }
+    }
+
+    #[test]
+    fn a_message_is_its_clients_and_one_naming_no_client_is_its_customers() {
+        let web = client("acme", "acme-web");
+        assert!(visible_to(&web, Some("acme"), Some("acme-web")));
+        assert!(!visible_to(&web, Some("acme"), Some("acme-batch")));
+        assert!(visible_to(&web, Some("acme"), None));
+        assert!(!visible_to(&web, Some("beta"), Some("acme-web")));
+        assert!(!visible_to(&web, Some("beta"), None));
+        assert!(!visible_to(&web, None, None));
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {

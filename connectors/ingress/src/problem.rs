@@ -7,6 +7,9 @@ use serde::Serialize;
 /// The problem media type.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// The `WWW-Authenticate` challenge of a 401.
+pub const CHALLENGE: &str = "Bearer realm=\"switchyard\"";
+
 /// One invalid field of one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
@@ -49,12 +52,37 @@ impl Problem {
         self
     }
 
+    /// 401, with the `WWW-Authenticate` challenge RFC 7235 requires of it.
     pub fn unauthorized(detail: &str) -> Self {
         Problem::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "Missing or unknown API key",
             detail,
+        )
+        .with_headers(vec![(header::WWW_AUTHENTICATE, CHALLENGE.to_string())])
+    }
+
+    /// 400: a request that can be read two ways (two `Authorization` headers).
+    pub fn ambiguous(detail: impl Into<String>) -> Self {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous-request",
+            "Ambiguous request",
+            detail,
+        )
+    }
+
+    /// 413: a body over [`crate::api::MAX_BODY_BYTES`], read or declared.
+    pub fn body_too_large() -> Self {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+            format!(
+                "the body is larger than {} bytes; send fewer messages per request",
+                crate::api::MAX_BODY_BYTES
+            ),
         )
     }
 
@@ -87,15 +115,7 @@ impl Problem {
     pub fn of_body(rejection: &axum::extract::rejection::BytesRejection) -> Self {
         let status = rejection.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                status,
-                "body-too-large",
-                "Request body too large",
-                format!(
-                    "the body is larger than {} bytes; send fewer messages per request",
-                    crate::api::MAX_BODY_BYTES
-                ),
-            )
+            Problem::body_too_large()
         } else {
             Problem::new(
                 status,

@@ -91,8 +91,12 @@ pub struct AckBody {
 pub async fn ack(
     State(ingress): State<Ingress>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return Problem::of_body(&rejection).into_response(),
+    };
     let client = match authenticate(&ingress, &headers) {
         Ok(client) => client,
         Err(problem) => return problem.into_response(),

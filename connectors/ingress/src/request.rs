@@ -1,11 +1,14 @@
-//! The request body of `POST /v1/messages` and its checks.
+//! The request body of `POST /v1/messages` and its checks: every field within its bound
+//! ([`switchyard_schemas::limits`]), no control characters, no key given twice.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::Value;
+use switchyard_schemas::limits::{TooLong, forbidden_control, submission_violations};
 use switchyard_schemas::{Attachment, Channel, Fallback, Priority, Submission};
 
+use crate::json::{JsonError, Step, parse_strict, render};
 use crate::problem::{FieldError, Problem};
 
 /// Most messages in one request.
@@ -53,18 +56,21 @@ pub struct AttachmentRequest {
     pub file_name: Option<String>,
 }
 
-/// A parsed body: the messages and whether it was a batch.
+/// A parsed body: the messages and whether it was a batch. Each is a Submission still to be
+/// stamped with its id, customer, client and acceptance time ([`stamp`]).
 #[derive(Debug)]
 pub struct Parsed {
-    pub messages: Vec<MessageRequest>,
+    pub messages: Vec<Submission>,
     pub batch: bool,
 }
 
 /// Parse a body: one message, or `{"messages": [...]}` with 1 to 1,000 messages. Every invalid
 /// message is reported, with its index and field.
 pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| Problem::invalid(format!("the body is not JSON: {e}"), Vec::new()))?;
+    let value = parse_strict(body).map_err(|e| match e {
+        JsonError::Syntax(e) => Problem::invalid(format!("the body is not JSON: {e}"), Vec::new()),
+        JsonError::DuplicateKey(path) => duplicate_key(&path),
+    })?;
     let (items, batch) = match value {
         Value::Object(mut object) if object.contains_key("messages") => {
             match object.remove("messages") {
@@ -99,8 +105,9 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
     for (index, item) in items.into_iter().enumerate() {
         match serde_path_to_error::deserialize::<_, MessageRequest>(item) {
             Ok(message) => {
-                errors.extend(check(index, &message));
-                messages.push(message);
+                let submission = message.into_submission();
+                errors.extend(check(index, &submission));
+                messages.push(submission);
             }
             Err(e) => errors.push(FieldError {
                 index,
@@ -114,6 +121,26 @@ pub fn parse(body: &[u8]) -> Result<Parsed, Problem> {
         return Err(Problem::invalid(detail, errors));
     }
     Ok(Parsed { messages, batch })
+}
+
+/// The problem of a key given twice in one object: which message and which field.
+fn duplicate_key(path: &[Step]) -> Problem {
+    let (index, field) = match path {
+        [Step::Key(messages), Step::Item(index), rest @ ..]
+            if messages == "messages" && !rest.is_empty() =>
+        {
+            (*index, render(rest))
+        }
+        _ => (0, render(path)),
+    };
+    Problem::invalid(
+        format!("{field} is given twice in one object; send each key once. Nothing was accepted"),
+        vec![FieldError {
+            index,
+            field,
+            message: "is given twice in one object".into(),
+        }],
+    )
 }
 
 /// The field an error is about: its path, or for an unknown or missing field, its name.
@@ -148,43 +175,117 @@ fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<
     }
 }
 
-fn check(index: usize, m: &MessageRequest) -> Vec<FieldError> {
+fn check(index: usize, s: &Submission) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    let mut error = |field: &str, message: &str| {
+    let mut error = |field: String, message: String| {
         errors.push(FieldError {
             index,
-            field: field.into(),
-            message: message.into(),
+            field,
+            message,
         })
     };
-    if m.to.trim().is_empty() {
-        error("to", "is required");
+    if s.to.trim().is_empty() {
+        error("to".into(), "is required".into());
     }
-    if m.text.is_empty() && m.template_code.is_none() {
-        error("text", "is required (or template_code)");
+    match s.channel {
+        // A Kakao Alimtalk message may be only its template.
+        Channel::Kakao if s.text.is_empty() && s.template_code.is_none() => {
+            error("text".into(), "is required (or template_code)".into());
+        }
+        Channel::Kakao => {}
+        channel if s.text.is_empty() => error(
+            "text".into(),
+            format!("is required for {channel} (template_code alone is for kakao only)"),
+        ),
+        _ => {}
     }
-    if m.client_message_id
-        .as_ref()
-        .is_some_and(|id| id.chars().count() > 128)
-    {
-        error("client_message_id", "is longer than 128 characters");
+    for TooLong { field, length, max } in submission_violations(s) {
+        let message = if field.ends_with("(entries)") {
+            format!("has {length} entries; at most {max} are allowed")
+        } else {
+            format!("is {length} characters long; at most {max} are allowed")
+        };
+        error(field, message);
     }
+    each_string(s, |field, value| {
+        if let Some((at, control)) = forbidden_control(value) {
+            error(
+                field(),
+                format!(
+                    "contains the control character U+{:04X} at character {at}; of the \
+                     control characters only tab, line feed and carriage return are allowed",
+                    u32::from(control)
+                ),
+            );
+        }
+    });
     errors
 }
 
+/// Every string of `s` a client gives, with a function naming its field.
+fn each_string(s: &Submission, mut visit: impl FnMut(&dyn Fn() -> String, &str)) {
+    let fixed = |name: &'static str| move || name.to_string();
+    visit(&fixed("to"), &s.to);
+    if let Some(from) = &s.from {
+        visit(&fixed("from"), from);
+    }
+    visit(&fixed("text"), &s.text);
+    if let Some(subject) = &s.subject {
+        visit(&fixed("subject"), subject);
+    }
+    if let Some(id) = &s.client_message_id {
+        visit(&fixed("client_message_id"), id);
+    }
+    if let Some(code) = &s.bill_code {
+        visit(&fixed("bill_code"), code);
+    }
+    if let Some(code) = &s.template_code {
+        visit(&fixed("template_code"), code);
+    }
+    if let Some(fallback) = &s.fallback {
+        visit(&fixed("fallback.text"), &fallback.text);
+        if let Some(subject) = &fallback.subject {
+            visit(&fixed("fallback.subject"), subject);
+        }
+    }
+    for (i, a) in s.attachments.iter().enumerate() {
+        visit(&|| format!("attachments[{i}].uri"), &a.uri);
+        visit(
+            &|| format!("attachments[{i}].content_type"),
+            &a.content_type,
+        );
+        if let Some(name) = &a.file_name {
+            visit(&|| format!("attachments[{i}].file_name"), name);
+        }
+    }
+    for (key, value) in &s.metadata {
+        visit(&fixed("metadata (a key)"), key);
+        visit(&|| format!("metadata.{key}"), value);
+    }
+}
+
+/// `submission` as accepted: its new id, the client's customer and client, the time.
+pub fn stamp(
+    mut submission: Submission,
+    message_id: String,
+    customer_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Submission {
+    submission.message_id = Some(message_id);
+    submission.customer_id = customer_id.to_string();
+    submission.client_id = Some(client_id.to_string());
+    submission.accepted_at = now;
+    submission
+}
+
 impl MessageRequest {
-    /// The Submission for the intake topic.
-    pub fn into_submission(
-        self,
-        message_id: String,
-        customer_id: &str,
-        client_id: &str,
-        now: i64,
-    ) -> Submission {
+    /// The Submission of this message, not yet stamped ([`stamp`]): no id, customer or client.
+    pub fn into_submission(self) -> Submission {
         Submission {
-            message_id: Some(message_id),
-            customer_id: customer_id.to_string(),
-            client_id: Some(client_id.to_string()),
+            message_id: None,
+            customer_id: String::new(),
+            client_id: None,
             client_message_id: self.client_message_id,
             channel: self.channel,
             to: self.to,
@@ -210,7 +311,7 @@ impl MessageRequest {
                 .collect(),
             expires_at: self.expires_at,
             metadata: self.metadata,
-            accepted_at: now,
+            accepted_at: 0,
         }
     }
 }
@@ -283,5 +384,169 @@ mod tests {
         let unknown = parse(br#"{"channel":"sms","to":"1","text":"x","colour":"red"}"#)
             .expect_err("unknown field");
         assert_eq!(unknown.errors[0].field, "colour");
+    }
+
+    /// The (index, field) pairs a refused body names.
+    fn named(body: &str) -> Vec<(usize, String)> {
+        let problem = parse(body.as_bytes()).expect_err("refused");
+        assert_eq!(problem.status, 422, "{body}");
+        problem
+            .errors
+            .iter()
+            .map(|e| (e.index, e.field.clone()))
+            .collect()
+    }
+
+    fn one(field: &str) -> Vec<(usize, String)> {
+        vec![(0, field.to_string())]
+    }
+
+    #[test]
+    fn poison_lengths_are_refused_naming_the_field() {
+        let to = format!(
+            r#"{{"channel":"sms","to":"{}","text":"x"}}"#,
+            "1".repeat(500_000)
+        );
+        assert_eq!(named(&to), one("to"));
+        let bill = format!(
+            r#"{{"channel":"sms","to":"1","text":"x","bill_code":"{}"}}"#,
+            "b".repeat(600_000)
+        );
+        assert_eq!(named(&bill), one("bill_code"));
+        let from = format!(
+            r#"{{"channel":"sms","to":"1","text":"x","from":"{}"}}"#,
+            "f".repeat(600_000)
+        );
+        assert_eq!(named(&from), one("from"));
+        // The bounds are the schema's table: one character more than each is refused, the
+        // bound itself is not (65 and 64 written out, not read from the table under test).
+        let template = |n: usize| {
+            format!(
+                r#"{{"channel":"kakao","to":"1","template_code":"{}"}}"#,
+                "t".repeat(n)
+            )
+        };
+        assert!(parse(template(64).as_bytes()).is_ok());
+        assert_eq!(named(&template(65)), one("template_code"));
+    }
+
+    #[test]
+    fn fallback_attachments_and_metadata_are_bounded_too() {
+        let fallback = format!(
+            r#"{{"channel":"kakao","to":"1","template_code":"T","fallback":{{"channel":"sms","text":"{}","subject":"{}"}}}}"#,
+            "x".repeat(100_001),
+            "s".repeat(999)
+        );
+        assert_eq!(
+            named(&fallback),
+            vec![
+                (0, "fallback.text".to_string()),
+                (0, "fallback.subject".to_string())
+            ]
+        );
+        let attachment = r#"{"uri":"https://x/a.jpg","content_type":"image/jpeg"}"#;
+        let eleven = format!(
+            r#"{{"channel":"mms","to":"1","text":"x","attachments":[{}]}}"#,
+            [attachment; 11].join(",")
+        );
+        assert_eq!(named(&eleven), one("attachments (entries)"));
+        let ten = eleven.replacen(&format!("{attachment},"), "", 1);
+        assert!(parse(ten.as_bytes()).is_ok());
+        let long_uri = format!(
+            r#"{{"channel":"mms","to":"1","text":"x","attachments":[{attachment},{{"uri":"{}","content_type":"image/png"}}]}}"#,
+            "u".repeat(2049)
+        );
+        assert_eq!(named(&long_uri), one("attachments[1].uri"));
+        let entries: Vec<String> = (0..33).map(|i| format!(r#""k{i}":"v""#)).collect();
+        let metadata = format!(
+            r#"{{"channel":"sms","to":"1","text":"x","metadata":{{{}}}}}"#,
+            entries.join(",")
+        );
+        assert_eq!(named(&metadata), one("metadata (entries)"));
+        let value = format!(
+            r#"{{"channel":"sms","to":"1","text":"x","metadata":{{"k":"{}"}}}}"#,
+            "v".repeat(513)
+        );
+        assert_eq!(named(&value), one("metadata.k"));
+        // In a batch, the message's index.
+        let batch = format!(
+            r#"{{"messages":[{{"channel":"sms","to":"1","text":"x"}},{}]}}"#,
+            value
+        );
+        assert_eq!(named(&batch), vec![(1, "metadata.k".to_string())]);
+    }
+
+    #[test]
+    fn control_characters_are_refused_but_tab_newline_and_return_are_text() {
+        assert_eq!(
+            named(r#"{"channel":"sms","to":"01012345678","text":"\u0000"}"#),
+            one("text")
+        );
+        for control in ["\\u0001", "\\u0008", "\\u000b", "\\u000c", "\\u001f"] {
+            let body = format!(r#"{{"channel":"sms","to":"1","text":"a{control}b"}}"#);
+            assert_eq!(named(&body), one("text"), "{control}");
+        }
+        assert!(parse(br#"{"channel":"sms","to":"1","text":"a\tb\nc\r\n"}"#).is_ok());
+        // DEL is refused too; C1 controls (U+0080 to U+009F) are not ASCII: allowed.
+        assert_eq!(
+            named(r#"{"channel":"sms","to":"1","text":"\u007f"}"#),
+            one("text")
+        );
+        assert!(parse(br#"{"channel":"sms","to":"1","text":"\u0085"}"#).is_ok());
+        assert_eq!(
+            named(r#"{"channel":"sms","to":"010\u00001234","text":"x"}"#),
+            one("to")
+        );
+        assert_eq!(
+            named(
+                r#"{"channel":"sms","to":"1","text":"x","fallback":{"channel":"sms","text":"\u0000"}}"#
+            ),
+            one("fallback.text")
+        );
+        assert_eq!(
+            named(r#"{"channel":"sms","to":"1","text":"x","metadata":{"k":"\u0007"}}"#),
+            one("metadata.k")
+        );
+        let message = &parse(br#"{"channel":"sms","to":"1","text":"\u0000"}"#)
+            .expect_err("NUL")
+            .errors[0]
+            .message;
+        assert!(message.contains("U+0000"), "{message}");
+    }
+
+    #[test]
+    fn a_template_alone_is_a_kakao_message_only() {
+        for channel in ["sms", "lms", "mms"] {
+            let body = format!(r#"{{"channel":"{channel}","to":"1","template_code":"T1"}}"#);
+            assert_eq!(named(&body), one("text"), "{channel}");
+            let empty =
+                format!(r#"{{"channel":"{channel}","to":"1","text":"","template_code":"T1"}}"#);
+            assert_eq!(named(&empty), one("text"), "{channel}");
+        }
+        assert!(parse(br#"{"channel":"kakao","to":"1","template_code":"T1"}"#).is_ok());
+        assert!(parse(br#"{"channel":"kakao","to":"1","text":"hi","template_code":"T1"}"#).is_ok());
+        assert_eq!(named(r#"{"channel":"kakao","to":"1"}"#), one("text"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_naming_it() {
+        assert_eq!(
+            named(r#"{"channel":"sms","to":"+1","to":"01012345678","text":"x"}"#),
+            one("to")
+        );
+        assert_eq!(
+            named(r#"{"channel":"sms","to":"1","text":"x","metadata":{"a":"1","a":"2"}}"#),
+            one("metadata.a")
+        );
+        assert_eq!(
+            named(
+                r#"{"messages":[{"channel":"sms","to":"1","text":"x"},{"channel":"sms","channel":"lms","to":"1","text":"x"}]}"#
+            ),
+            vec![(1, "channel".to_string())]
+        );
+        assert_eq!(
+            named(r#"{"messages":[{"channel":"sms","to":"1","text":"x"}],"messages":[]}"#),
+            one("messages")
+        );
     }
 }
