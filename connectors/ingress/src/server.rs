@@ -12,6 +12,12 @@
 //! hyper reads and writes HTTP; what is tracked here is only when bytes arrive and when requests
 //! begin and end (hyper's own `header_read_timeout` also runs while a keep-alive connection waits
 //! for its next request, so it cannot be both a header timeout and a longer idle timeout).
+//!
+//! A connection the server ends while its client may still be sending (a 413 answered before
+//! the body, a 503 over the cap, a timeout) is closed lingering: its write side first, then what
+//! still arrives is read and dropped for up to [`LINGER`] until the client closes too. Closing a
+//! socket with unread data sends a reset, and a reset can make the client's system drop the
+//! answer it had already received.
 
 use std::convert::Infallible;
 use std::io;
@@ -69,6 +75,10 @@ impl Default for ServerLimits {
 /// Connections over the cap being answered 503 at once; past this many more are closed
 /// without an answer, so that a flood costs a bounded amount.
 const MAX_REFUSING: usize = 1024;
+
+/// How long a connection the server closes keeps reading (and dropping) what its client still
+/// sends, so that the client reads the answer before the connection goes.
+pub const LINGER: Duration = Duration::from_secs(5);
 
 /// File descriptors kept for what is not a client connection (the broker, the history store,
 /// logs) when checking the open-file limit against `max_connections`.
@@ -188,10 +198,7 @@ async fn serve_connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Watched {
-        inner: stream,
-        activity: activity.clone(),
-    });
+    let io = TokioIo::new(Watched::new(stream, Some(activity.clone())));
     let service = hyper::service::service_fn({
         let activity = activity.clone();
         move |request: Request<Incoming>| {
@@ -246,7 +253,7 @@ async fn refuse_connection(stream: TcpStream, limits: ServerLimits, _permit: Own
     });
     let mut http1 = hyper::server::conn::http1::Builder::new();
     http1.keep_alive(false);
-    let connection = http1.serve_connection(TokioIo::new(stream), service);
+    let connection = http1.serve_connection(TokioIo::new(Watched::new(stream, None)), service);
     let wait = match limits.header_read_timeout {
         Duration::ZERO => DEFAULT_HEADER_READ_TIMEOUT,
         given => given.min(DEFAULT_HEADER_READ_TIMEOUT),
@@ -422,11 +429,58 @@ impl http_body::Body for Tracked {
     }
 }
 
-/// A client's stream, telling its [`Activity`] when bytes arrive.
+/// A client's stream, telling its [`Activity`] (if any) when bytes arrive; dropped before its
+/// client closed it, it lingers ([`LINGER`]).
 #[derive(Debug)]
 struct Watched {
-    inner: TcpStream,
-    activity: Arc<Activity>,
+    /// Taken when dropped.
+    inner: Option<TcpStream>,
+    activity: Option<Arc<Activity>>,
+    /// The client closed its side: nothing more will arrive.
+    ended: bool,
+}
+
+impl Watched {
+    fn new(stream: TcpStream, activity: Option<Arc<Activity>>) -> Self {
+        Watched {
+            inner: Some(stream),
+            activity,
+            ended: false,
+        }
+    }
+
+    fn stream(&mut self) -> io::Result<Pin<&mut TcpStream>> {
+        self.inner
+            .as_mut()
+            .map(Pin::new)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let Some(stream) = self.inner.take() else {
+            return;
+        };
+        if self.ended {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(linger(stream));
+        }
+    }
+}
+
+/// Close the write side, then read and drop whatever still arrives until the client closes
+/// (or [`LINGER`] passed), and only then close.
+async fn linger(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.shutdown().await;
+    let mut sink = vec![0u8; 16 * 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    })
+    .await;
 }
 
 impl AsyncRead for Watched {
@@ -436,9 +490,18 @@ impl AsyncRead for Watched {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            self.activity.read(&buf.filled()[before..]);
+        let polled = self.stream()?.poll_read(cx, buf);
+        match &polled {
+            Poll::Ready(Ok(())) => {
+                let read = &buf.filled()[before..];
+                if read.is_empty() && buf.remaining() > 0 {
+                    self.ended = true;
+                } else if let Some(activity) = &self.activity {
+                    activity.read(read);
+                }
+            }
+            Poll::Ready(Err(_)) => self.ended = true,
+            Poll::Pending => {}
         }
         polled
     }
@@ -450,7 +513,7 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        self.stream()?.poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -458,19 +521,19 @@ impl AsyncWrite for Watched {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        self.stream()?.poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner.as_ref().is_some_and(|s| s.is_write_vectored())
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        self.stream()?.poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        self.stream()?.poll_shutdown(cx)
     }
 }
 

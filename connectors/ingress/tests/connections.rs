@@ -381,6 +381,34 @@ async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() -> anyhow
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_the_oversized_body_anyway_still_reads_the_413() -> anyhow::Result<()> {
+    let served = serve(ServerLimits::default()).await?;
+    let body = vec![b' '; 8 * 1024 * 1024 + 1];
+    // reqwest (hyper) sends the whole body without waiting for 100-continue; the server answers
+    // first and closes. Closed at once, the client's writes would fail and it would report that
+    // failure rather than the answer.
+    for round in 0..20 {
+        let sent = reqwest::Client::new()
+            .post(format!("{}/v1/messages", served.url))
+            .bearer_auth(WEB_KEY)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await;
+        let response = sent.map_err(|e| anyhow::anyhow!("round {round}: {e:?}"))?;
+        assert_eq!(response.status(), 413, "round {round}");
+        let problem: Value = response.json().await?;
+        assert_eq!(
+            problem["type"], "https://switchyard.dev/problems/body-too-large",
+            "round {round}"
+        );
+    }
+    served.shutdown.cancel();
+    served.task.await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_and_methods_are_problem_json() -> anyhow::Result<()> {
     let served = serve(ServerLimits::default()).await?;
     let http = reqwest::Client::new();
