@@ -4,15 +4,20 @@
 //! `/metrics` is not served on the ingress port; more than 1,000 messages get 422; and a GET right
 //! after the 202 finds each accepted message (read your writes).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard::pipeline::Role;
 use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_history::HistoryStore;
+use switchyard_ingress::Ingress;
 use switchyard_ingress::api::MAX_BODY_BYTES;
 use switchyard_runtime::names::ACCEPTED;
+use switchyard_runtime::{CancellationToken, ConfigTables, KafkaSettings};
+use switchyard_schemas::ApiClientConfig;
 use switchyard_tests::pipeline::{API_KEY, Pipeline};
-use switchyard_tests::read_all;
+use switchyard_tests::{Stack, read_all};
 
 /// Only the ingress: nothing downstream consumes what it accepts.
 async fn ingress_only() -> anyhow::Result<Pipeline> {
@@ -32,13 +37,82 @@ async fn ingress_only() -> anyhow::Result<Pipeline> {
 
 /// POST `body` to `/v1/messages` with the test client's key.
 async fn post(pipeline: &Pipeline, body: Vec<u8>) -> anyhow::Result<reqwest::Response> {
+    post_to(&pipeline.ingress_url, body).await
+}
+
+async fn post_to(url: &str, body: Vec<u8>) -> anyhow::Result<reqwest::Response> {
     Ok(reqwest::Client::new()
-        .post(format!("{}/v1/messages", pipeline.ingress_url))
+        .post(format!("{url}/v1/messages"))
         .bearer_auth(API_KEY)
         .header("content-type", "application/json")
         .body(body)
         .send()
         .await?)
+}
+
+/// An ingress of its own on the test broker whose records may be at most `limit` bytes: with
+/// the default limit (1 MB) no message is too large any more, as the field bounds
+/// (`switchyard_schemas::limits`) keep the largest one under it.
+struct SmallRecords {
+    url: String,
+    kafka: KafkaSettings,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+    _stack: Stack,
+}
+
+impl SmallRecords {
+    async fn start(limit: usize) -> anyhow::Result<Self> {
+        let stack = Stack::start(&[]).await?;
+        let mut runtime = stack.runtime.clone();
+        runtime.kafka.max_record_bytes = limit;
+        let dir = tempfile::tempdir()?;
+        let history =
+            HistoryStore::open(&format!("sqlite://{}", dir.path().join("h.db").display())).await?;
+        let client = ApiClientConfig {
+            client_id: "acme-web".into(),
+            customer_id: "acme".into(),
+            key_hash: switchyard_config::hash_api_key(API_KEY),
+            report_url: None,
+            signing_secret: None,
+            signing_secret_previous: None,
+            enabled: true,
+            rate_limit_per_second: None,
+        };
+        let tables =
+            ConfigTables::fixed(Vec::new(), vec![client], Vec::new(), Vec::new(), Vec::new());
+        let ingress = Ingress {
+            runtime,
+            tables,
+            history,
+            limits: Arc::default(),
+        };
+        let shutdown = CancellationToken::new();
+        let (addr, task) =
+            switchyard_ingress::serve("127.0.0.1:0".parse()?, ingress, shutdown.clone()).await?;
+        Ok(SmallRecords {
+            url: format!("http://{addr}"),
+            kafka: stack.runtime.kafka.clone(),
+            shutdown,
+            task,
+            _dir: dir,
+            _stack: stack,
+        })
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Records of at most 200 kB: a text of 90,000 Hangul syllables (270 kB of UTF-8, within the
+/// 100,000 characters `text` may have) does not fit.
+const SMALL_RECORD_BYTES: usize = 200_000;
+
+fn korean_sms(i: usize, syllables: usize) -> Value {
+    json!({"channel": "sms", "to": format!("0101{i:07}"), "text": "가".repeat(syllables)})
 }
 
 /// The status, content type and problem body of a response.
@@ -63,33 +137,29 @@ fn sms(i: usize, bytes: usize) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_message_over_the_record_limit_gets_413_problem_json_and_nothing_is_produced()
 -> anyhow::Result<()> {
-    let pipeline = ingress_only().await?;
-    let kafka = &pipeline.stack.runtime.kafka;
-    let text_bytes = 1_500_000;
-    assert!(text_bytes > kafka.max_record_bytes && text_bytes < MAX_BODY_BYTES);
-
-    let response = post(&pipeline, serde_json::to_vec(&sms(0, text_bytes))?).await?;
+    let ingress = SmallRecords::start(SMALL_RECORD_BYTES).await?;
+    let response = post_to(&ingress.url, serde_json::to_vec(&korean_sms(0, 90_000))?).await?;
     let (status, content_type, body) = problem(response).await?;
     assert_eq!(status, 413, "{body}");
     assert_eq!(content_type, "application/problem+json");
     assert_eq!(body["type"], "https://switchyard.dev/problems/too-large");
     assert_eq!(body["status"], 413);
 
-    assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 0);
-    pipeline.stop().await;
+    assert_eq!(read_all(&ingress.kafka, ACCEPTED).await?.len(), 0);
+    ingress.stop().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_with_one_oversized_message_produces_none_of_its_messages() -> anyhow::Result<()> {
-    let pipeline = ingress_only().await?;
-    let kafka = &pipeline.stack.runtime.kafka;
+    let ingress = SmallRecords::start(SMALL_RECORD_BYTES).await?;
+    let kafka = &ingress.kafka;
     // The oversized one last: the small ones before it are encoded first, and still none of
     // them may reach the broker.
     let mut messages: Vec<Value> = (0..5).map(|i| sms(i, 10)).collect();
-    messages.push(sms(5, 1_500_000));
-    let response = post(
-        &pipeline,
+    messages.push(korean_sms(5, 90_000));
+    let response = post_to(
+        &ingress.url,
         serde_json::to_vec(&json!({"messages": messages}))?,
     )
     .await?;
@@ -104,14 +174,14 @@ async fn a_batch_with_one_oversized_message_produces_none_of_its_messages() -> a
 
     // The same batch without it is accepted whole.
     messages.pop();
-    let response = post(
-        &pipeline,
+    let response = post_to(
+        &ingress.url,
         serde_json::to_vec(&json!({"messages": messages}))?,
     )
     .await?;
     assert_eq!(response.status(), 202);
     assert_eq!(read_all(kafka, ACCEPTED).await?.len(), 5);
-    pipeline.stop().await;
+    ingress.stop().await;
     Ok(())
 }
 
