@@ -93,6 +93,16 @@ pub struct Global {
         global = true
     )]
     pub log_format: LogFormat,
+    /// After SIGTERM/SIGINT (or a role's failure), how long the roles get to finish their
+    /// batches and commit; then the process exits anyway (status 2), logging each role that
+    /// did not stop — what it had not committed is consumed again after the restart.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SHUTDOWN_TIMEOUT_SECONDS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub shutdown_timeout_seconds: u64,
 }
 
 /// How logs are written.
@@ -171,6 +181,9 @@ pub enum Command {
         /// Config file applied after the registry is up.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// SMSC simulator port (the demo config's SMPP sender points at 2775).
+        #[arg(long, default_value_t = 2775)]
+        smsc_port: u16,
     },
     /// Print a topic's records, decoded, as JSON lines or CSV (progress and summary on stderr).
     Replay(crate::commands::replay::ReplayArgs),

@@ -12,9 +12,26 @@ use tracing_subscriber::EnvFilter;
 use cli::{Cli, Command, LogFormat};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = Cli::parse();
     init_logging(cli.global.log_format);
+    // Before the signal handler starts: the bound on stopping after SIGTERM/SIGINT.
+    switchyard_runtime::shutdown::set_grace(std::time::Duration::from_secs(
+        cli.global.shutdown_timeout_seconds,
+    ));
+    let code = match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            1
+        }
+    };
+    // Exit without unwinding the runtime: its drop would wait for blocking librdkafka calls
+    // (30 s timeouts, more with a broker gone); children this process started are killed.
+    switchyard_runtime::shutdown::exit(code);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
     let app = context::Context::new(&cli.global);
     if let Some(addr) = cli.global.metrics_addr {
         switchyard_runtime::serve_metrics(
@@ -44,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             inbox,
             inbox_secret,
             config,
+            smsc_port,
         } => {
             let up = commands::up::Up {
                 roles,
@@ -52,11 +70,12 @@ async fn main() -> anyhow::Result<()> {
                 inbox,
                 inbox_secret,
                 config,
+                smsc_port,
             };
             commands::up::run(&app, up).await?
         }
     };
-    std::process::exit(code);
+    Ok(code)
 }
 
 fn init_logging(format: LogFormat) {

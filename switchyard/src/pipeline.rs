@@ -1,8 +1,10 @@
 //! Start the roles: validate, route, dispatch (with its receipts endpoint), report, callback,
 //! history and ingress — each as tasks on the shared runtime.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use switchyard_callback::schedule::tier_delay;
@@ -22,6 +24,9 @@ use switchyard_stages::route::Route;
 use switchyard_stages::validate::Validate;
 use tokio::task::JoinHandle;
 
+/// The exit status of a process whose roles did not all stop within the grace period.
+pub use switchyard_runtime::shutdown::EXIT_OVERDUE;
+
 /// A role a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -35,6 +40,19 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Validate => "validate",
+            Role::Route => "route",
+            Role::Dispatch => "dispatch",
+            Role::Report => "report",
+            Role::Callback => "callback",
+            Role::History => "history",
+            Role::Ingress => "ingress",
+        }
+    }
+
     /// Every role, in pipeline order.
     pub const ALL: [Role; 7] = [
         Role::History,
@@ -89,6 +107,7 @@ pub struct Running {
     pub ingress: Option<SocketAddr>,
     pub receipts: Option<SocketAddr>,
     pub health: Health,
+    unfinished: Unfinished,
 }
 
 impl Running {
@@ -100,8 +119,11 @@ impl Running {
     }
 
     /// Run until `shutdown` or until a role fails, then give the roles `grace` to finish their
-    /// batches and commit; whatever is still running then is abandoned (its input is consumed
-    /// again next time). The process's exit code: 0 after a requested stop, 1 after a failure.
+    /// batches and commit. The process's exit code: 0 after a requested stop, 1 after a
+    /// failure, [`EXIT_OVERDUE`] when a role did not stop within `grace` — it is then left
+    /// running (logged, with what that means); the caller exits the process without waiting
+    /// for it (`switchyard_runtime::shutdown::exit`), its uncommitted input is consumed again
+    /// after the restart.
     pub async fn run_until(self, shutdown: &CancellationToken, grace: Duration) -> i32 {
         let failed = self.health.failed();
         tokio::select! {
@@ -111,21 +133,144 @@ impl Running {
                 shutdown.cancel();
             }
         }
-        let code = if self.health.is_healthy() { 0 } else { 1 };
-        let aborts: Vec<_> = self.tasks.iter().map(JoinHandle::abort_handle).collect();
+        let report = self.overdue_report();
         if tokio::time::timeout(grace, self.wait()).await.is_err() {
-            tracing::warn!(
-                grace_seconds = grace.as_secs(),
-                "roles did not stop in time; leaving anyway"
+            return report.report(grace);
+        }
+        report.code(false)
+    }
+
+    /// What to do when the roles did not stop within the grace period (the shutdown
+    /// watchdog's hook, `switchyard_runtime::shutdown::on_overdue`): log each role still
+    /// running and what it leaves undone (once, however many times it is called), and give
+    /// the exit code.
+    pub fn overdue_report(&self) -> OverdueReport {
+        OverdueReport {
+            unfinished: self.unfinished.clone(),
+            health: self.health.clone(),
+        }
+    }
+
+    /// Start tracking `task` (a server) of `role`, named `name`: until it ends, it is
+    /// unfinished.
+    fn track(&mut self, role: Role, name: &str, task: JoinHandle<()>) {
+        let unfinished = self.unfinished.clone();
+        let key = unfinished.add(role, name);
+        self.tasks.push(tokio::spawn(async move {
+            let _ = task.await;
+            unfinished.done(&key);
+        }));
+    }
+}
+
+/// The tasks of the roles that have not ended yet.
+#[derive(Debug, Clone, Default)]
+struct Unfinished {
+    tasks: Arc<Mutex<BTreeMap<String, (Role, String)>>>,
+    reported: Arc<AtomicBool>,
+}
+
+impl Unfinished {
+    /// Note a running task; the key it is known by.
+    fn add(&self, role: Role, name: &str) -> String {
+        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut key = name.to_string();
+        let mut n = 1;
+        while tasks.contains_key(&key) {
+            n += 1;
+            key = format!("{name}#{n}");
+        }
+        tasks.insert(key.clone(), (role, name.to_string()));
+        key
+    }
+
+    fn done(&self, key: &str) {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+    }
+
+    fn still_running(&self) -> Vec<(Role, String)> {
+        self.tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Logs what did not stop in time and gives the exit code; see [`Running::overdue_report`].
+#[derive(Debug, Clone)]
+pub struct OverdueReport {
+    unfinished: Unfinished,
+    health: Health,
+}
+
+impl OverdueReport {
+    /// The exit code: 1 once a role failed, else [`EXIT_OVERDUE`] if `overdue`, else 0.
+    fn code(&self, overdue: bool) -> i32 {
+        match (self.health.is_healthy(), overdue) {
+            (false, _) => 1,
+            (true, true) => EXIT_OVERDUE,
+            (true, false) => 0,
+        }
+    }
+
+    /// The grace period expired: say which roles are still running and what that leaves
+    /// undone (the first call only), and give the exit code.
+    pub fn report(&self, grace: Duration) -> i32 {
+        let code = self.code(true);
+        if self.unfinished.reported.swap(true, Ordering::SeqCst) {
+            return code;
+        }
+        let seconds = grace.as_secs_f64();
+        let running = self.unfinished.still_running();
+        for (role, name) in &running {
+            let (role, name) = (role.name(), name.as_str());
+            let what = if name == role {
+                format!("role {role}")
+            } else {
+                format!("role {role} ({name})")
+            };
+            let consequence = match name {
+                "ingress" => {
+                    "requests in flight get no answer (a batch without its 202 was not \
+                     acknowledged: clients send it again, with the same client_message_id)"
+                }
+                "receipts" => "receipts in flight are not acknowledged (carriers send them again)",
+                _ => "its uncommitted batch will be consumed again after the restart",
+            };
+            tracing::error!(
+                role,
+                task = name,
+                grace_seconds = seconds,
+                "{what} did not stop within {seconds} s; {consequence}"
             );
-            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+        }
+        if running.is_empty() {
+            tracing::error!(
+                grace_seconds = seconds,
+                "every role stopped, but the process did not finish within {seconds} s of the \
+                 shutdown request; leaving without waiting"
+            );
+        } else {
+            tracing::error!(
+                grace_seconds = seconds,
+                exit_code = code,
+                unfinished = running.len(),
+                "leaving without waiting for the roles that did not stop (exit code {code})"
+            );
         }
         code
     }
 }
 
-/// Run a role's task; its end before shutdown, or its error, marks the role failed.
+/// Run a task of role `of` named `role`; its end before shutdown, or its error, marks the role
+/// failed. Unfinished until it ends.
 fn spawn_role<F>(
+    (unfinished, of): (&Unfinished, Role),
     role: String,
     health: &Health,
     shutdown: &CancellationToken,
@@ -136,6 +281,7 @@ where
 {
     let (health, shutdown) = (health.clone(), shutdown.clone());
     health.set(&role, RoleState::Running);
+    let (unfinished, key) = (unfinished.clone(), unfinished.add(of, &role));
     tokio::spawn(async move {
         match task.await {
             Err(error) => health.set(&role, RoleState::Failed(error)),
@@ -144,10 +290,12 @@ where
             }
             Ok(()) => {}
         }
+        unfinished.done(&key);
     })
 }
 
 fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(
+    of: (&Unfinished, Role),
     runtime: &Runtime,
     processor: P,
     options: RunnerOptions,
@@ -155,6 +303,7 @@ fn spawn_runner<P: switchyard_runtime::AsyncProcessor>(
 ) -> JoinHandle<()> {
     let (task_runtime, task_shutdown) = (runtime.clone(), shutdown.clone());
     spawn_role(
+        of,
         options.stage.clone(),
         &runtime.health,
         shutdown,
@@ -206,6 +355,7 @@ pub async fn start(
         match role {
             Role::Validate => {
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     Validate::new(tables.clone(), settings.clock.clone()),
                     // Its state (money) needs transactions: exactly once in every mode.
@@ -215,6 +365,7 @@ pub async fn start(
                 ));
                 // Held and paced messages go back to validate at their time.
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     Release,
                     RunnerOptions::new("release", &[names::HELD, names::PACED])
@@ -230,6 +381,7 @@ pub async fn start(
                 let drains =
                     Table::start_ready(runtime, names::SENDER_DRAINS, shutdown.clone()).await?;
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     Route::new(tables.clone(), health).with_drains(drains),
                     // Its round-robin positions are a state store: exactly once in every mode.
@@ -243,12 +395,14 @@ pub async fn start(
                     KeySet::start_ready(runtime, names::FINAL, shutdown.clone()).await?,
                 ));
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     ReportDeliveries(emitted.clone()),
                     RunnerOptions::new("report", &[names::REPORTS]),
                     shutdown,
                 ));
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     ReportRejections(emitted.clone()),
                     RunnerOptions::new("report.rejected", &[names::REJECTED]),
@@ -257,6 +411,7 @@ pub async fn start(
                 // Submitted messages without a final report by their sender's receipt
                 // deadline end unknown (decision 0020).
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     Deadline(emitted),
                     RunnerOptions::new("report.deadline", &[names::DEADLINES])
@@ -271,6 +426,7 @@ pub async fn start(
                     settings.webhooks.clone(),
                 )?;
                 running.tasks.push(spawn_runner(
+                    (&running.unfinished, *role),
                     runtime,
                     callback.clone(),
                     RunnerOptions::new("callback", &[names::FINAL, names::CALLBACK_REPLAY])
@@ -281,6 +437,7 @@ pub async fn start(
                     let topic = names::callback_retry(tier);
                     let delay = tier_delay(tier, settings.callback_minute);
                     running.tasks.push(spawn_runner(
+                        (&running.unfinished, *role),
                         runtime,
                         RetryTier(callback.clone()),
                         RunnerOptions::new(&format!("callback.retry.{tier}"), &[&topic])
@@ -296,9 +453,10 @@ pub async fn start(
                     shutdown.clone(),
                 );
                 let health = runtime.health.clone();
+                let of = (&running.unfinished, Role::History);
                 running
                     .tasks
-                    .push(spawn_role("history".into(), &health, &shutdown, {
+                    .push(spawn_role(of, "history".into(), &health, &shutdown, {
                         let shutdown = shutdown.clone();
                         async move {
                             run_history(runtime, store, shutdown).await;
@@ -316,7 +474,7 @@ pub async fn start(
                 )
                 .await?;
                 running.receipts = Some(bound);
-                running.tasks.push(task);
+                running.track(Role::Dispatch, "receipts", task);
                 let url = settings
                     .receipts_url
                     .clone()
@@ -324,9 +482,10 @@ pub async fn start(
                 let (runtime, tables, shutdown) =
                     (runtime.clone(), tables.clone(), shutdown.clone());
                 let health = runtime.health.clone();
+                let of = (&running.unfinished, Role::Dispatch);
                 running
                     .tasks
-                    .push(spawn_role("dispatch".into(), &health, &shutdown, {
+                    .push(spawn_role(of, "dispatch".into(), &health, &shutdown, {
                         let shutdown = shutdown.clone();
                         async move {
                             switchyard_senders::run_dispatch(runtime, tables, url, shutdown)
@@ -348,7 +507,7 @@ pub async fn start(
                         .await?;
                 running.ingress = Some(bound);
                 // Waited for at shutdown: a request begun before SIGTERM still gets its answer.
-                running.tasks.push(task);
+                running.track(Role::Ingress, "ingress", task);
             }
         }
     }

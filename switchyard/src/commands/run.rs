@@ -1,4 +1,5 @@
-//! `switchyard run <role>`: one role in this process.
+//! `switchyard run <role>`: one role in this process, until SIGTERM/SIGINT; stopping is bounded
+//! by `--shutdown-timeout-seconds`.
 
 use switchyard::pipeline::{Role, start};
 
@@ -17,7 +18,12 @@ pub async fn run(app: &Context, role: Role, args: RoleArgs) -> anyhow::Result<i3
     if let Some(ingress) = running.ingress {
         println!("ingress listening on http://{ingress}");
     }
-    Ok(running
-        .run_until(&app.shutdown, std::time::Duration::from_secs(15))
-        .await)
+    // Past the grace period the watchdog logs what did not stop and exits, even if this task
+    // never runs again (its threads stuck in librdkafka calls on a broker that is gone).
+    switchyard_runtime::shutdown::on_overdue({
+        let report = running.overdue_report();
+        move |grace| report.report(grace)
+    });
+    let grace = switchyard_runtime::shutdown::grace();
+    Ok(running.run_until(&app.shutdown, grace).await)
 }

@@ -27,13 +27,14 @@ pub async fn run(app: &Context, command: SimCommand) -> anyhow::Result<i32> {
             println!("carrier simulator on http://{bound}/submit");
         }
         SimCommand::Smsc { port } => {
-            let (mut child, port) = spawn_smsc(port, None).await?;
+            let (mut smsc, port) = spawn_smsc(port, None).await?;
             println!("SMSC simulator on smpp://127.0.0.1:{port}");
             tokio::select! {
                 _ = app.shutdown.cancelled() => {
-                    let _ = child.kill().await;
+                    smsc.stop().await;
                 }
-                status = child.wait() => {
+                status = smsc.child.wait() => {
+                    smsc.stop().await;
                     bail!("the SMSC simulator stopped: {status:?}");
                 }
             }
@@ -63,32 +64,80 @@ fn smsc_script() -> anyhow::Result<PathBuf> {
     Ok(dir.join("smsc.js"))
 }
 
+/// A simulator this process started, in a process group of its own: stopped with whatever it
+/// started (a version manager's `node` shim starts the real node as its child) on every way
+/// out — [`ChildProcess::stop`] on the way out of a command, the shutdown watchdog's or
+/// `main`'s exit (`switchyard_runtime::shutdown::track_child`), and its drop.
+#[derive(Debug)]
+pub struct ChildProcess {
+    pub child: tokio::process::Child,
+    pid: Option<u32>,
+}
+
+impl ChildProcess {
+    fn new(child: tokio::process::Child) -> Self {
+        let pid = child.id();
+        if let Some(pid) = pid {
+            switchyard_runtime::shutdown::track_child(pid);
+        }
+        ChildProcess { child, pid }
+    }
+
+    /// Kill its process group and reap it.
+    pub async fn stop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            switchyard_runtime::shutdown::kill_group(pid);
+            let _ = self.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+            switchyard_runtime::shutdown::forget_child(pid);
+        }
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        // An early return or an error: the group goes too (`kill_on_drop` kills the child only).
+        if let Some(pid) = self.pid.take() {
+            switchyard_runtime::shutdown::kill_group(pid);
+            switchyard_runtime::shutdown::forget_child(pid);
+        }
+    }
+}
+
 /// Start the SMSC simulator on `port`, logging every PDU to `log` (stdout when `None`); returns
-/// once it listens, with the port it listens on. Killed when the child is dropped.
-pub async fn spawn_smsc(
-    port: u16,
-    log: Option<PathBuf>,
-) -> anyhow::Result<(tokio::process::Child, u16)> {
+/// once it listens, with the port it listens on. Killed (its process group) when stopped,
+/// dropped, or when the process exits.
+pub async fn spawn_smsc(port: u16, log: Option<PathBuf>) -> anyhow::Result<(ChildProcess, u16)> {
     let script = smsc_script()?;
     let mut command = tokio::process::Command::new("node");
     command
         .arg(script)
         .env("SMSC_PORT", port.to_string())
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
+        // Its own process group: killed with anything it starts, and a terminal's Ctrl-C
+        // reaches this process only, which stops it.
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(log) = log {
         command.env("SMSC_LOG", log);
     }
-    let mut child = command
+    let child = command
         .spawn()
         .context("starting node (is it installed?)")?;
-    let stdout = child.stdout.take().context("the simulator's stdout")?;
+    let mut child = ChildProcess::new(child);
+    let stdout = child
+        .child
+        .stdout
+        .take()
+        .context("the simulator's stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     let line = lines.next_line().await?.unwrap_or_default();
     let Some(bound) = line
         .strip_prefix("LISTENING ")
         .and_then(|p| p.trim().parse().ok())
     else {
+        child.stop().await;
         bail!("the SMSC simulator did not start: {line:?}");
     };
     // Keep reading its stdout (its log when no file is given), so it never writes to a

@@ -1,6 +1,7 @@
 //! `switchyard up`: the whole platform in one process — registry, config, every role, a carrier
 //! simulator, an SMSC simulator (when node and `tests/smsc` are installed) and a webhook inbox
-//! — until Ctrl-C.
+//! — until Ctrl-C or SIGTERM. Stopping is bounded (`--shutdown-timeout-seconds`), and the
+//! simulator child process is stopped on every way out (`ChildProcess`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,9 +13,6 @@ use switchyard_carrier_http::simulator::{self, SimulatorSettings};
 
 use crate::cli::RoleArgs;
 use crate::commands::sim::spawn_smsc;
-
-/// The SMSC simulator's port: the demo config's SMPP sender points here.
-const DEMO_SMSC_PORT: u16 = 2775;
 use crate::context::Context;
 
 pub struct Up {
@@ -24,6 +22,8 @@ pub struct Up {
     pub inbox: SocketAddr,
     pub inbox_secret: String,
     pub config: Option<PathBuf>,
+    /// The SMSC simulator's port (the demo config's SMPP sender points at 2775).
+    pub smsc_port: u16,
 }
 
 pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
@@ -56,7 +56,9 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
     )
     .await?;
     let smsc_log = std::env::temp_dir().join("switchyard-smsc.jsonl");
-    let smsc = match spawn_smsc(DEMO_SMSC_PORT, Some(smsc_log.clone())).await {
+    // Stopped on every way out: below, on an early return (its drop), and by the process's
+    // exit (the shutdown watchdog's included).
+    let mut smsc = match spawn_smsc(up.smsc_port, Some(smsc_log.clone())).await {
         Ok((child, _)) => Some(child),
         Err(e) => {
             eprintln!("SMSC simulator not started ({e:#}); the SMPP sender keeps reconnecting");
@@ -87,7 +89,8 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
     println!("  carrier sim      http://{sim}/submit      (95% delivered, receipts after 100 ms)");
     if smsc.is_some() {
         println!(
-            "  SMSC simulator   smpp://127.0.0.1:{DEMO_SMSC_PORT}       (PDUs logged to {})",
+            "  SMSC simulator   smpp://127.0.0.1:{}       (PDUs logged to {})",
+            up.smsc_port,
             smsc_log.display()
         );
     }
@@ -107,12 +110,19 @@ pub async fn run(app: &Context, up: Up) -> anyhow::Result<i32> {
         "  curl -s http://{ingress}/v1/messages/<message_id> -H 'Authorization: Bearer sk-demo-0123456789'"
     );
     println!("Ctrl-C stops everything.");
-    let code = running
-        .run_until(&app.shutdown, Duration::from_secs(15))
-        .await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), registry_task).await;
-    if let Some(mut smsc) = smsc {
-        let _ = smsc.kill().await;
+    // Past the grace period the watchdog logs what did not stop and exits (killing the
+    // simulator), even if this task never runs again.
+    switchyard_runtime::shutdown::on_overdue({
+        let report = running.overdue_report();
+        move |grace| report.report(grace)
+    });
+    let grace = switchyard_runtime::shutdown::grace();
+    let code = running.run_until(&app.shutdown, grace).await;
+    if code != switchyard::pipeline::EXIT_OVERDUE {
+        let _ = tokio::time::timeout(Duration::from_secs(2), registry_task).await;
+    }
+    if let Some(smsc) = &mut smsc {
+        smsc.stop().await;
     }
     Ok(code)
 }
