@@ -13,8 +13,9 @@ pub const ID_MAX: usize = 128;
 pub const TO_MAX: usize = 512;
 /// `from`: a sender number, an e-mail address or a Kakao sender key.
 pub const FROM_MAX: usize = 320;
-/// `text` (and `fallback.text`): far above LMS's 2,000 bytes, room for an e-mail body, and a
-/// record (with the rejection that repeats it) well under the broker's 1 MB.
+/// `text` (and `fallback.text`): far above LMS's 2,000 bytes, room for an e-mail body. Every
+/// field at its bound in four-byte characters comes to about 980 kB, under the broker's 1 MB;
+/// an output that still does not fit takes the runtime's poison path.
 pub const TEXT_MAX: usize = 100_000;
 /// `subject` (and `fallback.subject`): RFC 5322's line limit.
 pub const SUBJECT_MAX: usize = 998;

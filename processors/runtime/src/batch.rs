@@ -67,8 +67,8 @@ pub(crate) enum BatchFailure {
     Produce(String),
     /// The transaction's outcome is unknown: go on from the group's committed offsets.
     Uncertain(String),
-    /// The broker can never take an output of the input at `source`: process the batch again
-    /// with that input on the poison path.
+    /// The producer refused an output of the input at `source` for what it is (checked per
+    /// record, before sending): process the batch again with that input on the poison path.
     Poison { source: SourceId, reason: String },
 }
 
@@ -145,7 +145,6 @@ pub(crate) struct Pending {
     pub topic: String,
     pub key: String,
     pub dead_letter: bool,
-    pub source: Option<SourceId>,
     pub delivery: DeliveryFuture,
 }
 
@@ -155,15 +154,13 @@ impl Pending {
             topic: record.topic,
             key: record.key,
             dead_letter: record.dead_letter,
-            source: record.source,
             delivery,
         }
     }
 }
 
 /// Wait until every delivery is acknowledged, counting each in the stage's metrics; returns
-/// the (logical topic, key) of each. A record the broker refuses for what it is fails the
-/// batch as poison, naming its input.
+/// the (logical topic, key) of each.
 pub(crate) async fn await_deliveries(
     runtime: &Runtime,
     stage: &str,
@@ -175,19 +172,21 @@ pub(crate) async fn await_deliveries(
             topic,
             key,
             dead_letter,
-            source,
             delivery,
         } = pending;
         match delivery.await {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => {
-                let reason = format!("to {topic}: {e}");
-                return Err(match (ProduceFailureClass::of(&e), source) {
-                    (ProduceFailureClass::RecordRefused, Some(source)) => {
-                        BatchFailure::Poison { source, reason }
-                    }
-                    _ => BatchFailure::Produce(reason),
-                });
+                // The broker refuses a whole record batch (its `max.message.bytes` is the
+                // batch's), so which input is to blame is unknown: retried, and stuck if it
+                // lasts. A record over our own limit never gets here (checked before producing).
+                let mut reason = format!("to {topic}: {e}");
+                if ProduceFailureClass::of(&e).is_permanent() {
+                    reason.push_str(
+                        "; check the topic exists, may be written, and takes records of --max-record-bytes",
+                    );
+                }
+                return Err(BatchFailure::Produce(reason));
             }
             Err(_) => {
                 return Err(BatchFailure::Produce(format!(
@@ -274,7 +273,7 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
             }
             Err(StageError::Unavailable(reason)) => {
                 tries += 1;
-                context.watch.failed(&reason);
+                context.watch.failed(&record_item(message), &reason);
                 tracing::warn!(stage, topic = origin.topic, offset = origin.offset, %reason, tries, "stage unavailable; retrying the record");
                 if sleep_or_stop(backoff(tries), shutdown).await {
                     return Err(BatchFailure::Interrupted);
@@ -282,6 +281,9 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
             }
         }
     };
+    if tries > 0 {
+        context.watch.progressed(Some(&record_item(message)));
+    }
     let mut encoded = Vec::with_capacity(outputs.len());
     for output in outputs {
         let output_topic = output.topic.clone();
@@ -325,6 +327,16 @@ pub(crate) async fn outputs_of<P: AsyncProcessor>(
         "processed"
     );
     Ok(encoded)
+}
+
+/// The stuck watch's name of one record's work.
+pub(crate) fn record_item(message: &OwnedMessage) -> String {
+    format!(
+        "{}/{}/{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    )
 }
 
 /// Where `message` was read, as a stage sees it.

@@ -29,7 +29,8 @@ pub enum RoleState {
 pub struct Health {
     roles: Arc<Mutex<BTreeMap<String, RoleState>>>,
     failed: CancellationToken,
-    failing: Arc<Mutex<BTreeMap<String, Failing>>>,
+    /// Per stage, its work items failing now (a batch, or a record of an unordered stage).
+    failing: Arc<Mutex<BTreeMap<String, BTreeMap<String, Failing>>>>,
 }
 
 /// When a stage is stuck: failing the same work for at least `after`, or more than `attempts`
@@ -113,48 +114,72 @@ impl Health {
         !self.failed.is_cancelled()
     }
 
-    /// `stage` failed its current work again at `now` (`reason`); returns whether it is stuck
-    /// by `limits`. The first failure starts the clock.
+    /// `item` of `stage` (a batch, or one record of an unordered stage) failed again at `now`
+    /// (`reason`); returns whether it is stuck by `limits`. Its first failure starts its clock;
+    /// its attempts count its own tries in a row, not those of the records beside it.
     pub fn note_failure(
         &self,
-        stage: &str,
+        (stage, item): (&str, &str),
         reason: &str,
         limits: StuckLimits,
         now: Instant,
     ) -> bool {
         let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = failing.entry(stage.to_string()).or_insert_with(|| Failing {
-            since: now,
-            attempts: 0,
-            reason: String::new(),
-            limits,
-        });
+        let entry = failing
+            .entry(stage.to_string())
+            .or_default()
+            .entry(item.to_string())
+            .or_insert_with(|| Failing {
+                since: now,
+                attempts: 0,
+                reason: String::new(),
+                limits,
+            });
         entry.attempts += 1;
         entry.reason = reason.to_string();
         entry.limits = limits;
         entry.is_stuck(now)
     }
 
-    /// `stage` finished its work: no longer failing. Returns whether it was stuck at `now`.
-    pub fn note_progress(&self, stage: &str, now: Instant) -> bool {
+    /// `item` of `stage` is done (`None`: all of its work, e.g. a committed batch or a
+    /// rebalance that took it away). Returns whether the stage was stuck at `now` and is no
+    /// longer.
+    pub fn note_progress(&self, stage: &str, item: Option<&str>, now: Instant) -> bool {
         let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
-        failing.remove(stage).is_some_and(|f| f.is_stuck(now))
+        let Some(items) = failing.get_mut(stage) else {
+            return false;
+        };
+        let was = items.values().any(|f| f.is_stuck(now));
+        match item {
+            Some(item) => {
+                items.remove(item);
+            }
+            None => items.clear(),
+        }
+        let is = items.values().any(|f| f.is_stuck(now));
+        if items.is_empty() {
+            failing.remove(stage);
+        }
+        was && !is
     }
 
-    /// The stages stuck at `now`.
+    /// The stages stuck at `now`, each by its longest-failing item.
     pub fn stuck_at(&self, now: Instant) -> BTreeMap<String, StuckReport> {
         self.failing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .filter(|(_, f)| f.is_stuck(now))
-            .map(|(stage, f)| {
+            .filter_map(|(stage, items)| {
+                let worst = items
+                    .values()
+                    .filter(|f| f.is_stuck(now))
+                    .min_by_key(|f| f.since)?;
                 let report = StuckReport {
-                    failing_for_seconds: now.saturating_duration_since(f.since).as_secs(),
-                    attempts: f.attempts,
-                    reason: f.reason.clone(),
+                    failing_for_seconds: now.saturating_duration_since(worst.since).as_secs(),
+                    attempts: worst.attempts,
+                    reason: worst.reason.clone(),
                 };
-                (stage.clone(), report)
+                Some((stage.clone(), report))
             })
             .collect()
     }
@@ -230,7 +255,7 @@ mod tests {
             attempts: 100,
         };
         let t0 = Instant::now();
-        assert!(!health.note_failure("validate", "MessageSizeTooLarge", limits, t0));
+        assert!(!health.note_failure(("validate", "batch"), "MessageSizeTooLarge", limits, t0));
         assert_eq!(health.report_at(t0 + Duration::from_secs(29)).status, "ok");
         // No further failure is noted (one long wait): the time alone makes it stuck.
         let report = health.report_at(t0 + Duration::from_secs(30));
@@ -243,7 +268,7 @@ mod tests {
                 reason: "MessageSizeTooLarge".into()
             })
         );
-        assert!(health.note_progress("validate", t0 + Duration::from_secs(31)));
+        assert!(health.note_progress("validate", None, t0 + Duration::from_secs(31)));
         assert_eq!(health.report_at(t0 + Duration::from_secs(32)).status, "ok");
     }
 
@@ -257,15 +282,41 @@ mod tests {
         let t0 = Instant::now();
         for attempt in 1..=3 {
             assert!(
-                !health.note_failure("route", "broker down", limits, t0),
+                !health.note_failure(("route", "b"), "broker down", limits, t0),
                 "{attempt}"
             );
         }
-        assert!(health.note_failure("route", "broker down", limits, t0));
+        assert!(health.note_failure(("route", "b"), "broker down", limits, t0));
         assert_eq!(health.report_at(t0).stuck["route"].attempts, 4);
         // Another stage's progress does not clear it; a failed role outranks stuck.
-        assert!(!health.note_progress("validate", t0));
+        assert!(!health.note_progress("validate", None, t0));
         health.set("report", RoleState::Failed("gone".into()));
         assert_eq!(health.report_at(t0).status, "failing");
+    }
+
+    #[test]
+    fn records_failing_side_by_side_count_their_own_tries_and_clear_their_own() {
+        let health = Health::default();
+        let limits = StuckLimits {
+            after: Duration::from_secs(3600),
+            attempts: 3,
+        };
+        let t0 = Instant::now();
+        // 64 submits in flight each waiting out one busy answer: nobody is stuck.
+        for record in 0..64 {
+            let item = record.to_string();
+            assert!(!health.note_failure(("dispatch.a", &item), "busy", limits, t0));
+        }
+        assert_eq!(health.report_at(t0).status, "ok");
+        // One record failing on and on is, though the others finish.
+        for _ in 0..3 {
+            health.note_failure(("dispatch.a", "7"), "no topic", limits, t0);
+        }
+        for record in (0..64).filter(|r| *r != 7) {
+            health.note_progress("dispatch.a", Some(&record.to_string()), t0);
+        }
+        assert_eq!(health.report_at(t0).stuck["dispatch.a"].reason, "no topic");
+        assert!(health.note_progress("dispatch.a", Some("7"), t0));
+        assert_eq!(health.report_at(t0).status, "ok");
     }
 }

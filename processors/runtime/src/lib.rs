@@ -26,7 +26,7 @@ mod runner;
 pub mod shutdown;
 mod stage_consumer;
 pub mod state;
-pub mod stuck;
+mod stuck;
 mod table;
 mod transaction;
 mod unordered;

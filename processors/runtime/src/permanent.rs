@@ -31,13 +31,13 @@ impl ProduceFailureClass {
                 RDKafkaErrorCode::MessageSizeTooLarge
                 | RDKafkaErrorCode::MessageBatchTooLarge
                 | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::InvalidRequiredAcks
-                | RDKafkaErrorCode::InvalidTimestamp,
+                | RDKafkaErrorCode::InvalidMessageSize,
             ) => ProduceFailureClass::RecordRefused,
+            // A producer setting or a clock the broker refuses: every record, until fixed.
             Some(
-                RDKafkaErrorCode::TopicAuthorizationFailed
+                RDKafkaErrorCode::InvalidRequiredAcks
+                | RDKafkaErrorCode::InvalidTimestamp
+                | RDKafkaErrorCode::TopicAuthorizationFailed
                 | RDKafkaErrorCode::ClusterAuthorizationFailed
                 | RDKafkaErrorCode::UnknownTopic
                 | RDKafkaErrorCode::UnknownTopicOrPartition,
@@ -77,7 +77,6 @@ mod tests {
             Code::MessageSizeTooLarge,
             Code::MessageBatchTooLarge,
             Code::InvalidRecord,
-            Code::InvalidMessage,
             Code::InvalidMessageSize,
         ] {
             assert_eq!(class(code), ProduceFailureClass::RecordRefused, "{code:?}");
@@ -90,6 +89,9 @@ mod tests {
             Code::UnknownTopicOrPartition,
             Code::UnknownTopic,
             Code::TopicAuthorizationFailed,
+            Code::ClusterAuthorizationFailed,
+            Code::InvalidRequiredAcks,
+            Code::InvalidTimestamp,
         ] {
             assert_eq!(
                 class(code),
@@ -109,6 +111,8 @@ mod tests {
             Code::RequestTimedOut,
             Code::NotEnoughReplicas,
             Code::QueueFull,
+            // CORRUPT_MESSAGE: a CRC mismatch on the way, which Kafka marks retriable.
+            Code::InvalidMessage,
         ] {
             assert_eq!(class(code), ProduceFailureClass::Transient, "{code:?}");
             assert!(!class(code).is_permanent());

@@ -3,6 +3,8 @@
 //! it takes the poison path (dead letter + the stage's report of it) and everything behind it
 //! flows. Each further refusal of the same input takes it a level down, so no input is
 //! retried forever: report and dead letter → dead letter alone → passed over, logged.
+//! A refusal at delivery is not blamed on an input (the broker refuses whole record batches):
+//! it is retried, and the stage reports stuck if it lasts.
 
 use std::collections::HashMap;
 
@@ -88,9 +90,13 @@ impl Poisoned {
         }
     }
 
-    /// Forget every mark (the batch committed; its inputs are behind the committed offsets).
-    pub fn clear(&mut self) {
-        self.inputs.clear();
+    /// A batch committed up to `next` (per partition, the offset after its last record): forget
+    /// the marks behind it; a mark on a record not yet committed stays.
+    pub fn committed(&mut self, next: &std::collections::BTreeMap<(String, i32), i64>) {
+        self.inputs.retain(|(topic, partition, offset), _| {
+            next.get(&(topic.clone(), *partition))
+                .is_none_or(|next| offset >= next)
+        });
     }
 }
 
@@ -119,7 +125,9 @@ mod tests {
             poisoned.mark(("t".into(), 0, 8), "x".into()),
             PoisonLevel::WithReport
         );
-        poisoned.clear();
-        assert!(poisoned.inputs.is_empty());
+        // A commit up to offset 8 forgets the mark at 7 and keeps the one at 8.
+        poisoned.committed(&[(("t".to_string(), 0), 8)].into_iter().collect());
+        assert_eq!(poisoned.inputs.len(), 1);
+        assert!(poisoned.inputs.contains_key(&("t".to_string(), 0, 8)));
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::producer::FutureRecord;
 
 use crate::metrics::StageTopic;
-use crate::permanent::{RECORD_OVERHEAD_BYTES, is_permanent};
+use crate::permanent::{RECORD_OVERHEAD_BYTES, is_permanent, record_bytes};
 use crate::processor::Output;
 use crate::{Runtime, RuntimeError};
 
@@ -102,7 +102,7 @@ impl Runtime {
                 .map_err(|e| PublishError::Encode(e.into()))?;
             let bytes = payload.as_ref().map_or(0, Vec::len) + output.key.len();
             let limit = self.kafka.max_record_bytes;
-            if bytes + RECORD_OVERHEAD_BYTES > limit {
+            if record_bytes(output.key.len(), payload.as_ref().map_or(0, Vec::len), 0) > limit {
                 return Err(PublishError::TooLarge {
                     topic: output.topic.clone(),
                     bytes,

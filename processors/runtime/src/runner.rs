@@ -107,6 +107,9 @@ impl RunnerOptions {
     }
 }
 
+/// The stuck watch's name of an ordered runner's work: one batch at a time.
+const BATCH: &str = "batch";
+
 /// Where a batch's outputs go.
 enum Sink {
     Transactions(Transactions),
@@ -192,6 +195,7 @@ pub async fn run<P: AsyncProcessor>(
             // the group committed for every partition now ours.
             tracing::info!(stage = %options.stage, records = batch.len(), "the group rebalanced while a batch was gathered; dropped, to be consumed again from the committed offsets");
             seek_to_committed(&consumer, &options.stage);
+            watch.progressed(None);
             continue;
         }
         if let Some(store) = processor.state() {
@@ -244,8 +248,8 @@ pub async fn run<P: AsyncProcessor>(
         match outcome {
             Ok(produced) => {
                 failures = 0;
-                poisoned.clear();
-                watch.progressed();
+                poisoned.committed(&next_offsets(&batch));
+                watch.progressed(None);
                 if let Some(store) = processor.state() {
                     store.commit();
                 }
@@ -261,7 +265,7 @@ pub async fn run<P: AsyncProcessor>(
                 }
                 processor.batch_failed();
                 seek_to_committed(&consumer, &options.stage);
-                watch.failed(&reason);
+                watch.failed(BATCH, &reason);
                 tracing::warn!(stage = %options.stage, %reason, "transaction outcome unknown; going on from the committed offsets with state restored");
             }
             Err(BatchFailure::Poison { source, reason }) => {
@@ -287,7 +291,7 @@ pub async fn run<P: AsyncProcessor>(
                     break;
                 };
                 failures += 1;
-                watch.failed(&reason);
+                watch.failed(BATCH, &reason);
                 runtime
                     .metrics
                     .batch_retries

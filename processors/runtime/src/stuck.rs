@@ -28,11 +28,14 @@ impl StuckWatch {
         }
     }
 
-    /// The current work failed again (`reason`); it will be tried again.
-    pub fn failed(&self, reason: &str) {
-        let stuck =
-            self.runtime_health
-                .note_failure(&self.stage, reason, self.limits, Instant::now());
+    /// `item` (a batch, or one record) failed again (`reason`); it will be tried again.
+    pub fn failed(&self, item: &str, reason: &str) {
+        let stuck = self.runtime_health.note_failure(
+            (&self.stage, item),
+            reason,
+            self.limits,
+            Instant::now(),
+        );
         let label = StageLabel {
             stage: self.stage.clone(),
         };
@@ -45,19 +48,20 @@ impl StuckWatch {
         }
     }
 
-    /// The work is done: the stage is no longer failing.
-    pub fn progressed(&self) {
+    /// `item` is done (`None`: all the stage's work: a committed batch, a rebalance that took
+    /// its partitions away).
+    pub fn progressed(&self, item: Option<&str>) {
         if self
             .runtime_health
-            .note_progress(&self.stage, Instant::now())
+            .note_progress(&self.stage, item, Instant::now())
         {
             tracing::info!(stage = %self.stage, "stage no longer stuck");
-        }
-        let label = StageLabel {
-            stage: self.stage.clone(),
-        };
-        if let Some(gauge) = self.metrics.stage_stuck.get(&label) {
-            gauge.set(0);
+            let label = StageLabel {
+                stage: self.stage.clone(),
+            };
+            if let Some(gauge) = self.metrics.stage_stuck.get(&label) {
+                gauge.set(0);
+            }
         }
     }
 }

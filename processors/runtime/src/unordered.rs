@@ -88,6 +88,8 @@ pub async fn run_unordered<P: AsyncProcessor>(
                            gate: &mut DelayGate| {
         if rebalances.epoch() != *epoch {
             *epoch = rebalances.epoch();
+            // What was failing may be another member's now; it says so itself if it is.
+            watch.progressed(None);
             marks.reset();
             held.clear();
             gate.clear();
@@ -163,7 +165,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
     Ok(())
 }
 
-/// The text of a failure that a retry may mend.
+/// The text of a failed attempt.
 fn failure_reason(failure: BatchFailure) -> String {
     match failure {
         BatchFailure::Produce(reason)
@@ -197,6 +199,7 @@ async fn handle<P: AsyncProcessor>(
     let offset = message.offset();
     let received = Instant::now();
     let unfinished = (partition.clone(), -1);
+    let item = crate::batch::record_item(&message);
     let mut poisoned = Poisoned::default();
     let mut records = None;
     // Each output is produced until acknowledged; one that was acknowledged is not produced
@@ -243,7 +246,6 @@ async fn handle<P: AsyncProcessor>(
                 topic: record.topic.clone(),
                 key: record.key.clone(),
                 dead_letter: record.dead_letter,
-                source: record.source.clone(),
                 delivery,
             }];
             match await_deliveries(runtime, stage, one).await {
@@ -253,7 +255,6 @@ async fn handle<P: AsyncProcessor>(
                         processor.produced(&topic, &key);
                     }
                 }
-                Err(BatchFailure::Poison { source, reason }) => poison = Some((source, reason)),
                 Err(BatchFailure::Interrupted) => return unfinished,
                 Err(other) => {
                     failed += 1;
@@ -275,13 +276,13 @@ async fn handle<P: AsyncProcessor>(
             break;
         }
         tries += 1;
-        watch.failed(&reason);
+        watch.failed(&item, &reason);
         tracing::warn!(stage, %reason, tries, offset, left = failed, "outputs not acknowledged; producing those again");
         if sleep_or_stop(backoff(tries), shutdown).await {
             return unfinished;
         }
     }
-    watch.progressed();
+    watch.progressed(Some(&item));
     runtime
         .metrics
         .processing_latency

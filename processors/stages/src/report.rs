@@ -110,6 +110,15 @@ impl Emitted {
         vec![Output::new(FINAL, report.message_id.clone(), report)]
     }
 
+    /// Forget that `message_id`'s report is in flight: it was never written (its record did not
+    /// fit), and its compact copy takes its place.
+    fn forget(&self, message_id: &str) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(message_id);
+    }
+
     fn produced(&self, topic: &str, key: &str) {
         if topic == FINAL {
             self.done.insert(key);
@@ -177,6 +186,7 @@ impl Processor for ReportDeliveries {
 
     fn unproducible(&self, input: DeliveryReport, origin: Origin<'_>, reason: &str) -> Vec<Output> {
         // The message's status stands; only what made its final report too large is cut.
+        self.0.forget(&input.message_id);
         let mut compact = input;
         compact.message_id = unproducible::detail(&compact.message_id);
         compact.customer_id = unproducible::detail(&compact.customer_id);
@@ -207,6 +217,7 @@ impl Processor for ReportRejections {
     }
 
     fn unproducible(&self, input: Rejection, origin: Origin<'_>, reason: &str) -> Vec<Output> {
+        self.0.forget(&input.message_id);
         let compact = Rejection {
             message_id: unproducible::detail(&input.message_id),
             customer_id: unproducible::detail(&input.customer_id),
@@ -230,6 +241,35 @@ impl Processor for ReportRejections {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn a_final_report_too_large_to_write_is_written_cut_with_its_refund() {
+        let stage = ReportDeliveries(Arc::new(Emitted::new(KeySet::in_memory(FINAL))));
+        let origin = Origin {
+            topic: "messages.reports",
+            partition: 0,
+            offset: 1,
+            timestamp: None,
+            key: None,
+        };
+        let mut big = receipt("m-big", ResultStatus::Failed);
+        big.result_text = "x".repeat(2_000_000);
+        // The runner processed it first; its output was over the limit.
+        assert_eq!(
+            stage.process(big.clone(), origin).expect("processed").len(),
+            2
+        );
+        let outputs = Processor::unproducible(&stage, big, origin, "too large");
+        let topics: Vec<&str> = outputs.iter().map(|o| o.topic.as_str()).collect();
+        assert_eq!(topics, vec![FINAL, BALANCE_COMMANDS]);
+        let report = outputs[0].value::<FinalReport>().expect("final");
+        assert_eq!(report.status, ResultStatus::Failed);
+        assert!(switchyard_schemas::to_datum(report).expect("encodes").len() < 5_000);
+        // Written once: a later receipt of the same message makes nothing.
+        stage.produced(FINAL, "m-big");
+        let later = receipt("m-big", ResultStatus::Delivered);
+        assert!(stage.process(later, origin).expect("processed").is_empty());
+    }
 
     use super::*;
     use crate::fixtures::submission;
