@@ -1,36 +1,84 @@
-//! The history role: one runner per event topic, each writing its records to the store.
+//! The history role: one runner (one consumer) over every event topic, writing each batch's
+//! events to the store in one write.
 
-use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use switchyard_runtime::{
     AsyncProcessor, CancellationToken, Invalid, Origin, Output, RunnerOptions, Runtime, StageError,
-    names,
+    StageInput, names,
 };
 use switchyard_schemas::{
-    CallbackResult, DeliveryReport, DispatchOutcome, FinalReport, Rejection, ReportAck,
-    RoutingDecision, Submission, ValidatedMessage,
+    CallbackResult, Codec, CodecError, DeliveryReport, DispatchOutcome, FinalReport, Rejection,
+    ReportAck, RoutingDecision, Submission, ValidatedMessage,
 };
 
 use crate::HistoryStore;
 use crate::event::{Event, HistoryRecord};
 
-/// Writes records of one type to the history: events of a batch are buffered and written when
-/// the runner flushes, before it commits the batch's offsets.
-#[derive(Debug)]
-pub struct HistorySink<T> {
-    store: HistoryStore,
-    pending: Mutex<Vec<Event>>,
-    _record: PhantomData<fn() -> T>,
+/// A record of any history topic, decoded with its topic's type, that makes its event once it
+/// knows where it was read.
+pub struct HistoryInput(Box<dyn FnOnce(Origin<'_>) -> Event + Send>);
+
+impl std::fmt::Debug for HistoryInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HistoryInput")
+    }
 }
 
-impl<T> HistorySink<T> {
+impl HistoryInput {
+    async fn decode_as<T: HistoryRecord>(
+        codec: &Codec,
+        payload: &[u8],
+    ) -> Result<Self, CodecError> {
+        let record: T = codec.decode(payload).await?;
+        Ok(HistoryInput(Box::new(move |origin| record.event(origin))))
+    }
+
+    /// The event of this record, read at `origin`.
+    pub fn event(self, origin: Origin<'_>) -> Event {
+        (self.0)(origin)
+    }
+}
+
+impl StageInput for HistoryInput {
+    fn decode<'a>(
+        codec: &'a Codec,
+        topic: &'a str,
+        payload: &'a [u8],
+    ) -> BoxFuture<'a, Result<Self, CodecError>> {
+        Box::pin(async move {
+            match topic {
+                names::ACCEPTED => Self::decode_as::<Submission>(codec, payload).await,
+                names::VALIDATED => Self::decode_as::<ValidatedMessage>(codec, payload).await,
+                names::REJECTED => Self::decode_as::<Rejection>(codec, payload).await,
+                names::ROUTED => Self::decode_as::<RoutingDecision>(codec, payload).await,
+                names::DISPATCHED => Self::decode_as::<DispatchOutcome>(codec, payload).await,
+                names::REPORTS => Self::decode_as::<DeliveryReport>(codec, payload).await,
+                names::FINAL => Self::decode_as::<FinalReport>(codec, payload).await,
+                names::CALLBACK_RESULTS => Self::decode_as::<CallbackResult>(codec, payload).await,
+                names::REPORT_ACKS => Self::decode_as::<ReportAck>(codec, payload).await,
+                other => Err(CodecError::Decode(format!(
+                    "{other} is not a history topic"
+                ))),
+            }
+        })
+    }
+}
+
+/// Writes records to the history: events of a batch are buffered and written when the runner
+/// flushes, before it commits the batch's offsets.
+#[derive(Debug)]
+pub struct HistorySink {
+    store: HistoryStore,
+    pending: Mutex<Vec<Event>>,
+}
+
+impl HistorySink {
     pub fn new(store: HistoryStore) -> Self {
         HistorySink {
             store,
             pending: Mutex::default(),
-            _record: PhantomData,
         }
     }
 
@@ -41,12 +89,12 @@ impl<T> HistorySink<T> {
     }
 }
 
-impl<T: HistoryRecord> AsyncProcessor for HistorySink<T> {
-    type Input = T;
+impl AsyncProcessor for HistorySink {
+    type Input = HistoryInput;
 
     fn process<'a>(
         &'a self,
-        input: T,
+        input: HistoryInput,
         origin: Origin<'a>,
     ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
         let event = input.event(origin);
@@ -78,16 +126,17 @@ impl<T: HistoryRecord> AsyncProcessor for HistorySink<T> {
     }
 }
 
-fn spawn<T: HistoryRecord>(
+/// The history's one runner: a consumer (group `switchyard.history`) over every topic of
+/// `HISTORY_TOPICS`. A store is outside Kafka: at least once, with idempotent writes keyed by
+/// event id.
+fn spawn(
     runtime: &Runtime,
     store: &HistoryStore,
-    topic: &str,
     shutdown: &CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
-    let sink = Arc::new(HistorySink::<T>::new(store.clone()));
-    // A store is outside Kafka: at least once, with idempotent writes keyed by event id.
-    let options = RunnerOptions::new(&format!("history.{topic}"), &[topic]).at_least_once();
+    let sink = Arc::new(HistorySink::new(store.clone()));
+    let options = RunnerOptions::new("history", &HISTORY_TOPICS).at_least_once();
     tokio::spawn(async move {
         if let Err(e) = switchyard_runtime::run(&runtime, sink, options, shutdown).await {
             tracing::error!(error = %e, "history runner stopped");
@@ -134,15 +183,7 @@ async fn purge_periodically(store: HistoryStore, shutdown: CancellationToken) {
 pub async fn run_history(runtime: Runtime, store: HistoryStore, shutdown: CancellationToken) {
     let tasks = vec![
         tokio::spawn(purge_periodically(store.clone(), shutdown.clone())),
-        spawn::<Submission>(&runtime, &store, names::ACCEPTED, &shutdown),
-        spawn::<ValidatedMessage>(&runtime, &store, names::VALIDATED, &shutdown),
-        spawn::<Rejection>(&runtime, &store, names::REJECTED, &shutdown),
-        spawn::<RoutingDecision>(&runtime, &store, names::ROUTED, &shutdown),
-        spawn::<DispatchOutcome>(&runtime, &store, names::DISPATCHED, &shutdown),
-        spawn::<DeliveryReport>(&runtime, &store, names::REPORTS, &shutdown),
-        spawn::<FinalReport>(&runtime, &store, names::FINAL, &shutdown),
-        spawn::<CallbackResult>(&runtime, &store, names::CALLBACK_RESULTS, &shutdown),
-        spawn::<ReportAck>(&runtime, &store, names::REPORT_ACKS, &shutdown),
+        spawn(&runtime, &store, &shutdown),
     ];
     for task in tasks {
         let _ = task.await;
