@@ -67,11 +67,14 @@ fn fields(problem: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// What a request is, its body, and the (index, field) pairs its 422 names.
+type Case = (&'static str, String, Vec<(u64, &'static str)>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn poison_messages_get_422_naming_the_field_and_nothing_is_produced() -> anyhow::Result<()> {
     let pipeline = ingress_only().await?;
     let ok = r#"{"channel":"sms","to":"01012345678","text":"fine"}"#;
-    let cases: Vec<(&str, String, Vec<(u64, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "a to of 500,000 digits",
             format!(

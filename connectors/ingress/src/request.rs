@@ -187,17 +187,18 @@ fn check(index: usize, s: &Submission) -> Vec<FieldError> {
     if s.to.trim().is_empty() {
         error("to".into(), "is required".into());
     }
-    match s.channel {
-        // A Kakao Alimtalk message may be only its template.
-        Channel::Kakao if s.text.is_empty() && s.template_code.is_none() => {
-            error("text".into(), "is required (or template_code)".into());
-        }
-        Channel::Kakao => {}
-        channel if s.text.is_empty() => error(
+    // A Kakao Alimtalk or RCS message may be only its template (as validate has it).
+    let templates = matches!(s.channel, Channel::Kakao | Channel::Rcs);
+    if s.text.is_empty() && templates && s.template_code.is_none() {
+        error("text".into(), "is required (or template_code)".into());
+    } else if s.text.is_empty() && !templates {
+        error(
             "text".into(),
-            format!("is required for {channel} (template_code alone is for kakao only)"),
-        ),
-        _ => {}
+            format!(
+                "is required for {} (template_code alone is for kakao and rcs only)",
+                s.channel
+            ),
+        );
     }
     for TooLong { field, length, max } in submission_violations(s) {
         let message = if field.ends_with("(entries)") {
@@ -515,17 +516,23 @@ mod tests {
     }
 
     #[test]
-    fn a_template_alone_is_a_kakao_message_only() {
-        for channel in ["sms", "lms", "mms"] {
+    fn a_template_alone_is_a_kakao_or_rcs_message_only() {
+        for channel in ["sms", "lms", "mms", "email", "push", "chat"] {
             let body = format!(r#"{{"channel":"{channel}","to":"1","template_code":"T1"}}"#);
             assert_eq!(named(&body), one("text"), "{channel}");
             let empty =
                 format!(r#"{{"channel":"{channel}","to":"1","text":"","template_code":"T1"}}"#);
             assert_eq!(named(&empty), one("text"), "{channel}");
         }
-        assert!(parse(br#"{"channel":"kakao","to":"1","template_code":"T1"}"#).is_ok());
-        assert!(parse(br#"{"channel":"kakao","to":"1","text":"hi","template_code":"T1"}"#).is_ok());
-        assert_eq!(named(r#"{"channel":"kakao","to":"1"}"#), one("text"));
+        for channel in ["kakao", "rcs"] {
+            let body = format!(r#"{{"channel":"{channel}","to":"1","template_code":"T1"}}"#);
+            assert!(parse(body.as_bytes()).is_ok(), "{channel}");
+            let both =
+                format!(r#"{{"channel":"{channel}","to":"1","text":"hi","template_code":"T1"}}"#);
+            assert!(parse(both.as_bytes()).is_ok(), "{channel}");
+            let neither = format!(r#"{{"channel":"{channel}","to":"1"}}"#);
+            assert_eq!(named(&neither), one("text"), "{channel}");
+        }
     }
 
     #[test]

@@ -29,7 +29,10 @@ fn text_is_required_unless_a_template_is_given_in_both() {
         any_of[1]["required"],
         serde_json::json!(["channel", "template_code"])
     );
-    assert_eq!(any_of[1]["properties"]["channel"]["const"], "kakao");
+    assert_eq!(
+        any_of[1]["properties"]["channel"]["enum"],
+        serde_json::json!(["kakao", "rcs"])
+    );
     assert_eq!(
         parse(br#"{"channel":"sms","to":"01012345678"}"#)
             .expect_err("no text")
@@ -43,6 +46,7 @@ fn text_is_required_unless_a_template_is_given_in_both() {
         422
     );
     assert!(parse(br#"{"channel":"kakao","to":"01012345678","template_code":"T1"}"#).is_ok());
+    assert!(parse(br#"{"channel":"rcs","to":"01012345678","template_code":"T1"}"#).is_ok());
     assert_eq!(
         parse(br#"{"channel":"sms","to":"01012345678","template_code":"T1"}"#)
             .expect_err("a template alone is for kakao")
