@@ -73,6 +73,15 @@ pub struct Global {
         global = true
     )]
     pub stuck_after_attempts: u32,
+    /// How long an exactly-once stage's transaction gathers batches before it commits (it
+    /// commits sooner when its input goes quiet).
+    #[arg(
+        long,
+        env = "SWITCHYARD_COMMIT_INTERVAL_MS",
+        default_value_t = 50,
+        global = true
+    )]
+    pub commit_interval_ms: u64,
     /// Schema registry used to encode and decode records.
     #[arg(
         long,
@@ -355,6 +364,16 @@ pub struct RoleArgs {
     /// Ingress address.
     #[arg(long, env = "INGRESS_LISTEN", default_value = "127.0.0.1:8080")]
     pub ingress: SocketAddr,
+    /// Ingress: ms from a request's first byte to its last header (0: none).
+    #[arg(long, env = "INGRESS_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ingress_header_timeout_ms: u64,
+    /// Ingress: ms a connection with no request in flight stays open (0: none).
+    #[arg(long, env = "INGRESS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub ingress_idle_timeout_ms: u64,
+    /// Ingress: most connections served at once; over it a new one is answered 503 with
+    /// Retry-After.
+    #[arg(long, env = "INGRESS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub ingress_max_connections: usize,
     /// Address of dispatch's receipts endpoint.
     #[arg(long, env = "RECEIPTS_LISTEN", default_value = "127.0.0.1:7002")]
     pub receipts: SocketAddr,
@@ -397,6 +416,13 @@ impl RoleArgs {
             ),
             history_retention: switchyard_history::Retention::new(self.history_retention_days),
             ingress_addr: self.ingress,
+            ingress_limits: switchyard_ingress::ServerLimits {
+                header_read_timeout: std::time::Duration::from_millis(
+                    self.ingress_header_timeout_ms,
+                ),
+                idle_timeout: std::time::Duration::from_millis(self.ingress_idle_timeout_ms),
+                max_connections: self.ingress_max_connections.max(1),
+            },
             receipts_addr: self.receipts,
             receipts_url: self.receipts_url.clone(),
             callback_minute: std::time::Duration::from_millis(self.callback_minute_ms),

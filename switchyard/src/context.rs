@@ -11,6 +11,7 @@ pub struct Context {
     pub kafka: KafkaSettings,
     pub processing: Processing,
     pub stuck: StuckLimits,
+    pub commit_interval: std::time::Duration,
     pub instance_id: Option<String>,
     pub schema_registry_url: String,
     pub metrics: Metrics,
@@ -32,6 +33,7 @@ impl Context {
                 after: std::time::Duration::from_secs(global.stuck_after_seconds),
                 attempts: global.stuck_after_attempts,
             },
+            commit_interval: std::time::Duration::from_millis(global.commit_interval_ms),
             instance_id: global.instance_id.clone(),
             schema_registry_url: global.schema_registry_url.clone(),
             metrics: Metrics::new(),
@@ -50,6 +52,7 @@ impl Context {
         runtime.health = self.health.clone();
         runtime.processing = self.processing;
         runtime.stuck = self.stuck;
+        runtime.commit_interval = self.commit_interval;
         if let Some(id) = &self.instance_id {
             runtime.instance_id = id.clone();
         }

@@ -74,6 +74,8 @@ pub struct Settings {
     pub history_retention: Retention,
     /// The ingress's address.
     pub ingress_addr: SocketAddr,
+    /// The ingress's connection limits (timeouts, most connections).
+    pub ingress_limits: switchyard_ingress::ServerLimits,
     /// Where dispatch listens for carriers' receipts.
     pub receipts_addr: SocketAddr,
     /// The receipts URL given to carriers; by default `http://<receipts_addr>/receipts`.
@@ -502,9 +504,13 @@ pub async fn start(
                     history: history.clone().expect("opened above"),
                     limits: Arc::default(),
                 };
-                let (bound, task) =
-                    switchyard_ingress::serve(settings.ingress_addr, ingress, shutdown.clone())
-                        .await?;
+                let (bound, task) = switchyard_ingress::serve_with(
+                    settings.ingress_addr,
+                    ingress,
+                    settings.ingress_limits,
+                    shutdown.clone(),
+                )
+                .await?;
                 running.ingress = Some(bound);
                 // Waited for at shutdown: a request begun before SIGTERM still gets its answer.
                 running.track(Role::Ingress, "ingress", task);

@@ -22,6 +22,7 @@ pub fn local_settings(dir: &std::path::Path) -> Settings {
         history_url: format!("sqlite://{}", dir.join("history.db").display()),
         history_retention: Default::default(),
         ingress_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        ingress_limits: Default::default(),
         receipts_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         receipts_url: None,
         callback_minute: Duration::from_millis(100),

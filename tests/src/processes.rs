@@ -68,7 +68,8 @@ pub fn runners_of(role: &str) -> usize {
         // Deliveries, rejections and the receipt deadlines.
         "report" => 3,
         "dispatch" => 3 * switchyard_runtime::names::LANES.len(),
-        "history" => 9,
+        // One consumer for every history topic.
+        "history" => 1,
         _ => 0,
     }
 }

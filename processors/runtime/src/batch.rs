@@ -94,7 +94,22 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
     batch: &[(OwnedMessage, Instant)],
     context: &BatchContext<'_>,
 ) -> Result<Vec<(String, String)>, BatchFailure> {
-    let stage = context.stage;
+    let mut produced = produce_batch(runtime, processor, producer, batch, context).await?;
+    let received: Vec<Instant> = batch.iter().map(|(_, at)| *at).collect();
+    produced.extend(finish_work(runtime, processor, producer, context.stage, &received).await?);
+    Ok(produced)
+}
+
+/// Process a batch and produce its outputs; returns the (logical topic, key) of every output
+/// once all are acknowledged. The state's changelog and the processor's flush are left to
+/// `finish_work`, once per commit.
+pub(crate) async fn produce_batch<P: AsyncProcessor>(
+    runtime: &Runtime,
+    processor: &P,
+    producer: &FutureProducer,
+    batch: &[(OwnedMessage, Instant)],
+    context: &BatchContext<'_>,
+) -> Result<Vec<(String, String)>, BatchFailure> {
     // Outputs are handed to the producer as soon as each record is processed, so producing
     // overlaps processing; the batch is done when every delivery is acknowledged.
     let mut deliveries = Vec::new();
@@ -111,6 +126,20 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
             deliveries.push(Pending::of(record, delivery));
         }
     }
+    await_deliveries(runtime, context.stage, deliveries).await
+}
+
+/// What ends a unit of work before its commit: the state's changes produced to its changelog
+/// and acknowledged, the processor flushed (a sink writes what it buffered), the latency of
+/// each record `received` observed.
+pub(crate) async fn finish_work<P: AsyncProcessor>(
+    runtime: &Runtime,
+    processor: &P,
+    producer: &FutureProducer,
+    stage: &str,
+    received: &[Instant],
+) -> Result<Vec<(String, String)>, BatchFailure> {
+    let mut deliveries = Vec::new();
     if let Some(store) = processor.state() {
         let records = store
             .changelog_records(runtime)
@@ -134,8 +163,8 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
         .get_or_create(&StageLabel {
             stage: stage.to_string(),
         });
-    for (_, received) in batch {
-        latency.observe(received.elapsed().as_secs_f64());
+    for at in received {
+        latency.observe(at.elapsed().as_secs_f64());
     }
     Ok(produced)
 }

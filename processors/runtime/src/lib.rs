@@ -9,6 +9,7 @@ pub mod dead_letter;
 pub mod delay_gate;
 mod error;
 mod error_log;
+mod exactly_once;
 mod follow;
 mod health;
 mod input;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 
 pub use config_tables::{ConfigTables, bill_code_key, national_number, numbering_key, route_key};
 pub use error::RuntimeError;
+pub use exactly_once::DEFAULT_COMMIT_INTERVAL;
 pub use follow::follow;
 pub use health::{Health, HealthReport, RoleState, StuckLimits, StuckReport, health_router};
 pub use input::StageInput;
@@ -78,6 +80,9 @@ pub struct Runtime {
     /// When a stage failing the same work counts as stuck (`--stuck-after-seconds`,
     /// `--stuck-after-attempts`).
     pub stuck: StuckLimits,
+    /// How long an exactly-once stage's transaction gathers batches before it commits
+    /// (`--commit-interval-ms`; decision 0027).
+    pub commit_interval: std::time::Duration,
     atomic: Arc<atomic_pool::AtomicPool>,
     producer: Arc<std::sync::OnceLock<rdkafka::producer::FutureProducer>>,
 }
@@ -102,6 +107,7 @@ impl Runtime {
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
             health: Health::default(),
             stuck: StuckLimits::default(),
+            commit_interval: exactly_once::DEFAULT_COMMIT_INTERVAL,
             atomic: Arc::default(),
             producer: Arc::new(std::sync::OnceLock::new()),
         })

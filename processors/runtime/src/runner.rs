@@ -1,6 +1,7 @@
 //! The Kafka runner every stage shares: consume a batch, process it (`batch.rs`), then either
-//! commit outputs and offsets in one transaction (exactly once) or commit offsets once every
-//! output is acknowledged (at least once). A failed batch is consumed again from where it
+//! commit outputs and offsets in a transaction that gathers batches for the commit interval
+//! (exactly once, `exactly_once.rs`) or commit offsets once every output is acknowledged (at
+//! least once). A failed batch is consumed again from where it
 //! started; nothing is skipped. Bad input goes to `deadletter.<topic>`; an input whose outputs
 //! the broker can never take is marked poison and the batch processed again without it
 //! (`poison.rs`). A batch failing past the stuck limits makes `/healthz` say so (`stuck.rs`).
@@ -24,7 +25,7 @@ use crate::processor::AsyncProcessor;
 use crate::retry::{backoff, sleep_or_stop};
 use crate::stage_consumer::{RebalanceCounter, StageConsumer};
 use crate::stuck::StuckWatch;
-use crate::transaction::{TransactionError, Transactions};
+use crate::transaction::Transactions;
 use crate::{Runtime, RuntimeError};
 
 /// How a stage consumes.
@@ -53,6 +54,9 @@ pub struct RunnerOptions {
     /// for a topic whose records come due in order (a fixed delay); more where each record
     /// has its own time, so a late one does not block earlier-due ones behind it.
     pub held_per_partition: usize,
+    /// Exactly once: how long a transaction stays open gathering batches; `None` takes the
+    /// runtime's (`--commit-interval-ms`).
+    pub commit_interval: Option<Duration>,
 }
 
 impl RunnerOptions {
@@ -68,6 +72,7 @@ impl RunnerOptions {
             unordered: false,
             delay: None,
             held_per_partition: 1,
+            commit_interval: None,
         }
     }
 
@@ -107,14 +112,8 @@ impl RunnerOptions {
     }
 }
 
-/// The stuck watch's name of an ordered runner's work: one batch at a time.
-const BATCH: &str = "batch";
-
-/// Where a batch's outputs go.
-enum Sink {
-    Transactions(Transactions),
-    Plain(rdkafka::producer::FutureProducer),
-}
+/// The stuck watch's name of an ordered runner's work: one batch (or transaction) at a time.
+pub(crate) const BATCH: &str = "batch";
 
 /// Run `processor` until `shutdown` is cancelled. Finishes the batch in flight, commits it,
 /// and leaves the group on the way out.
@@ -162,18 +161,49 @@ pub async fn run<P: AsyncProcessor>(
         .collect();
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
-    let mut sink = match processing {
-        Processing::ExactlyOnce => {
-            let id = format!("{}.{}", options.group_id, runtime.instance_id);
-            match Transactions::start(&runtime.kafka, &id, &shutdown).await? {
-                Some(transactions) => Sink::Transactions(transactions),
-                None => return Ok(()),
-            }
-        }
-        Processing::AtLeastOnce => Sink::Plain(runtime.producer()?),
-    };
-    tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, %processing, "stage started");
+    if processing == Processing::ExactlyOnce {
+        let id = format!("{}.{}", options.group_id, runtime.instance_id);
+        let Some(transactions) = Transactions::start(&runtime.kafka, &id, &shutdown).await? else {
+            return Ok(());
+        };
+        tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, %processing, "stage started");
+        crate::exactly_once::run_exactly_once(
+            runtime,
+            processor,
+            &options,
+            (&consumer, &rebalances),
+            transactions,
+            &shutdown,
+        )
+        .await?;
+    } else {
+        let producer = runtime.producer()?;
+        tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, %processing, "stage started");
+        at_least_once(
+            runtime,
+            &*processor,
+            &options,
+            (&consumer, &rebalances),
+            &producer,
+            &shutdown,
+        )
+        .await;
+    }
+    consumer.unsubscribe();
+    tracing::info!(stage = %options.stage, "stage stopped");
+    Ok(())
+}
 
+/// At least once: each batch's outputs acknowledged, then its offsets committed.
+async fn at_least_once<P: AsyncProcessor>(
+    runtime: &Runtime,
+    processor: &P,
+    options: &RunnerOptions,
+    (consumer, rebalances): (&StageConsumer, &RebalanceCounter),
+    producer: &rdkafka::producer::FutureProducer,
+    shutdown: &CancellationToken,
+) {
+    let stateful = processor.state().is_some();
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut failures = 0u32;
     let mut errors = ErrorLog::default();
@@ -184,109 +214,51 @@ pub async fn run<P: AsyncProcessor>(
         // fetched before it may belong to partitions that are no longer (or anew) ours. Such a
         // batch is dropped and every partition restarts from its committed offset.
         let epoch = rebalances.epoch();
-        let Some(batch) = next_batch(&consumer, &options, &mut errors, &shutdown).await else {
+        let Some(batch) = next_batch(consumer, options, &mut errors, shutdown, None).await else {
             break;
         };
         if batch.is_empty() {
             continue;
         }
         if rebalances.epoch() != epoch {
-            // Some records may be from before the rebalance, some from after: go back to what
-            // the group committed for every partition now ours.
             tracing::info!(stage = %options.stage, records = batch.len(), "the group rebalanced while a batch was gathered; dropped, to be consumed again from the committed offsets");
-            seek_to_committed(&consumer, &options.stage);
+            seek_to_committed(consumer, &options.stage);
             watch.progressed(None);
             continue;
         }
-        if let Some(store) = processor.state() {
-            let assigned = assigned_partitions(&consumer);
-            let needed = batch.iter().map(|(m, _)| m.partition()).collect();
-            match store
-                .prepare(runtime, epoch, &assigned, &needed, &shutdown)
-                .await
-            {
-                Ok(()) => {}
-                Err(RuntimeError::Stopped) => {
-                    rewind(&consumer, &batch, &options.stage);
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-        }
         let context = BatchContext {
             stage: &options.stage,
-            shutdown: &shutdown,
+            shutdown,
             poisoned: &poisoned,
             watch: &watch,
             poison_inline: !stateful,
         };
-        let outcome = match &mut sink {
-            Sink::Transactions(transactions) => {
-                transactional_batch(
-                    runtime,
-                    &*processor,
-                    transactions,
-                    &consumer,
-                    (&rebalances, epoch),
-                    &batch,
-                    &context,
-                )
-                .await
-            }
-            Sink::Plain(producer) => {
-                match handle_batch(runtime, &*processor, producer, &batch, &context).await {
-                    Ok(produced) => {
-                        let offsets = next_offsets(&batch);
-                        commit(&consumer, &offsets, CommitMode::Async, &options.stage);
-                        committed.extend(offsets);
-                        Ok(produced)
-                    }
-                    Err(failure) => Err(failure),
-                }
-            }
-        };
-        match outcome {
+        match handle_batch(runtime, processor, producer, &batch, &context).await {
             Ok(produced) => {
+                let offsets = next_offsets(&batch);
+                commit(consumer, &offsets, CommitMode::Async, &options.stage);
                 failures = 0;
-                poisoned.committed(&next_offsets(&batch));
+                poisoned.committed(&offsets);
+                committed.extend(offsets);
                 watch.progressed(None);
-                if let Some(store) = processor.state() {
-                    store.commit();
-                }
                 for (topic, key) in produced {
                     processor.produced(&topic, &key);
                 }
             }
-            Err(BatchFailure::Uncertain(reason)) => {
-                // The batch may have committed: what is in memory and where the consumer
-                // stands are both unknown. Start over from what the broker holds.
-                if let Some(store) = processor.state() {
-                    store.forget();
-                }
-                processor.batch_failed();
-                seek_to_committed(&consumer, &options.stage);
-                watch.failed(BATCH, &reason);
-                tracing::warn!(stage = %options.stage, %reason, "transaction outcome unknown; going on from the committed offsets with state restored");
-            }
             Err(BatchFailure::Poison { source, reason }) => {
                 // Not a retry of the same work: the batch goes again with the input on its
                 // poison path, each refusal of it one level further down (bounded).
-                if let Some(store) = processor.state() {
-                    store.rollback();
-                }
                 processor.batch_failed();
-                rewind(&consumer, &batch, &options.stage);
+                rewind(consumer, &batch, &options.stage);
                 let (topic, partition, offset) = source.clone();
                 let level = poisoned.mark(source, reason.clone());
-                tracing::warn!(stage = %options.stage, %topic, partition, offset, %reason, ?level, "the broker can never take an output of this input; processing the batch again with it dead-lettered");
+                tracing::warn!(stage = %options.stage, %topic, partition, offset, %reason, ?level, "the producer refuses an output of this input; processing the batch again with it dead-lettered");
             }
             Err(failure) => {
-                if let Some(store) = processor.state() {
-                    store.rollback();
-                }
                 processor.batch_failed();
-                rewind(&consumer, &batch, &options.stage);
-                let BatchFailure::Produce(reason) = failure else {
+                rewind(consumer, &batch, &options.stage);
+                let (BatchFailure::Produce(reason) | BatchFailure::Uncertain(reason)) = failure
+                else {
                     tracing::warn!(stage = %options.stage, "stopped with a batch unfinished; it will be consumed again");
                     break;
                 };
@@ -300,99 +272,34 @@ pub async fn run<P: AsyncProcessor>(
                     })
                     .inc();
                 tracing::warn!(stage = %options.stage, %reason, attempt = failures, "batch not committed; consuming it again");
-                // `transactional_batch` already aborted (or replaced the producer).
-                if sleep_or_stop(backoff(failures), &shutdown).await {
+                if sleep_or_stop(backoff(failures), shutdown).await {
                     break;
                 }
             }
         }
     }
-    match &sink {
-        Sink::Transactions(transactions) => transactions.abort_quietly().await,
-        Sink::Plain(_) => {
-            // Make sure the last commits landed before leaving the group — only for partitions
-            // still ours: the broker checks the generation, not the assignment, so committing
-            // a partition a rebalance gave away could move its new owner's offset back.
-            let owned = consumer.assignment().unwrap_or_default();
-            committed
-                .retain(|(topic, partition), _| owned.find_partition(topic, *partition).is_some());
-            commit(&consumer, &committed, CommitMode::Sync, &options.stage);
-        }
-    }
-    consumer.unsubscribe();
-    tracing::info!(stage = %options.stage, "stage stopped");
-    Ok(())
+    // Make sure the last commits landed before leaving the group — only for partitions still
+    // ours: the broker checks the generation, not the assignment, so committing a partition a
+    // rebalance gave away could move its new owner's offset back.
+    let owned = consumer.assignment().unwrap_or_default();
+    committed.retain(|(topic, partition), _| owned.find_partition(topic, *partition).is_some());
+    commit(consumer, &committed, CommitMode::Sync, &options.stage);
 }
 
-/// Exactly once: begin, process and produce, then commit the outputs with the batch's offsets.
-/// A rebalance during the batch aborts it: its partitions may already be someone else's.
-#[allow(clippy::too_many_arguments)]
-async fn transactional_batch<P: AsyncProcessor>(
-    runtime: &Runtime,
-    processor: &P,
-    transactions: &mut Transactions,
-    consumer: &StageConsumer,
-    (rebalances, epoch): (&RebalanceCounter, u64),
-    batch: &[(OwnedMessage, Instant)],
-    context: &BatchContext<'_>,
-) -> Result<Vec<(String, String)>, BatchFailure> {
-    let shutdown = context.shutdown;
-    if let Err(e) = transactions.begin() {
-        let _ = transactions.recover(&e, shutdown).await;
-        return Err(BatchFailure::Produce(e.to_string()));
-    }
-    let produced =
-        match handle_batch(runtime, processor, transactions.producer(), batch, context).await {
-            Ok(produced) => produced,
-            Err(failure) => {
-                let aborted = TransactionError::Aborted("the batch was not produced".into());
-                return match transactions.recover(&aborted, shutdown).await {
-                    Ok(true) => Err(failure),
-                    _ => Err(BatchFailure::Interrupted),
-                };
-            }
-        };
-    let offsets = offsets_list(&next_offsets(batch));
-    let group = consumer.group_metadata();
-    let result = match (offsets, group) {
-        _ if rebalances.epoch() != epoch => Err(TransactionError::Aborted(
-            "the group rebalanced during the batch".into(),
-        )),
-        (Ok(offsets), Some(group)) => transactions.commit(offsets, group).await,
-        (Err(e), _) => Err(TransactionError::Aborted(e.to_string())),
-        (_, None) => Err(TransactionError::Aborted("no group metadata yet".into())),
-    };
-    match result {
-        Ok(()) => Ok(produced),
-        Err(error @ TransactionError::Uncertain(_)) => {
-            let reason = error.to_string();
-            match transactions.recover(&error, shutdown).await {
-                Ok(true) => Err(BatchFailure::Uncertain(reason)),
-                _ => Err(BatchFailure::Interrupted),
-            }
-        }
-        Err(error) => {
-            // Abort now (or replace a fenced producer) so the next attempt starts clean.
-            let reason = error.to_string();
-            match transactions.recover(&error, shutdown).await {
-                Ok(true) => Err(BatchFailure::Produce(reason)),
-                _ => Err(BatchFailure::Interrupted),
-            }
-        }
-    }
-}
-
-/// Wait for the first record (or shutdown), then gather up to `max_batch` within `linger`.
-async fn next_batch(
+/// Wait for the first record (or shutdown; or `until`, then the batch is empty), then gather
+/// up to `max_batch` within `linger`.
+pub(crate) async fn next_batch(
     consumer: &StageConsumer,
     options: &RunnerOptions,
     errors: &mut ErrorLog,
     shutdown: &CancellationToken,
+    until: Option<tokio::time::Instant>,
 ) -> Option<Vec<(OwnedMessage, Instant)>> {
     let first = tokio::select! {
         biased;
         _ = shutdown.cancelled() => return None,
         received = consumer.recv() => received,
+        _ = sleep_until_some(until), if until.is_some() => return Some(Vec::new()),
     };
     let first = match first {
         Ok(message) => message.detach(),
@@ -425,9 +332,16 @@ async fn next_batch(
     Some(batch)
 }
 
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Move every assigned partition to the group's committed offset (after a transaction whose
 /// outcome is unknown).
-fn seek_to_committed(consumer: &StageConsumer, stage: &str) {
+pub(crate) fn seek_to_committed(consumer: &StageConsumer, stage: &str) {
     let committed = match consumer.committed(Duration::from_secs(30)) {
         Ok(list) => list,
         Err(e) => {
@@ -452,7 +366,7 @@ fn seek_to_committed(consumer: &StageConsumer, stage: &str) {
 }
 
 /// The partition numbers assigned to this member, over every input topic.
-fn assigned_partitions(consumer: &StageConsumer) -> std::collections::BTreeSet<i32> {
+pub(crate) fn assigned_partitions(consumer: &StageConsumer) -> std::collections::BTreeSet<i32> {
     consumer
         .assignment()
         .map(|list| list.elements().iter().map(|e| e.partition()).collect())
@@ -460,7 +374,7 @@ fn assigned_partitions(consumer: &StageConsumer) -> std::collections::BTreeSet<i
 }
 
 /// The offset to commit per partition: one past the last record of the batch.
-fn next_offsets(batch: &[(OwnedMessage, Instant)]) -> BTreeMap<(String, i32), i64> {
+pub(crate) fn next_offsets(batch: &[(OwnedMessage, Instant)]) -> BTreeMap<(String, i32), i64> {
     let mut offsets = BTreeMap::new();
     for (message, _) in batch {
         let next = offsets
@@ -471,7 +385,7 @@ fn next_offsets(batch: &[(OwnedMessage, Instant)]) -> BTreeMap<(String, i32), i6
     offsets
 }
 
-fn offsets_list(
+pub(crate) fn offsets_list(
     offsets: &BTreeMap<(String, i32), i64>,
 ) -> Result<TopicPartitionList, rdkafka::error::KafkaError> {
     let mut list = TopicPartitionList::new();
