@@ -47,7 +47,7 @@ pub fn router(ingress: Ingress) -> Router {
         .route("/v1/reports/ack", post(crate::reports::ack))
         .route("/v1/reports/summary", get(crate::reports::summary))
         .route("/v1/stats/senders", get(crate::search::senders))
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route(
             "/openapi.json",
             get(|| async { ([(header::CONTENT_TYPE, "application/json")], crate::OPENAPI) }),
@@ -64,6 +64,18 @@ pub fn router(ingress: Ingress) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(refuse_declared_oversize))
         .with_state(ingress)
+}
+
+/// `GET /healthz`: the health of this process's roles — 200, or 503 once a role failed or a
+/// stage is stuck (a poison record, a broker refusing a topic), with the reason.
+async fn healthz(State(ingress): State<Ingress>) -> Response {
+    let report = ingress.runtime.health.report();
+    let status = if report.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(report)).into_response()
 }
 
 /// A request whose `Content-Length` is over [`MAX_BODY_BYTES`] is answered 413 at once, without

@@ -28,6 +28,8 @@ struct Served {
     addr: SocketAddr,
     url: String,
     history: HistoryStore,
+    /// The health of the ingress's process (its roles and stages).
+    health: switchyard_runtime::Health,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -65,6 +67,7 @@ async fn serve(limits: ServerLimits) -> anyhow::Result<Served> {
         Vec::new(),
         Vec::new(),
     );
+    let health = runtime.health.clone();
     let ingress = Ingress {
         runtime,
         tables,
@@ -78,6 +81,7 @@ async fn serve(limits: ServerLimits) -> anyhow::Result<Served> {
         addr,
         url: format!("http://{addr}"),
         history,
+        health,
         shutdown,
         task,
         _dir: dir,
@@ -605,5 +609,37 @@ async fn at_shutdown_idle_connections_are_closed_and_the_server_task_ends() -> a
     for stream in &mut streams {
         assert!(closed_within(stream, Duration::from_secs(1)).await);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn healthz_answers_503_with_the_reason_while_a_stage_of_the_process_is_stuck()
+-> anyhow::Result<()> {
+    let served = serve(ServerLimits::default()).await?;
+    let mut stream = TcpStream::connect(served.addr).await?;
+    assert_eq!(health(&mut stream).await?.status, 200);
+    let limits = switchyard_runtime::StuckLimits {
+        after: Duration::from_secs(3600),
+        attempts: 0,
+    };
+    served.health.note_failure(
+        ("validate", "batch"),
+        "to messages.rejected: Message size too large",
+        limits,
+        std::time::Instant::now(),
+    );
+    let answer = health(&mut stream).await?;
+    assert_eq!(answer.status, 503);
+    let body = answer.json();
+    assert_eq!(body["status"], "stuck");
+    assert_eq!(
+        body["stuck"]["validate"]["reason"],
+        "to messages.rejected: Message size too large"
+    );
+    served
+        .health
+        .note_progress("validate", None, std::time::Instant::now());
+    assert_eq!(health(&mut stream).await?.status, 200);
+    served.shutdown.cancel();
     Ok(())
 }
