@@ -84,6 +84,9 @@ pub struct RoleProcess {
     starts: u32,
     log_path: PathBuf,
     child: Option<Child>,
+    /// Extra environment and working directory (`spawn_command`).
+    env: Vec<(String, String)>,
+    dir: Option<PathBuf>,
 }
 
 impl RoleProcess {
@@ -118,6 +121,49 @@ impl RoleProcess {
             starts: 0,
             log_path: PathBuf::new(),
             child: None,
+            env: Vec::new(),
+            dir: None,
+        };
+        process.start_again()?;
+        Ok(process)
+    }
+
+    /// Start `switchyard <global options> <command>` — any subcommand, e.g. `up …` or
+    /// `sim smsc …` — in the repository's directory (where `up` finds `tests/smsc`), with
+    /// `global` options after the connection's and `env` added to its environment; `name`
+    /// names it in logs and log files.
+    pub fn spawn_command(
+        connection: &Connection,
+        name: &str,
+        instance_id: &str,
+        global: &[String],
+        command: &[String],
+        env: &[(String, String)],
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(log_dir)?;
+        let mut args: Vec<String> = vec![
+            "--brokers".into(),
+            connection.brokers.clone(),
+            "--topic-prefix".into(),
+            connection.prefix.clone(),
+            "--schema-registry-url".into(),
+            connection.registry_url.clone(),
+            "--instance-id".into(),
+            instance_id.into(),
+        ];
+        args.extend(global.iter().cloned());
+        args.extend(command.iter().cloned());
+        let mut process = RoleProcess {
+            role: name.to_string(),
+            instance_id: instance_id.to_string(),
+            args,
+            log_dir: log_dir.to_path_buf(),
+            starts: 0,
+            log_path: PathBuf::new(),
+            child: None,
+            env: env.to_vec(),
+            dir: Some(crate::repo_root()),
         };
         process.start_again()?;
         Ok(process)
@@ -140,8 +186,13 @@ impl RoleProcess {
         let log = File::create(&self.log_path)?;
         let filter = std::env::var("SWITCHYARD_CHILD_LOG")
             .unwrap_or_else(|_| "info,rdkafka=warn".to_string());
-        let child = Command::new(switchyard_bin()?)
+        let mut command = Command::new(switchyard_bin()?);
+        if let Some(dir) = &self.dir {
+            command.current_dir(dir);
+        }
+        let child = command
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", filter)
             .env("NO_COLOR", "1")
             .env("RUST_BACKTRACE", "0")
@@ -210,6 +261,46 @@ impl RoleProcess {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Send `signal` (`TERM`, `INT`, `KILL`, …) and return at once.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let Some(pid) = self.pid() else {
+            bail!("{} {} is not running", self.role, self.instance_id);
+        };
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        Ok(())
+    }
+
+    /// Wait until it exits, at most until `deadline`: how it exited (the process is then
+    /// reaped and no longer running), or `None` if it still runs (it is left running).
+    pub async fn wait_exit_until(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<Option<ExitStatus>> {
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                self.child = None;
+                return Ok(Some(status));
+            }
+            if self.child.is_none() {
+                bail!("{} {} is not running", self.role, self.instance_id);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Every process it started, and theirs (from `/proc`), while it runs.
+    pub fn descendants(&self) -> Vec<u32> {
+        self.pid().map(descendants_of).unwrap_or_default()
     }
 
     /// The current start's log file.
@@ -299,4 +390,62 @@ impl Drop for RoleProcess {
             let _ = child.wait();
         }
     }
+}
+
+/// Every descendant of `pid` (children, their children, …), from `/proc`.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(child) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some(parent) = proc_stat(child).map(|(_, parent)| parent) {
+                parents.push((child, parent));
+            }
+        }
+    }
+    let mut found = vec![pid];
+    let mut next = 0;
+    while next < found.len() {
+        let parent = found[next];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        next += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie waiting to be reaped).
+pub fn process_alive(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// A process's command line (arguments joined by spaces), empty when it is gone.
+pub fn process_command_line(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .split('\0')
+                .filter(|a| !a.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// State and parent pid from `/proc/<pid>/stat`.
+fn proc_stat(pid: u32) -> Option<(char, u32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: the fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
 }

@@ -99,9 +99,10 @@ pub fn kill_group(pid: u32) {
     }
 }
 
-/// Leave the process now with `code`: kill the tracked children, flush stdout, exit without
-/// waiting for anything else (no destructor runs: a librdkafka client's can block on a dead
-/// broker). A second caller (the watchdog and the main path at once) waits for the first.
+/// Leave the process now with `code`: kill the tracked children and exit without waiting for
+/// anything else (no destructor runs: a librdkafka client's can block on a dead broker;
+/// `std::process::exit` still flushes stdout unless another thread holds it). A second caller
+/// (the watchdog and the main path at once) waits for the first.
 pub fn exit(code: i32) -> ! {
     if EXITING.swap(true, Ordering::SeqCst) {
         loop {
@@ -109,8 +110,6 @@ pub fn exit(code: i32) -> ! {
         }
     }
     kill_children();
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
     std::process::exit(code)
 }
 
