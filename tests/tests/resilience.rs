@@ -670,7 +670,7 @@ async fn a_rolling_sigterm_restart_of_every_role_under_load_loses_and_repeats_no
             process.log_tail(30)
         );
         anyhow::ensure!(
-            !old_log.contains("did not stop in time"),
+            !old_log.contains(" did not stop within "),
             "{} did not finish within its grace period: {}",
             process.role,
             process.log_path().display()
