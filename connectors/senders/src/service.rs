@@ -20,6 +20,23 @@ use crate::registry::{StartContext, kind};
 /// How often the senders table is looked at for new senders.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 
+/// The table over `topic` once it caught up; `None` when stopped first.
+async fn ready_unless_stopped<V>(
+    runtime: &Runtime,
+    topic: &str,
+    shutdown: &CancellationToken,
+) -> Result<Option<Table<String, V>>, RuntimeError>
+where
+    Table<String, V>: Sized,
+    V: switchyard_schemas::Record + Clone + Send + Sync + 'static,
+{
+    match Table::start_ready(runtime, topic, shutdown.clone()).await {
+        Ok(table) => Ok(Some(table)),
+        Err(_) if shutdown.is_cancelled() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Run a dispatcher for every enabled sender until `shutdown`. `receipt_url` is where HTTP
 /// carriers send receipts (the receipts route of this process). Fails only if the senders'
 /// heartbeats (which say how many instances share each sender's rate) cannot be read.
@@ -29,8 +46,14 @@ pub async fn run_dispatch(
     receipt_url: String,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    let beats = Table::start_ready(&runtime, names::SENDER_HEALTH, shutdown.clone()).await?;
-    let drains = Table::start_ready(&runtime, names::SENDER_DRAINS, shutdown.clone()).await?;
+    // A stop while the tables catch up is a stop, not a failure of the role.
+    let Some(beats) = ready_unless_stopped(&runtime, names::SENDER_HEALTH, &shutdown).await? else {
+        return Ok(());
+    };
+    let Some(drains) = ready_unless_stopped(&runtime, names::SENDER_DRAINS, &shutdown).await?
+    else {
+        return Ok(());
+    };
     let context = Arc::new(StartContext::new(
         runtime.clone(),
         receipt_url,
