@@ -291,6 +291,28 @@ impl Pipeline {
         })
     }
 
+    /// Final reports per message id, read back from `reports.final`.
+    pub async fn final_reports(
+        &self,
+    ) -> anyhow::Result<std::collections::HashMap<String, Vec<switchyard_schemas::FinalReport>>>
+    {
+        use rdkafka::Message;
+        let mut reports: std::collections::HashMap<String, Vec<switchyard_schemas::FinalReport>> =
+            Default::default();
+        let runtime = &self.stack.runtime;
+        for message in crate::read_all(&runtime.kafka, switchyard_runtime::names::FINAL).await? {
+            let report: switchyard_schemas::FinalReport = runtime
+                .codec
+                .decode(message.payload().unwrap_or_default())
+                .await?;
+            reports
+                .entry(report.message_id.clone())
+                .or_default()
+                .push(report);
+        }
+        Ok(reports)
+    }
+
     /// Stop every role and wait for them.
     pub async fn stop(self) {
         self.shutdown.cancel();

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use switchyard::pipeline::{Role, start};
 use switchyard_carrier_http::simulator::SimulatorSettings;
 use switchyard_runtime::Processing;
-use switchyard_schemas::{FinalReport, Rejection, ResultStatus, RoutingDecision, Submission};
+use switchyard_schemas::{Rejection, ResultStatus, RoutingDecision, Submission};
 use switchyard_tests::history_scenarios::Engine;
 use switchyard_tests::pipeline::{API_KEY, Pipeline, post_batch};
 use switchyard_tests::{produce_raw, read_all, sample_submission};
@@ -28,24 +28,6 @@ fn direct(i: usize, customer: &str) -> Submission {
     s.client_message_id = Some(format!("direct-{i}"));
     s.to = format!("0101{i:07}");
     s
-}
-
-/// Final reports per message id, read back from `reports.final`.
-async fn final_reports(pipeline: &Pipeline) -> anyhow::Result<HashMap<String, Vec<FinalReport>>> {
-    let mut reports: HashMap<String, Vec<FinalReport>> = HashMap::new();
-    for message in read_all(&pipeline.stack.runtime.kafka, "reports.final").await? {
-        let report: FinalReport = pipeline
-            .stack
-            .runtime
-            .codec
-            .decode(message.payload().unwrap_or_default())
-            .await?;
-        reports
-            .entry(report.message_id.clone())
-            .or_default()
-            .push(report);
-    }
-    Ok(reports)
 }
 
 async fn wait_for_webhooks(
@@ -139,7 +121,7 @@ async fn two_thousand_messages_each_get_one_final_report_and_one_signed_webhook(
     wait_for_webhooks(&pipeline, 2000, Duration::from_secs(180)).await?;
 
     // Exactly one final report per message, all delivered.
-    let reports = final_reports(&pipeline).await?;
+    let reports = pipeline.final_reports().await?;
     assert_eq!(
         reports.len(),
         2000,
@@ -278,7 +260,7 @@ async fn unknown_customers_and_bad_requests_are_refused_with_reasons() -> anyhow
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let report = loop {
-        let reports = final_reports(&pipeline).await?;
+        let reports = pipeline.final_reports().await?;
         if let Some(report) = reports.into_values().flatten().next() {
             break report;
         }

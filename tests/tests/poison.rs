@@ -36,23 +36,6 @@ fn fast_carrier() -> SimulatorSettings {
     }
 }
 
-async fn finals(pipeline: &Pipeline) -> anyhow::Result<HashMap<String, Vec<FinalReport>>> {
-    let mut reports: HashMap<String, Vec<FinalReport>> = HashMap::new();
-    for message in read_all(&pipeline.stack.runtime.kafka, names::FINAL).await? {
-        let report: FinalReport = pipeline
-            .stack
-            .runtime
-            .codec
-            .decode(message.payload().unwrap_or_default())
-            .await?;
-        reports
-            .entry(report.message_id.clone())
-            .or_default()
-            .push(report);
-    }
-    Ok(reports)
-}
-
 /// Wait until every id in `ids` has a final report; the reports by id.
 async fn wait_for_finals(
     pipeline: &Pipeline,
@@ -61,7 +44,7 @@ async fn wait_for_finals(
 ) -> anyhow::Result<HashMap<String, Vec<FinalReport>>> {
     let deadline = Instant::now() + timeout;
     loop {
-        let reports = finals(pipeline).await?;
+        let reports = pipeline.final_reports().await?;
         let missing: Vec<&String> = ids.iter().filter(|id| !reports.contains_key(*id)).collect();
         if missing.is_empty() {
             return Ok(reports);
