@@ -15,13 +15,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchContext, BatchFailure, finish_work, produce_batch};
 use crate::error_log::ErrorLog;
+use crate::kafka::TRANSACTION_TIMEOUT_MS;
 use crate::metrics::StageLabel;
 use crate::poison::Poisoned;
 use crate::processor::AsyncProcessor;
 use crate::retry::{backoff, sleep_or_stop};
 use crate::runner::{
-    BATCH, RunnerOptions, assigned_partitions, next_batch, next_offsets, offsets_list,
-    seek_to_committed,
+    BATCH, RunnerOptions, assigned_partitions, first_offsets, next_batch, next_offsets,
+    offsets_list, rewind, seek_each, seek_to_committed,
 };
 use crate::stage_consumer::{RebalanceCounter, StageConsumer};
 use crate::stuck::StuckWatch;
@@ -35,6 +36,9 @@ struct Open {
     epoch: u64,
     /// Per partition, the offset after the last record processed in it.
     offsets: BTreeMap<(String, i32), i64>,
+    /// Per partition, its first record in the transaction: where an abort goes back to (the
+    /// committed offset, known without asking the broker).
+    start: BTreeMap<(String, i32), i64>,
     /// (logical topic, key) of every output produced in it.
     produced: Vec<(String, String)>,
     /// When each of its records was received (latency).
@@ -63,7 +67,11 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
     shutdown: &CancellationToken,
 ) -> Result<(), RuntimeError> {
     let stateful = processor.state().is_some();
-    let interval = options.commit_interval.unwrap_or(runtime.commit_interval);
+    // Well inside the broker's transaction timeout, whatever was configured.
+    let interval = options
+        .commit_interval
+        .unwrap_or(runtime.commit_interval)
+        .min(Duration::from_millis(u64::from(TRANSACTION_TIMEOUT_MS) / 4));
     let this = Loop {
         runtime,
         processor: &*processor,
@@ -92,30 +100,62 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
             // open transaction's offsets too: abort, and go on from what the group committed.
             tracing::info!(stage = %options.stage, records = batch.len(), "the group rebalanced; the open transaction is aborted and every partition goes back to its committed offset");
             if open.take().is_some() {
-                this.abort(&mut transactions).await;
+                this.abort(&mut transactions, None).await;
+            } else {
+                seek_to_committed(consumer, &options.stage);
             }
-            seek_to_committed(consumer, &options.stage);
             this.watch.progressed(None);
             continue;
         }
         if !batch.is_empty() {
             if let Some(store) = processor.state() {
-                let assigned = assigned_partitions(consumer);
                 let needed = batch.iter().map(|(m, _)| m.partition()).collect();
+                // A restore reads a changelog to its end, waiting out other transactions on
+                // it: never inside an open transaction, which could time out meanwhile.
+                if store.would_restore(epoch, &needed)
+                    && let Some(current) = open.take()
+                {
+                    let mut back = first_offsets(&batch);
+                    for (partition, first) in &current.start {
+                        let at = back.entry(partition.clone()).or_insert(*first);
+                        *at = (*at).min(*first);
+                    }
+                    match this
+                        .settle(&mut transactions, current, &mut poisoned, &mut failures)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(true) => break,
+                        Err(false) => {
+                            // Not committed: this batch goes back with the transaction's records.
+                            seek_each(consumer, &back, &options.stage);
+                            continue;
+                        }
+                    }
+                }
+                let assigned = assigned_partitions(consumer);
                 match store
                     .prepare(runtime, epoch, &assigned, &needed, shutdown)
                     .await
                 {
                     Ok(()) => {}
-                    Err(RuntimeError::Stopped) => break,
-                    Err(e) => return Err(e),
+                    Err(RuntimeError::Stopped) => {
+                        rewind(consumer, &batch, &options.stage);
+                        break;
+                    }
+                    Err(e) => {
+                        if let Some(current) = open.take() {
+                            this.abort(&mut transactions, Some(&current.start)).await;
+                        }
+                        return Err(e);
+                    }
                 }
             }
             if open.is_none() {
                 if let Err(e) = transactions.begin() {
                     let reason = e.to_string();
                     let _ = transactions.recover(&e, shutdown).await;
-                    seek_to_committed(consumer, &options.stage);
+                    rewind(consumer, &batch, &options.stage);
                     failures += 1;
                     if this.failed(&reason, failures).await {
                         break;
@@ -126,9 +166,16 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
                     started: tokio::time::Instant::now(),
                     epoch,
                     offsets: BTreeMap::new(),
+                    start: BTreeMap::new(),
                     produced: Vec::new(),
                     received: Vec::new(),
                 });
+            }
+            if let Some(current) = open.as_mut() {
+                for (partition, first) in first_offsets(&batch) {
+                    let at = current.start.entry(partition).or_insert(first);
+                    *at = (*at).min(first);
+                }
             }
             let context = BatchContext {
                 stage: &options.stage,
@@ -161,8 +208,8 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
                     }
                 }
                 Err(failure) => {
-                    open = None;
-                    this.abort(&mut transactions).await;
+                    let start = open.take().map(|o| o.start).unwrap_or_default();
+                    this.abort(&mut transactions, Some(&start)).await;
                     if this
                         .failed_work(failure, &mut poisoned, &mut failures)
                         .await
@@ -177,20 +224,11 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
         let Some(current) = open.take() else {
             continue;
         };
-        match this.commit(&mut transactions, current).await {
-            Ok(committed) => {
-                failures = 0;
-                poisoned.committed(&committed);
-                this.watch.progressed(None);
-            }
-            Err(failure) => {
-                if this
-                    .failed_work(failure, &mut poisoned, &mut failures)
-                    .await
-                {
-                    break;
-                }
-            }
+        if let Err(true) = this
+            .settle(&mut transactions, current, &mut poisoned, &mut failures)
+            .await
+        {
+            break;
         }
     }
     // Stopping: what is open is finished and committed, so a clean stop repeats nothing.
@@ -202,7 +240,7 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
                 tracing::warn!(stage = %options.stage, %reason, "the open transaction did not commit on the way out; its records will be consumed again");
             }
         } else {
-            this.abort(&mut transactions).await;
+            this.abort(&mut transactions, None).await;
         }
     }
     transactions.abort_quietly().await;
@@ -210,6 +248,25 @@ pub(crate) async fn run_exactly_once<P: AsyncProcessor>(
 }
 
 impl<P: AsyncProcessor> Loop<'_, P> {
+    /// Commit `open` and account for the outcome: `Err(stopped)` when it did not commit.
+    async fn settle(
+        &self,
+        transactions: &mut Transactions,
+        open: Open,
+        poisoned: &mut Poisoned,
+        failures: &mut u32,
+    ) -> Result<(), bool> {
+        match self.commit(transactions, open).await {
+            Ok(committed) => {
+                *failures = 0;
+                poisoned.committed(&committed);
+                self.watch.progressed(None);
+                Ok(())
+            }
+            Err(failure) => Err(self.failed_work(failure, poisoned, failures).await),
+        }
+    }
+
     /// Finish the open transaction's work (changelog, flush) and commit it with its offsets;
     /// returns the offsets committed. On failure the transaction is aborted (or its producer
     /// replaced) and the state and the consumer are back at what was committed.
@@ -231,7 +288,7 @@ impl<P: AsyncProcessor> Loop<'_, P> {
         {
             Ok(more) => produced.extend(more),
             Err(failure) => {
-                self.abort(transactions).await;
+                self.abort(transactions, Some(&open.start)).await;
                 return Err(failure);
             }
         }
@@ -257,22 +314,26 @@ impl<P: AsyncProcessor> Loop<'_, P> {
             }
             Err(error @ TransactionError::Uncertain(_)) => {
                 // It may have committed: what is in memory and where the consumer stands are
-                // both unknown. Start over from what the broker holds.
+                // both unknown. End it first (a new producer completes or aborts it), then start
+                // over from what the broker holds.
                 let reason = error.to_string();
+                let recovered = transactions.recover(&error, self.shutdown).await;
                 if let Some(store) = self.processor.state() {
                     store.forget();
                 }
                 self.processor.batch_failed();
                 seek_to_committed(self.consumer, stage);
-                match transactions.recover(&error, self.shutdown).await {
+                match recovered {
                     Ok(true) => Err(BatchFailure::Uncertain(reason)),
                     _ => Err(BatchFailure::Interrupted),
                 }
             }
             Err(error) => {
+                // Abort first: the group's view of the offsets waits on this transaction.
                 let reason = error.to_string();
-                self.rolled_back();
-                match transactions.recover(&error, self.shutdown).await {
+                let recovered = transactions.recover(&error, self.shutdown).await;
+                self.rolled_back(Some(&open.start));
+                match recovered {
                     Ok(true) => Err(BatchFailure::Produce(reason)),
                     _ => Err(BatchFailure::Interrupted),
                 }
@@ -281,8 +342,13 @@ impl<P: AsyncProcessor> Loop<'_, P> {
     }
 
     /// Abort the open transaction: nothing of it becomes visible; state and consumer go back
-    /// to what was committed.
-    async fn abort(&self, transactions: &mut Transactions) {
+    /// to what was committed — to `start` (its first offsets), or, after a rebalance (`None`),
+    /// to the offsets the group holds.
+    async fn abort(
+        &self,
+        transactions: &mut Transactions,
+        start: Option<&BTreeMap<(String, i32), i64>>,
+    ) {
         let aborted = TransactionError::Aborted("the transaction was not finished".into());
         if !matches!(
             transactions.recover(&aborted, self.shutdown).await,
@@ -290,17 +356,21 @@ impl<P: AsyncProcessor> Loop<'_, P> {
         ) {
             tracing::warn!(stage = %self.options.stage, "could not abort; the producer was replaced or the stage is stopping");
         }
-        self.rolled_back();
+        self.rolled_back(start);
     }
 
     /// Uncommitted work is gone: the state's changes and the processor's in-flight memory are
-    /// dropped and every partition is read again from its committed offset.
-    fn rolled_back(&self) {
+    /// dropped and every partition the transaction read is read again from its first offset
+    /// there (what was committed; a local seek), or from the group's offsets (`None`).
+    fn rolled_back(&self, start: Option<&BTreeMap<(String, i32), i64>>) {
         if let Some(store) = self.processor.state() {
             store.rollback();
         }
         self.processor.batch_failed();
-        seek_to_committed(self.consumer, &self.options.stage);
+        match start {
+            Some(start) => seek_each(self.consumer, start, &self.options.stage),
+            None => seek_to_committed(self.consumer, &self.options.stage),
+        }
     }
 
     /// After an aborted transaction: mark a poison input, or count the failure and wait.

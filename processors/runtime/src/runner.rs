@@ -398,7 +398,12 @@ pub(crate) fn offsets_list(
 /// Move the consumer back to the first record of the batch on each partition still assigned,
 /// so a batch that was not committed is consumed again (revoked partitions restart from their
 /// committed offset at their new owner).
-fn rewind(consumer: &StageConsumer, batch: &[(OwnedMessage, Instant)], stage: &str) {
+pub(crate) fn rewind(consumer: &StageConsumer, batch: &[(OwnedMessage, Instant)], stage: &str) {
+    seek_each(consumer, &first_offsets(batch), stage);
+}
+
+/// Per partition, the offset of the batch's first record there.
+pub(crate) fn first_offsets(batch: &[(OwnedMessage, Instant)]) -> BTreeMap<(String, i32), i64> {
     let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for (message, _) in batch {
         let offset = first
@@ -406,15 +411,25 @@ fn rewind(consumer: &StageConsumer, batch: &[(OwnedMessage, Instant)], stage: &s
             .or_insert(i64::MAX);
         *offset = (*offset).min(message.offset());
     }
+    first
+}
+
+/// Seek each partition still assigned to its offset in `offsets` — a local seek, no broker
+/// call.
+pub(crate) fn seek_each(
+    consumer: &StageConsumer,
+    offsets: &BTreeMap<(String, i32), i64>,
+    stage: &str,
+) {
     let owned = consumer.assignment().unwrap_or_default();
-    for ((topic, partition), offset) in first {
-        if owned.find_partition(&topic, partition).is_none() {
+    for ((topic, partition), offset) in offsets {
+        if owned.find_partition(topic, *partition).is_none() {
             continue;
         }
         if let Err(e) = consumer.seek(
-            &topic,
-            partition,
-            Offset::Offset(offset),
+            topic,
+            *partition,
+            Offset::Offset(*offset),
             Duration::from_secs(10),
         ) {
             tracing::error!(stage, %topic, partition, error = %e, "cannot rewind");

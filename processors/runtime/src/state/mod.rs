@@ -164,6 +164,13 @@ impl StateStore {
         Ok(())
     }
 
+    /// Whether a batch needing `needed` would restore a partition first (not in memory, or
+    /// every partition after a rebalance since `epoch`).
+    pub(crate) fn would_restore(&self, epoch: u64, needed: &BTreeSet<i32>) -> bool {
+        let partitions = self.partitions();
+        partitions.epoch != epoch || needed.iter().any(|p| !partitions.states.contains_key(p))
+    }
+
     /// The batch's changes as changelog records, each in its input's partition.
     pub(crate) async fn changelog_records(
         &self,
