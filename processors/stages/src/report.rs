@@ -3,7 +3,7 @@
 //! was already emitted: the stage remembers emitted message ids in a `KeySet` over
 //! `reports.final` itself (durable, survives restarts) plus the ids in flight.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use switchyard_runtime::names::BALANCE_COMMANDS;
@@ -71,11 +71,20 @@ pub fn from_rejection(rejection: &Rejection, now: i64) -> FinalReport {
     }
 }
 
-/// What report remembers: ids in `reports.final` and ids whose report is in flight.
+/// Which of report's runners put a final report in flight: a runner whose transaction failed
+/// forgets only its own, not those in the other runner's open transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Runner {
+    Deliveries,
+    Rejections,
+}
+
+/// What report remembers: ids in `reports.final` and ids whose report is in flight (with the
+/// runner whose transaction holds it).
 #[derive(Debug)]
 pub struct Emitted {
     done: KeySet,
-    in_flight: Mutex<HashSet<String>>,
+    in_flight: Mutex<HashMap<String, Runner>>,
 }
 
 impl Emitted {
@@ -93,16 +102,20 @@ impl Emitted {
                 .in_flight
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .contains(message_id)
+                .contains_key(message_id)
     }
 
     /// The output for `report`, unless this message already has its final report.
-    fn emit_once(&self, report: FinalReport) -> Vec<Output> {
+    fn emit_once(&self, report: FinalReport, runner: Runner) -> Vec<Output> {
         let mut in_flight = self
             .in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.done.contains(&report.message_id) || !in_flight.insert(report.message_id.clone()) {
+        if self.done.contains(&report.message_id)
+            || in_flight
+                .insert(report.message_id.clone(), runner)
+                .is_some()
+        {
             tracing::debug!(stage = "report", message_id = %report.message_id, "final report already emitted");
             return Vec::new();
         }
@@ -129,11 +142,12 @@ impl Emitted {
         }
     }
 
-    fn batch_failed(&self) {
+    /// `runner`'s transaction failed: its reports in flight were not written.
+    fn batch_failed(&self, runner: Runner) {
         self.in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+            .retain(|_, by| *by != runner);
     }
 }
 
@@ -177,7 +191,7 @@ impl Processor for ReportDeliveries {
             return Ok(Vec::new());
         };
         let refund = refund_of(&report);
-        let mut outputs = self.0.emit_once(report);
+        let mut outputs = self.0.emit_once(report, Runner::Deliveries);
         if !outputs.is_empty() {
             outputs.extend(refund);
         }
@@ -205,7 +219,7 @@ impl Processor for ReportDeliveries {
     }
 
     fn batch_failed(&self) {
-        self.0.batch_failed();
+        self.0.batch_failed(Runner::Deliveries);
     }
 }
 
@@ -213,7 +227,9 @@ impl Processor for ReportRejections {
     type Input = Rejection;
 
     fn process(&self, input: Rejection, _origin: Origin<'_>) -> Result<Vec<Output>, StageError> {
-        Ok(self.0.emit_once(from_rejection(&input, now_millis())))
+        Ok(self
+            .0
+            .emit_once(from_rejection(&input, now_millis()), Runner::Rejections))
     }
 
     fn unproducible(&self, input: Rejection, origin: Origin<'_>, reason: &str) -> Vec<Output> {
@@ -234,13 +250,49 @@ impl Processor for ReportRejections {
     }
 
     fn batch_failed(&self) {
-        self.0.batch_failed();
+        self.0.batch_failed(Runner::Rejections);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    #[test]
+    fn a_failed_rejections_transaction_keeps_the_deliveries_runners_reports_in_flight() {
+        let emitted = Arc::new(Emitted::new(KeySet::in_memory(FINAL)));
+        let deliveries = ReportDeliveries(emitted.clone());
+        let rejections = ReportRejections(emitted);
+        let origin = Origin {
+            topic: "messages.reports",
+            partition: 0,
+            offset: 1,
+            timestamp: None,
+            key: None,
+        };
+        let first = receipt("m-1", ResultStatus::Delivered);
+        assert_eq!(
+            deliveries.process(first, origin).expect("processed").len(),
+            1
+        );
+        // The other runner's transaction fails: m-1's report is still in this runner's.
+        Processor::batch_failed(&rejections);
+        let again = receipt("m-1", ResultStatus::Failed);
+        assert!(
+            deliveries
+                .process(again.clone(), origin)
+                .expect("processed")
+                .is_empty()
+        );
+        // Its own failure forgets it: the receipt is processed again.
+        Processor::batch_failed(&deliveries);
+        assert!(
+            !deliveries
+                .process(again, origin)
+                .expect("processed")
+                .is_empty()
+        );
+    }
 
     #[test]
     fn a_final_report_too_large_to_write_is_written_cut_with_its_refund() {
