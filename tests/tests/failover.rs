@@ -292,8 +292,11 @@ async fn a_dead_carrier_s_traffic_and_backlog_move_to_the_other_groups_and_come_
     );
     assert!(moved > 0, "some messages were queued for skt-b and moved");
     assert_eq!(a + c, 400, "nothing lost");
+    // Exact per input partition of route (decision 0022): each of its 3 partitions is within
+    // 1 of 2:1 at any count, plus 1 for positions carried over from the 2:1:1 split before the
+    // kill — at most 2 a partition, 6 overall (a run measured 268:132).
     assert!(
-        a.abs_diff(2 * c) <= 3,
+        a.abs_diff(2 * c) <= 6,
         "2:1 between the other groups: {a}:{c}"
     );
     assert!(
