@@ -74,6 +74,20 @@ pub fn runners_of(role: &str) -> usize {
     }
 }
 
+/// The global options that put a process on `connection` as `instance_id`.
+fn connection_args(connection: &Connection, instance_id: &str) -> Vec<String> {
+    vec![
+        "--brokers".into(),
+        connection.brokers.clone(),
+        "--topic-prefix".into(),
+        connection.prefix.clone(),
+        "--schema-registry-url".into(),
+        connection.registry_url.clone(),
+        "--instance-id".into(),
+        instance_id.into(),
+    ]
+}
+
 /// One `switchyard run <role>` process, restartable with the same arguments.
 #[derive(Debug)]
 pub struct RoleProcess {
@@ -99,33 +113,10 @@ impl RoleProcess {
         role_args: &[String],
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(log_dir)?;
-        let mut args: Vec<String> = vec![
-            "--brokers".into(),
-            connection.brokers.clone(),
-            "--topic-prefix".into(),
-            connection.prefix.clone(),
-            "--schema-registry-url".into(),
-            connection.registry_url.clone(),
-            "--instance-id".into(),
-            instance_id.into(),
-            "run".into(),
-            role.into(),
-        ];
+        let mut args = connection_args(connection, instance_id);
+        args.extend(["run".to_string(), role.to_string()]);
         args.extend(role_args.iter().cloned());
-        let mut process = RoleProcess {
-            role: role.to_string(),
-            instance_id: instance_id.to_string(),
-            args,
-            log_dir: log_dir.to_path_buf(),
-            starts: 0,
-            log_path: PathBuf::new(),
-            child: None,
-            env: Vec::new(),
-            dir: None,
-        };
-        process.start_again()?;
-        Ok(process)
+        Self::launch(role, instance_id, args, Vec::new(), None, log_dir)
     }
 
     /// Start `switchyard <global options> <command>` — any subcommand, e.g. `up …` or
@@ -141,19 +132,23 @@ impl RoleProcess {
         env: &[(String, String)],
         log_dir: &Path,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(log_dir)?;
-        let mut args: Vec<String> = vec![
-            "--brokers".into(),
-            connection.brokers.clone(),
-            "--topic-prefix".into(),
-            connection.prefix.clone(),
-            "--schema-registry-url".into(),
-            connection.registry_url.clone(),
-            "--instance-id".into(),
-            instance_id.into(),
-        ];
+        let mut args = connection_args(connection, instance_id);
         args.extend(global.iter().cloned());
         args.extend(command.iter().cloned());
+        let dir = Some(crate::repo_root());
+        Self::launch(name, instance_id, args, env.to_vec(), dir, log_dir)
+    }
+
+    /// Start `switchyard ARGS` as `name`, logging under `log_dir`.
+    fn launch(
+        name: &str,
+        instance_id: &str,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        dir: Option<PathBuf>,
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(log_dir)?;
         let mut process = RoleProcess {
             role: name.to_string(),
             instance_id: instance_id.to_string(),
@@ -162,8 +157,8 @@ impl RoleProcess {
             starts: 0,
             log_path: PathBuf::new(),
             child: None,
-            env: env.to_vec(),
-            dir: Some(crate::repo_root()),
+            env,
+            dir,
         };
         process.start_again()?;
         Ok(process)

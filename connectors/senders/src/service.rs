@@ -27,7 +27,6 @@ async fn ready_unless_stopped<V>(
     shutdown: &CancellationToken,
 ) -> Result<Option<Table<String, V>>, RuntimeError>
 where
-    Table<String, V>: Sized,
     V: switchyard_schemas::Record + Clone + Send + Sync + 'static,
 {
     match Table::start_ready(runtime, topic, shutdown.clone()).await {

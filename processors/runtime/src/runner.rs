@@ -203,7 +203,6 @@ async fn at_least_once<P: AsyncProcessor>(
     producer: &rdkafka::producer::FutureProducer,
     shutdown: &CancellationToken,
 ) {
-    let stateful = processor.state().is_some();
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut failures = 0u32;
     let mut errors = ErrorLog::default();
@@ -231,7 +230,8 @@ async fn at_least_once<P: AsyncProcessor>(
             shutdown,
             poisoned: &poisoned,
             watch: &watch,
-            poison_inline: !stateful,
+            // Stateful stages are refused at least once (`run`): nothing to roll back.
+            poison_inline: true,
         };
         match handle_batch(runtime, processor, producer, &batch, &context).await {
             Ok(produced) => {
