@@ -47,8 +47,8 @@ impl Context {
 impl Context {
     /// A runtime on these settings, sharing this process's metrics.
     pub fn runtime(&self, registry_url: &str) -> anyhow::Result<Runtime> {
-        let mut runtime = Runtime::new(self.kafka.clone(), registry_url)?;
-        runtime.metrics = self.metrics.clone();
+        let mut runtime =
+            Runtime::new(self.kafka.clone(), registry_url)?.with_metrics(self.metrics.clone());
         runtime.health = self.health.clone();
         runtime.processing = self.processing;
         runtime.stuck = self.stuck;

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureRecord;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
@@ -429,7 +429,7 @@ pub async fn read_values<T: switchyard_schemas::Record>(
 /// Committed offsets of a consumer group on a logical topic, summed over partitions.
 pub fn committed_total(kafka: &KafkaSettings, group: &str, topic: &str) -> anyhow::Result<i64> {
     let topic = &kafka.topic(topic);
-    let consumer: StreamConsumer = kafka.group_consumer(group)?;
+    let consumer = kafka.group_consumer(group)?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let mut list = TopicPartitionList::new();
     for t in metadata.topics().iter().filter(|t| t.name() == topic) {

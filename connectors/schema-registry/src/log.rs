@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use switchyard_runtime::{
     CancellationToken, KafkaSettings, RuntimeError, follow, read_from_beginning,
 };
@@ -24,7 +24,7 @@ const TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct SchemaLog {
     topic: String,
-    producer: FutureProducer,
+    producer: switchyard_runtime::Producer,
     state: Arc<RwLock<RegistryState>>,
     /// Next offset the follower will apply (= every record below it is applied).
     applied: watch::Receiver<i64>,

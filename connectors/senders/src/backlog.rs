@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use switchyard_runtime::{Runtime, names};
+use switchyard_runtime::{GroupConsumer, Runtime, names};
 
 /// How long a broker request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -15,7 +15,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reads one sender's backlog; holds a broker client per lane (each asks for its lane's
 /// group's offsets), so asking again is cheap.
 pub struct Backlog {
-    lanes: Vec<(StreamConsumer, String)>,
+    lanes: Vec<(GroupConsumer, String)>,
 }
 
 impl std::fmt::Debug for Backlog {
@@ -52,7 +52,7 @@ impl Backlog {
 }
 
 /// The records of `topic` that `consumer`'s group has not committed.
-fn lane_backlog(consumer: &StreamConsumer, topic: &str) -> KafkaResult<i64> {
+fn lane_backlog(consumer: &GroupConsumer, topic: &str) -> KafkaResult<i64> {
     let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT)?;
     let mut list = TopicPartitionList::new();
     for t in metadata.topics().iter().filter(|t| t.name() == topic) {

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rdkafka::producer::FutureProducer;
+use crate::kafka::Producer;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ impl AtomicPool {
     /// abort (nothing becomes visible) if it fails.
     pub async fn run<F, Fut, T>(&self, runtime: &Runtime, send: F) -> Result<T, PublishError>
     where
-        F: FnOnce(FutureProducer) -> Fut,
+        F: FnOnce(Producer) -> Fut,
         Fut: Future<Output = Result<T, PublishError>>,
     {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % SLOTS;

@@ -10,7 +10,9 @@ use futures::{StreamExt, stream};
 use rdkafka::Message;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
+
+use crate::kafka::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 use switchyard_schemas::CodecError;
 use tokio_util::sync::CancellationToken;
@@ -90,7 +92,7 @@ pub(crate) struct BatchContext<'a> {
 pub(crate) async fn handle_batch<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
-    producer: &FutureProducer,
+    producer: &Producer,
     batch: &[(OwnedMessage, Instant)],
     context: &BatchContext<'_>,
 ) -> Result<Vec<(String, String)>, BatchFailure> {
@@ -106,7 +108,7 @@ pub(crate) async fn handle_batch<P: AsyncProcessor>(
 pub(crate) async fn produce_batch<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
-    producer: &FutureProducer,
+    producer: &Producer,
     batch: &[(OwnedMessage, Instant)],
     context: &BatchContext<'_>,
 ) -> Result<Vec<(String, String)>, BatchFailure> {
@@ -135,7 +137,7 @@ pub(crate) async fn produce_batch<P: AsyncProcessor>(
 pub(crate) async fn finish_work<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
-    producer: &FutureProducer,
+    producer: &Producer,
     stage: &str,
     received: &[Instant],
 ) -> Result<Vec<(String, String)>, BatchFailure> {
@@ -555,7 +557,7 @@ impl EnqueueError {
 
 /// Hand a record to the producer; waits while its local queue is full.
 pub(crate) async fn enqueue(
-    producer: &FutureProducer,
+    producer: &Producer,
     record: &Encoded,
 ) -> Result<DeliveryFuture, EnqueueError> {
     loop {

@@ -2,12 +2,14 @@
 //! talks to Kafka (idempotent or transactional producers, read_committed consumers, manual
 //! commits) and in which namespace its topics live.
 
-use rdkafka::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientContext, Statistics};
 use switchyard_topics::Namespace;
+
+use crate::kafka_stats::{KafkaRequests, STATISTICS_INTERVAL_MS, StatsSink};
 
 /// How long an idle fetch may wait for data. Every stage reads `read_committed`, and a
 /// waiting fetch is not answered when a transaction's commit makes records visible: it runs
@@ -26,9 +28,11 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
 pub const TRANSACTION_TIMEOUT_MS: u32 = 10_000;
 
 /// Client context of readers: reaching the end of a partition is how they know they caught up,
-/// not an error to log.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReaderContext;
+/// not an error to log. Counts the reader's requests.
+#[derive(Debug, Clone)]
+pub struct ReaderContext {
+    stats: StatsSink,
+}
 
 impl ClientContext for ReaderContext {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -39,9 +43,33 @@ impl ClientContext for ReaderContext {
         }
         tracing::error!(%error, reason, "kafka client error");
     }
+
+    fn stats(&self, statistics: Statistics) {
+        self.stats.observe(&statistics);
+    }
 }
 
 impl ConsumerContext for ReaderContext {}
+
+/// Client context of producers and plain group consumers: counts the client's requests.
+#[derive(Debug, Clone)]
+pub struct Counted {
+    stats: StatsSink,
+}
+
+impl ClientContext for Counted {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.observe(&statistics);
+    }
+}
+
+impl ConsumerContext for Counted {}
+
+/// A producer of switchyard (idempotent or transactional), its requests counted.
+pub type Producer = FutureProducer<Counted>;
+
+/// A plain group consumer (see `KafkaSettings::group_consumer`), its requests counted.
+pub type GroupConsumer = StreamConsumer<Counted>;
 
 /// A consumer reading whole topics (see `KafkaSettings::reader`).
 pub type Reader = StreamConsumer<ReaderContext>;
@@ -59,6 +87,9 @@ pub struct KafkaSettings {
     pub namespace: Namespace,
     /// The largest record the brokers accept (`message.max.bytes`); producers use the same.
     pub max_record_bytes: usize,
+    /// Where every client counts its requests (`switchyard_kafka_requests_total`); the
+    /// runtime's metrics registry holds it.
+    pub requests: KafkaRequests,
 }
 
 impl KafkaSettings {
@@ -70,6 +101,7 @@ impl KafkaSettings {
             fetch_wait_max_ms: FETCH_WAIT_MAX_MS,
             namespace: Namespace::default(),
             max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            requests: KafkaRequests::default(),
         }
     }
 
@@ -99,15 +131,35 @@ impl KafkaSettings {
         self.with_overrides(config)
     }
 
+    /// What every counted client starts from: the brokers, its purpose as `client.id` (the
+    /// broker's logs and quotas see it) and statistics on an interval.
+    fn counted_config(&self, purpose: &str) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.brokers)
+            .set("client.id", self.namespace.physical(purpose))
+            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
+        config
+    }
+
+    /// The context of a client for `purpose`.
+    pub(crate) fn stats_sink(&self, purpose: &str) -> StatsSink {
+        StatsSink::new(&self.requests, purpose)
+    }
+
     /// A producer that never reorders or duplicates on retry, acknowledged by all replicas.
-    pub fn producer(&self) -> KafkaResult<FutureProducer> {
-        self.with_overrides(self.producer_config()).create()
+    pub fn producer(&self) -> KafkaResult<Producer> {
+        self.with_overrides(self.producer_config("producer"))
+            .create_with_context(Counted {
+                stats: self.stats_sink("producer"),
+            })
     }
 
     /// A transactional producer with `transactional.id` = namespace + `id`; call
     /// `init_transactions` before use (it fences any earlier producer with the same id).
-    pub fn transactional_producer(&self, id: &str) -> KafkaResult<FutureProducer> {
-        let mut config = self.producer_config();
+    pub fn transactional_producer(&self, id: &str) -> KafkaResult<Producer> {
+        let purpose = format!("transactions.{id}");
+        let mut config = self.producer_config(&purpose);
         config
             .set("transactional.id", self.namespace.physical(id))
             .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS.to_string())
@@ -117,13 +169,14 @@ impl KafkaSettings {
             // moment; retry that sooner than the default 100 ms (measured with `make bench`).
             .set("retry.backoff.ms", "10")
             .set("retry.backoff.max.ms", "100");
-        self.with_overrides(config).create()
+        self.with_overrides(config).create_with_context(Counted {
+            stats: self.stats_sink(&purpose),
+        })
     }
 
-    fn producer_config(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
+    fn producer_config(&self, purpose: &str) -> ClientConfig {
+        let mut config = self.counted_config(purpose);
         config
-            .set("bootstrap.servers", &self.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Fewer, larger produce requests; measured with `make bench`.
@@ -142,15 +195,17 @@ impl KafkaSettings {
     }
 
     /// A group consumer that commits only when told to (after outputs are acknowledged).
-    pub fn group_consumer(&self, group_id: &str) -> KafkaResult<StreamConsumer> {
-        self.group_consumer_config(group_id).create()
+    pub fn group_consumer(&self, group_id: &str) -> KafkaResult<GroupConsumer> {
+        self.group_consumer_config(group_id)
+            .create_with_context(Counted {
+                stats: self.stats_sink(group_id),
+            })
     }
 
     /// The settings of group consumers: namespaced group id, read_committed, manual commits.
     pub(crate) fn group_consumer_config(&self, group_id: &str) -> ClientConfig {
-        let mut config = ClientConfig::new();
+        let mut config = self.counted_config(group_id);
         config
-            .set("bootstrap.servers", &self.brokers)
             .set("group.id", self.namespace.physical(group_id))
             .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
@@ -167,9 +222,9 @@ impl KafkaSettings {
     /// high watermark, is how readers know they caught up (some Kafka-protocol brokers report
     /// a watermark that ignores all but the first record of the last batch).
     pub fn reader(&self, name: &str) -> KafkaResult<Reader> {
-        let mut config = ClientConfig::new();
+        let purpose = format!("reader.{name}");
+        let mut config = self.counted_config(&purpose);
         config
-            .set("bootstrap.servers", &self.brokers)
             .set(
                 "group.id",
                 self.namespace
@@ -182,7 +237,9 @@ impl KafkaSettings {
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
             .set("auto.offset.reset", "earliest");
         self.with_overrides(config)
-            .create_with_context(ReaderContext)
+            .create_with_context(ReaderContext {
+                stats: self.stats_sink(&purpose),
+            })
     }
 }
 

@@ -14,6 +14,7 @@ mod follow;
 mod health;
 mod input;
 mod kafka;
+pub mod kafka_stats;
 mod key_set;
 pub mod metrics;
 mod metrics_server;
@@ -42,7 +43,8 @@ pub use follow::follow;
 pub use health::{Health, HealthReport, RoleState, StuckLimits, StuckReport, health_router};
 pub use input::StageInput;
 pub use kafka::{
-    DEFAULT_MAX_RECORD_BYTES, KafkaSettings, Reader, ReaderContext, read_from_beginning,
+    Counted, DEFAULT_MAX_RECORD_BYTES, GroupConsumer, KafkaSettings, Producer, Reader,
+    ReaderContext, read_from_beginning,
 };
 pub use key_set::KeySet;
 pub use metrics::Metrics;
@@ -52,7 +54,7 @@ pub use processing::Processing;
 pub use processor::{AsyncProcessor, Invalid, Origin, Output, Processor, StageError};
 pub use publish::{PublishError, Written};
 pub use runner::{RunnerOptions, run};
-pub use stage_consumer::{RebalanceCounter, StageConsumer};
+pub use stage_consumer::{RebalanceCounter, StageConsumer, StageContext};
 pub use state::{PartitionState, StateAccess, StateStore};
 pub use switchyard_schemas::Codec;
 use switchyard_topics::Catalog;
@@ -84,7 +86,7 @@ pub struct Runtime {
     /// (`--commit-interval-ms`; decision 0027).
     pub commit_interval: std::time::Duration,
     atomic: Arc<atomic_pool::AtomicPool>,
-    producer: Arc<std::sync::OnceLock<rdkafka::producer::FutureProducer>>,
+    producer: Arc<std::sync::OnceLock<Producer>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -97,11 +99,14 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     /// A runtime for the brokers and registry given, with the built-in topic catalog.
-    pub fn new(kafka: KafkaSettings, registry_url: &str) -> Result<Self, RuntimeError> {
+    /// Every Kafka client the runtime opens counts its requests in its metrics.
+    pub fn new(mut kafka: KafkaSettings, registry_url: &str) -> Result<Self, RuntimeError> {
+        let metrics = Metrics::new();
+        kafka.requests = metrics.kafka.clone();
         Ok(Runtime {
             kafka,
             codec: Codec::new(registry_url)?,
-            metrics: Metrics::new(),
+            metrics,
             catalog: Arc::new(Catalog::builtin()?),
             processing: Processing::default(),
             instance_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -113,8 +118,16 @@ impl Runtime {
         })
     }
 
+    /// The same runtime counting into `metrics` (a registry the process shares), its Kafka
+    /// clients' requests included.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.kafka.requests = metrics.kafka.clone();
+        self.metrics = metrics;
+        self
+    }
+
     /// The process's producer (created on first use, shared by every stage).
-    pub fn producer(&self) -> Result<rdkafka::producer::FutureProducer, RuntimeError> {
+    pub fn producer(&self) -> Result<Producer, RuntimeError> {
         if let Some(producer) = self.producer.get() {
             return Ok(producer.clone());
         }

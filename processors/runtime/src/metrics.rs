@@ -41,6 +41,11 @@ pub mod names {
     pub const SENDER_IN_FLIGHT_SUBMITS: &str = "switchyard_sender_in_flight_submits";
     /// Messages waiting in `sender.<name>` that its dispatchers have not consumed.
     pub const SENDER_BACKLOG_MESSAGES: &str = "switchyard_sender_backlog_messages";
+    /// Requests the process's Kafka clients sent, by client purpose and API (librdkafka's
+    /// statistics, every 5 s).
+    pub const KAFKA_REQUESTS: &str = "switchyard_kafka_requests";
+    /// Kafka clients open, by purpose.
+    pub const KAFKA_CLIENTS: &str = "switchyard_kafka_clients";
 }
 
 /// Labels: the stage and one topic.
@@ -92,6 +97,8 @@ pub struct Metrics {
     pub sender_healthy: Family<SenderLabel, Gauge>,
     pub sender_in_flight: Family<SenderLabel, Gauge>,
     pub sender_backlog: Family<SenderLabel, Gauge>,
+    /// Kafka requests and clients (`KafkaSettings::requests` of the runtime's clients).
+    pub kafka: crate::kafka_stats::KafkaRequests,
 }
 
 impl Default for Metrics {
@@ -184,8 +191,20 @@ impl Metrics {
             "Table records that could not be decoded and were skipped",
             table_undecodable.clone(),
         );
+        let kafka = crate::kafka_stats::KafkaRequests::default();
+        registry.register(
+            names::KAFKA_REQUESTS,
+            "Requests the Kafka clients sent, by client purpose and API",
+            kafka.requests.clone(),
+        );
+        registry.register(
+            names::KAFKA_CLIENTS,
+            "Kafka clients open, by purpose",
+            kafka.clients.clone(),
+        );
         Metrics {
             registry: Arc::new(RwLock::new(registry)),
+            kafka,
             consumed,
             produced,
             dead_lettered,

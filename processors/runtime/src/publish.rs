@@ -118,7 +118,7 @@ impl Runtime {
     async fn send_all(
         &self,
         origin: &str,
-        producer: &rdkafka::producer::FutureProducer,
+        producer: &crate::kafka::Producer,
         encoded: &[(&Output, String, Option<Vec<u8>>)],
     ) -> Result<Vec<Written>, PublishError> {
         let sends = encoded.iter().map(|(output, physical, payload)| {

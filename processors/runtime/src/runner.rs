@@ -200,7 +200,7 @@ async fn at_least_once<P: AsyncProcessor>(
     processor: &P,
     options: &RunnerOptions,
     (consumer, rebalances): (&StageConsumer, &RebalanceCounter),
-    producer: &rdkafka::producer::FutureProducer,
+    producer: &crate::kafka::Producer,
     shutdown: &CancellationToken,
 ) {
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();

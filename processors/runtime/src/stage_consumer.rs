@@ -4,9 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rdkafka::ClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Statistics};
+
+use crate::kafka_stats::StatsSink;
 
 /// Counts assignment changes of one consumer.
 #[derive(Debug, Clone, Default)]
@@ -21,11 +23,22 @@ impl RebalanceCounter {
     }
 }
 
-impl ClientContext for RebalanceCounter {}
+/// The context of a stage's consumer: counts its rebalances and its requests.
+#[derive(Debug, Clone)]
+pub struct StageContext {
+    rebalances: RebalanceCounter,
+    stats: StatsSink,
+}
 
-impl ConsumerContext for RebalanceCounter {
+impl ClientContext for StageContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.observe(&statistics);
+    }
+}
+
+impl ConsumerContext for StageContext {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.rebalances.changes.fetch_add(1, Ordering::SeqCst);
         match rebalance {
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned");
@@ -50,7 +63,7 @@ impl ConsumerContext for RebalanceCounter {
 }
 
 /// A stage's group consumer.
-pub type StageConsumer = StreamConsumer<RebalanceCounter>;
+pub type StageConsumer = StreamConsumer<StageContext>;
 
 impl crate::KafkaSettings {
     /// A group consumer (namespaced group id, read_committed, manual commits) that counts
@@ -70,7 +83,10 @@ impl crate::KafkaSettings {
         for (key, value) in overrides {
             config.set(*key, value);
         }
-        let consumer = config.create_with_context(counter.clone())?;
+        let consumer = config.create_with_context(StageContext {
+            rebalances: counter.clone(),
+            stats: self.stats_sink(&format!("stage.{group_id}")),
+        })?;
         Ok((consumer, counter))
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
+
+use crate::kafka::Producer;
 use rdkafka::topic_partition_list::TopicPartitionList;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +39,7 @@ pub enum TransactionError {
 pub(crate) struct Transactions {
     kafka: KafkaSettings,
     id: String,
-    producer: FutureProducer,
+    producer: Producer,
 }
 
 impl std::fmt::Debug for Transactions {
@@ -81,7 +83,7 @@ impl Transactions {
     }
 
     /// The producer to send the transaction's records with.
-    pub fn producer(&self) -> &FutureProducer {
+    pub fn producer(&self) -> &Producer {
         &self.producer
     }
 

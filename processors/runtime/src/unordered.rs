@@ -190,7 +190,7 @@ async fn sleep_until_some(at: Option<tokio::time::Instant>) {
 async fn handle<P: AsyncProcessor>(
     runtime: &Runtime,
     processor: &P,
-    producer: &rdkafka::producer::FutureProducer,
+    producer: &crate::kafka::Producer,
     (stage, watch): (&str, &StuckWatch),
     message: OwnedMessage,
     shutdown: &CancellationToken,

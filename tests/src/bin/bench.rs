@@ -51,10 +51,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
 use switchyard_carrier_http::simulator::SimulatorSettings;
+use switchyard_runtime::Producer;
 use switchyard_runtime::metrics::StageTopic;
 use switchyard_runtime::{Processing, Reader, Runtime, names, read_from_beginning};
 use switchyard_schemas::{FinalReport, Submission, now_millis};
@@ -179,7 +180,7 @@ async fn batch_cost(env: &TestEnv) -> anyhow::Result<BatchCost> {
     let kafka = env.kafka();
     let topic = kafka.topic("bench.raw");
     let payload = vec![b'x'; 300];
-    let send_batch = |producer: &FutureProducer| -> anyhow::Result<Vec<DeliveryFuture>> {
+    let send_batch = |producer: &Producer| -> anyhow::Result<Vec<DeliveryFuture>> {
         (0..COST_BATCH)
             .map(|i| {
                 producer
@@ -330,7 +331,7 @@ async fn read_final_reports(
 /// Encode `submission` (schema subject: the physical topic) and hand it to `producer`.
 async fn produce_direct(
     runtime: &Runtime,
-    producer: &FutureProducer,
+    producer: &Producer,
     submission: &Submission,
 ) -> anyhow::Result<DeliveryFuture> {
     let topic = runtime.kafka.topic(names::ACCEPTED);
