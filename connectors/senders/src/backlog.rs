@@ -1,6 +1,6 @@
 //! A sender's backlog: the records of its lane topics (`sender.<name>`, `sender.<name>.otp`, …)
-//! that each lane's dispatchers' consumer group (`switchyard.dispatch.<name>[.<lane>]`) has not
-//! committed yet, from the broker's offsets.
+//! that its dispatchers' consumer group (`switchyard.dispatch.<name>.lanes`) has not committed
+//! yet, from the broker's offsets.
 
 use std::time::Duration;
 
@@ -12,40 +12,40 @@ use switchyard_runtime::{GroupConsumer, Runtime, names};
 /// How long a broker request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Reads one sender's backlog; holds a broker client per lane (each asks for its lane's
-/// group's offsets), so asking again is cheap.
+/// Reads one sender's backlog; holds one broker client (in its dispatchers' group, which it
+/// never joins), so asking again is cheap.
 pub struct Backlog {
-    lanes: Vec<(GroupConsumer, String)>,
+    consumer: GroupConsumer,
+    topics: Vec<String>,
 }
 
 impl std::fmt::Debug for Backlog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let topics: Vec<&str> = self.lanes.iter().map(|(_, t)| t.as_str()).collect();
-        f.debug_struct("Backlog").field("topics", &topics).finish()
+        f.debug_struct("Backlog")
+            .field("topics", &self.topics)
+            .finish()
     }
 }
 
 impl Backlog {
     /// A reader for `sender`'s lane topics and their dispatchers' groups (joins no group).
     pub fn new(runtime: &Runtime, sender: &str) -> KafkaResult<Self> {
-        let lanes = names::LANES
-            .iter()
-            .map(|lane| {
-                let group = format!("switchyard.{}", names::dispatch_stage(sender, lane));
-                Ok((
-                    runtime.kafka.group_consumer(&group)?,
-                    runtime.kafka.topic(&names::sender_lane(sender, lane)),
-                ))
-            })
-            .collect::<KafkaResult<_>>()?;
-        Ok(Backlog { lanes })
+        Ok(Backlog {
+            consumer: runtime
+                .kafka
+                .group_consumer(&crate::service::dispatch_group(sender))?,
+            topics: names::sender_lanes(sender)
+                .iter()
+                .map(|t| runtime.kafka.topic(t))
+                .collect(),
+        })
     }
 
     /// Messages waiting now in every lane (blocking: call it off the async threads).
     pub fn read(&self) -> KafkaResult<i64> {
         let mut waiting = 0;
-        for (consumer, topic) in &self.lanes {
-            waiting += lane_backlog(consumer, topic)?;
+        for topic in &self.topics {
+            waiting += lane_backlog(&self.consumer, topic)?;
         }
         Ok(waiting)
     }

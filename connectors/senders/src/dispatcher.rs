@@ -1,6 +1,7 @@
-//! The dispatch stage of one lane of one sender, whatever its kind: consumes the lane's topic
-//! (`sender.<name>`, `sender.<name>.otp`, …), waits at the sender's [`Gate`] (lanes in priority
-//! order, the window, the sender's rate), hands each request to the sender's [`Carrier`] and
+//! The dispatch stage of one sender, whatever its kind: consumes its lane topics
+//! (`sender.<name>.otp`, `sender.<name>`, …) with one consumer, a batch at a time from the
+//! highest lane holding records, waits at the sender's [`Gate`] (lanes in priority order, the
+//! window, the sender's rate), hands each request to the sender's [`Carrier`] and
 //! writes what became of it (`outcome::outputs`). A
 //! sender that has been failing (down, unbound) for its `failover_after_ms` sends what it
 //! cannot take back to route (`failover`) instead of waiting; a shorter blip is waited out.
@@ -34,9 +35,7 @@ pub struct Dispatcher {
     pub health: Arc<Mutex<HealthTracker>>,
     /// The process's metrics (submits by outcome).
     pub metrics: Metrics,
-    /// The lane this dispatcher consumes (an index of `names::LANES`, 0 = highest).
-    pub lane: usize,
-    /// The sender's gate, shared by its lanes.
+    /// The sender's gate: its lanes in priority order.
     pub gate: Arc<Gate>,
     /// Operators' drains: while one stands for this sender, every request goes back to route.
     pub drains: Table<String, SenderDrain>,
@@ -47,7 +46,6 @@ impl std::fmt::Debug for Dispatcher {
         f.debug_struct("Dispatcher")
             .field("sender", &self.sender)
             .field("kind", &self.kind)
-            .field("lane", &names::LANES[self.lane])
             .finish()
     }
 }
@@ -70,10 +68,6 @@ impl Dispatcher {
             common,
             health: Arc::new(Mutex::new(HealthTracker::new(now_millis()))),
             metrics,
-            lane: names::LANES
-                .iter()
-                .position(|l| *l == names::NORMAL_LANE)
-                .unwrap_or(0),
             gate: Gate::new(names::LANES.len(), carrier_window, None),
             drains: Table::from_entries(names::SENDER_DRAINS, []),
         }
@@ -84,18 +78,19 @@ impl Dispatcher {
         Dispatcher { drains, ..self }
     }
 
-    /// The same sender's dispatcher for lane `lane` (an index of `names::LANES`), sharing its
-    /// health, gate and counters.
-    pub fn in_lane(&self, lane: usize) -> Self {
-        Dispatcher {
-            lane: lane.min(names::LANES.len() - 1),
-            ..self.clone()
-        }
+    /// The lane topics this dispatcher consumes, highest priority first.
+    pub fn topics(&self) -> Vec<String> {
+        names::sender_lanes(&self.sender)
     }
 
-    /// The topic this dispatcher consumes.
-    pub fn topic(&self) -> String {
-        names::sender_lane(&self.sender, names::LANES[self.lane])
+    /// The lane (an index of `names::LANES`, 0 = highest) of a record read from `topic`; a
+    /// topic that is none of this sender's lanes counts as the normal lane.
+    pub fn lane_of(&self, topic: &str) -> usize {
+        names::LANES
+            .iter()
+            .position(|lane| names::sender_lane(&self.sender, lane) == topic)
+            .or_else(|| names::LANES.iter().position(|l| *l == names::NORMAL_LANE))
+            .unwrap_or(0)
     }
 
     fn tracker(&self) -> std::sync::MutexGuard<'_, HealthTracker> {
@@ -123,8 +118,11 @@ impl Dispatcher {
         i64::try_from(self.common.throttled_failover_after.as_millis()).unwrap_or(i64::MAX)
     }
 
-    async fn dispatch(&self, request: DispatchRequest) -> Result<Vec<Output>, StageError> {
-        let topic = self.topic();
+    async fn dispatch(
+        &self,
+        request: DispatchRequest,
+        topic: &str,
+    ) -> Result<Vec<Output>, StageError> {
         if let Some(drain) = self.drains.get(&self.sender) {
             // Decided here, once per record: sent, or handed back (decision 0024).
             self.count(DRAINED);
@@ -152,7 +150,7 @@ impl Dispatcher {
             return Err(DispatchFailure::TryAnotherSender.stage_error(&self.sender, "not bound"));
         }
         // Higher lanes first, within the window and the sender's rate.
-        let permit = self.gate.acquire(self.lane).await;
+        let permit = self.gate.acquire(self.lane_of(topic)).await;
         // The permit is the submit in flight (`gate.in_flight()`) until it is dropped.
         let sent = self.carrier.send(&request).await;
         drop(permit);
@@ -194,9 +192,9 @@ impl AsyncProcessor for Dispatcher {
     fn process<'a>(
         &'a self,
         input: DispatchRequest,
-        _origin: Origin<'a>,
+        origin: Origin<'a>,
     ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
-        Box::pin(self.dispatch(input))
+        Box::pin(self.dispatch(input, origin.topic))
     }
 
     fn concurrency(&self) -> usize {

@@ -1,14 +1,17 @@
-//! The dispatch role: for every enabled sender in `config.senders`, one runner per priority
-//! lane (consumer group `switchyard.dispatch.<sender>[.<lane>]`) sharing the sender's carrier
-//! and gate, built by its kind from the registry, started as senders appear. A sender whose record cannot be built is logged and tried again when its record
-//! changes (or, for a retriable start error, on the next look).
+//! The dispatch role: for every enabled sender in `config.senders`, one runner over its lane
+//! topics in strict priority (consumer group `switchyard.dispatch.<sender>.lanes`; on first
+//! start it carries over where the per-lane groups of earlier versions stopped), built by its
+//! kind from the registry, started as senders appear. A sender whose record cannot be built is
+//! logged and tried again when its record changes (or, for a retriable start error, on the
+//! next look).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_runtime::{
-    CancellationToken, ConfigTables, RunnerOptions, Runtime, RuntimeError, Table, names,
+    CancellationToken, ConfigTables, OldGroup, RunnerOptions, Runtime, RuntimeError, Table, names,
+    seed_group_offsets,
 };
 use switchyard_schemas::SenderConfig;
 
@@ -33,6 +36,61 @@ where
         Ok(table) => Ok(Some(table)),
         Err(_) if shutdown.is_cancelled() => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// The consumer group of `sender`'s dispatchers: one for all its lanes.
+pub fn dispatch_group(sender: &str) -> String {
+    format!("switchyard.dispatch.{sender}.lanes")
+}
+
+/// The per-lane groups of versions before one group read every lane.
+fn lane_groups(sender: &str) -> Vec<OldGroup> {
+    names::LANES
+        .iter()
+        .map(|lane| OldGroup {
+            group_id: format!("switchyard.{}", names::dispatch_stage(sender, lane)),
+            topic: names::sender_lane(sender, lane),
+        })
+        .collect()
+}
+
+/// Carry the per-lane groups' offsets over to `group` (retrying until the broker takes them):
+/// reading the lanes from the beginning instead would send every message again. `false` when
+/// stopped first.
+async fn carried_over(
+    runtime: &Runtime,
+    sender: &str,
+    group: &str,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut tries = 0;
+    loop {
+        let (kafka, group_id, old) = (
+            runtime.kafka.clone(),
+            group.to_string(),
+            lane_groups(sender),
+        );
+        let seeded =
+            tokio::task::spawn_blocking(move || seed_group_offsets(&kafka, &group_id, &old)).await;
+        match seeded {
+            Ok(Ok(_)) => return true,
+            Ok(Err(e)) => {
+                tries += 1;
+                tracing::warn!(stage = "dispatch", %sender, error = %e, tries, "offsets of the per-lane groups not carried over yet (are dispatchers of an older version still running?); retrying");
+            }
+            Err(e) => {
+                tracing::error!(stage = "dispatch", %sender, error = %e, "offset carry-over did not finish")
+            }
+        }
+        if switchyard_runtime::retry::sleep_or_stop(
+            switchyard_runtime::retry::backoff(tries),
+            shutdown,
+        )
+        .await
+        {
+            return false;
+        }
     }
 }
 
@@ -111,27 +169,21 @@ pub async fn run_dispatch(
                 },
                 shutdown.clone(),
             )));
-            let mut lanes = Vec::new();
-            for (index, lane) in names::LANES.iter().enumerate() {
-                let processor = Arc::new(dispatcher.in_lane(index));
-                let topic = processor.topic();
-                let mut options =
-                    RunnerOptions::new(&names::dispatch_stage(&sender.name, lane), &[&topic])
-                        .at_least_once();
-                options.max_batch = 200;
-                let (runtime, shutdown, name) =
-                    (runtime.clone(), shutdown.clone(), sender.name.clone());
-                lanes.push(tokio::spawn(async move {
-                    if let Err(e) =
-                        switchyard_runtime::run(&runtime, processor, options, shutdown).await
-                    {
-                        tracing::error!(stage = "dispatch", sender = %name, %topic, error = %e, "dispatcher stopped");
-                    }
-                }));
-            }
+            let processor = Arc::new(dispatcher);
+            let topics = processor.topics();
+            let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let stage = names::dispatch_stage(&sender.name, names::NORMAL_LANE);
+            let mut options = RunnerOptions::new(&stage, &topic_refs).lanes_in_priority_order();
+            options.group_id = dispatch_group(&sender.name);
+            options.max_batch = 200;
+            let (runtime, shutdown, name) =
+                (runtime.clone(), shutdown.clone(), sender.name.clone());
             tasks.push(tokio::spawn(async move {
-                for lane in lanes {
-                    let _ = lane.await;
+                if carried_over(&runtime, &name, &options.group_id, &shutdown).await
+                    && let Err(e) =
+                        switchyard_runtime::run(&runtime, processor, options, shutdown).await
+                {
+                    tracing::error!(stage = "dispatch", sender = %name, error = %e, "dispatcher stopped");
                 }
                 carrier.stop().await;
             }));

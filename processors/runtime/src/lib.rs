@@ -11,11 +11,13 @@ mod error;
 mod error_log;
 mod exactly_once;
 mod follow;
+mod group_seed;
 mod health;
 mod input;
 mod kafka;
 pub mod kafka_stats;
 mod key_set;
+mod lanes;
 pub mod metrics;
 mod metrics_server;
 mod permanent;
@@ -40,6 +42,7 @@ pub use config_tables::{ConfigTables, bill_code_key, national_number, numbering_
 pub use error::RuntimeError;
 pub use exactly_once::DEFAULT_COMMIT_INTERVAL;
 pub use follow::follow;
+pub use group_seed::{OldGroup, seed_group_offsets};
 pub use health::{Health, HealthReport, RoleState, StuckLimits, StuckReport, health_router};
 pub use input::StageInput;
 pub use kafka::{

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::batch::{BatchContext, BatchFailure, handle_batch};
 use crate::error_log::ErrorLog;
+use crate::lanes::Lanes;
 use crate::metrics::StageLabel;
 use crate::poison::Poisoned;
 use crate::processing::Processing;
@@ -48,8 +49,13 @@ pub struct RunnerOptions {
     /// to the outside world may be slow for some records and fast for others.
     pub unordered: bool,
     /// For a delayed topic (unordered only): a record runs once its timestamp plus this delay
-    /// has passed (or at its `switchyard.due-at` header).
+    /// has passed (or at its `switchyard.due-at` header). The delay of every topic not in
+    /// `topic_delays`.
     pub delay: Option<Duration>,
+    /// Delays of single topics (logical names; unordered only), over `delay`: one runner over
+    /// topics with different delays (the callback role: `reports.final` at once, retry tier n
+    /// after its wait).
+    pub topic_delays: BTreeMap<String, Duration>,
     /// Most not-yet-due records held per partition before it is paused (unordered only). 1
     /// for a topic whose records come due in order (a fixed delay); more where each record
     /// has its own time, so a late one does not block earlier-due ones behind it.
@@ -57,6 +63,9 @@ pub struct RunnerOptions {
     /// Exactly once: how long a transaction stays open gathering batches; `None` takes the
     /// runtime's (`--commit-interval-ms`).
     pub commit_interval: Option<Duration>,
+    /// The topics are lanes in strict priority, highest first (`lanes.rs`; at least once):
+    /// each batch comes from the highest lane holding records.
+    pub lanes: bool,
 }
 
 impl RunnerOptions {
@@ -71,9 +80,18 @@ impl RunnerOptions {
             processing: None,
             unordered: false,
             delay: None,
+            topic_delays: BTreeMap::new(),
             held_per_partition: 1,
             commit_interval: None,
+            lanes: false,
         }
+    }
+
+    /// The same options with the topics as lanes in strict priority, highest first: every
+    /// batch from the highest lane holding records, at least once.
+    pub fn lanes_in_priority_order(mut self) -> Self {
+        self.lanes = true;
+        self.at_least_once()
     }
 
     /// The same options for a topic whose records each carry their own due time (the
@@ -96,6 +114,18 @@ impl RunnerOptions {
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self.unordered()
+    }
+
+    /// The same options with the records of `topic` (one of the topics) waiting until their
+    /// timestamp + `delay`, whatever the other topics wait: unordered.
+    pub fn delayed_topic(mut self, topic: &str, delay: Duration) -> Self {
+        self.topic_delays.insert(topic.to_string(), delay);
+        self.unordered()
+    }
+
+    /// How long the records of `topic` (logical) wait after their timestamp, if at all.
+    pub fn delay_of(&self, topic: &str) -> Option<Duration> {
+        self.topic_delays.get(topic).copied().or(self.delay)
     }
 
     /// The same options for a stage whose correctness needs transactions (a state store):
@@ -124,6 +154,15 @@ pub async fn run<P: AsyncProcessor>(
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let stateful = processor.state().is_some();
+    if options.lanes
+        && (options.unordered
+            || options.processing.unwrap_or(runtime.processing) == Processing::ExactlyOnce)
+    {
+        return Err(RuntimeError::Misconfigured(format!(
+            "stage {} reads lanes in priority order, which runs ordered and at least once",
+            options.stage
+        )));
+    }
     if options.unordered {
         if stateful {
             return Err(RuntimeError::Misconfigured(format!(
@@ -178,13 +217,17 @@ pub async fn run<P: AsyncProcessor>(
         .await?;
     } else {
         let producer = runtime.producer()?;
-        tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, %processing, "stage started");
+        tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, %processing, lanes = options.lanes, "stage started");
+        // A partition pauses at two batches buffered: enough to keep the sender busy.
+        let lanes = options
+            .lanes
+            .then(|| Lanes::new(&topics, options.max_batch.saturating_mul(2)));
         at_least_once(
             runtime,
             &*processor,
             &options,
             (&consumer, &rebalances),
-            &producer,
+            (&producer, lanes),
             &shutdown,
         )
         .await;
@@ -200,7 +243,7 @@ async fn at_least_once<P: AsyncProcessor>(
     processor: &P,
     options: &RunnerOptions,
     (consumer, rebalances): (&StageConsumer, &RebalanceCounter),
-    producer: &crate::kafka::Producer,
+    (producer, mut lanes): (&crate::kafka::Producer, Option<Lanes>),
     shutdown: &CancellationToken,
 ) {
     let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
@@ -213,7 +256,15 @@ async fn at_least_once<P: AsyncProcessor>(
         // fetched before it may belong to partitions that are no longer (or anew) ours. Such a
         // batch is dropped and every partition restarts from its committed offset.
         let epoch = rebalances.epoch();
-        let Some(batch) = next_batch(consumer, options, &mut errors, shutdown, None).await else {
+        let gathered = match lanes.as_mut() {
+            Some(lanes) => {
+                lanes
+                    .next_batch(consumer, rebalances, options, &mut errors, shutdown)
+                    .await
+            }
+            None => next_batch(consumer, options, &mut errors, shutdown, None).await,
+        };
+        let Some(batch) = gathered else {
             break;
         };
         if batch.is_empty() {
@@ -221,6 +272,9 @@ async fn at_least_once<P: AsyncProcessor>(
         }
         if rebalances.epoch() != epoch {
             tracing::info!(stage = %options.stage, records = batch.len(), "the group rebalanced while a batch was gathered; dropped, to be consumed again from the committed offsets");
+            if let Some(lanes) = lanes.as_mut() {
+                lanes.forget();
+            }
             seek_to_committed(consumer, &options.stage);
             watch.progressed(None);
             continue;
@@ -249,6 +303,9 @@ async fn at_least_once<P: AsyncProcessor>(
                 // Not a retry of the same work: the batch goes again with the input on its
                 // poison path, each refusal of it one level further down (bounded).
                 processor.batch_failed();
+                if let Some(lanes) = lanes.as_mut() {
+                    lanes.unread(consumer, &options.stage);
+                }
                 rewind(consumer, &batch, &options.stage);
                 let (topic, partition, offset) = source.clone();
                 let level = poisoned.mark(source, reason.clone());
@@ -256,6 +313,9 @@ async fn at_least_once<P: AsyncProcessor>(
             }
             Err(failure) => {
                 processor.batch_failed();
+                if let Some(lanes) = lanes.as_mut() {
+                    lanes.unread(consumer, &options.stage);
+                }
                 rewind(consumer, &batch, &options.stage);
                 let (BatchFailure::Produce(reason) | BatchFailure::Uncertain(reason)) = failure
                 else {
