@@ -7,6 +7,7 @@ mod cql;
 mod cursor;
 mod error;
 pub mod event;
+pub mod group_commit;
 mod pull;
 pub mod rebuild;
 mod retention;

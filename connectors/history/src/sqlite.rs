@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use crate::event::Event;
+use crate::group_commit::GroupWriter;
 use crate::{HistoryError, Retention};
 
 const SCHEMA: &str = "
@@ -87,11 +88,14 @@ pub struct EventView {
     pub detail: serde_json::Value,
 }
 
-/// The SQLite history store. Cheap to clone; one connection behind a mutex.
+/// The SQLite history store. Cheap to clone; one connection behind a mutex, and one writer
+/// thread that commits concurrent writes together (`group_commit.rs`).
 #[derive(Debug, Clone)]
 pub struct SqliteHistory {
     connection: Arc<Mutex<Connection>>,
     retention: Retention,
+    /// `None` in the writer thread's own copy (so the thread ends with the last store).
+    writer: Option<GroupWriter>,
 }
 
 impl SqliteHistory {
@@ -103,9 +107,15 @@ impl SqliteHistory {
         let connection = Connection::open(path)?;
         connection.execute_batch(SCHEMA)?;
         migrate(&connection)?;
-        Ok(SqliteHistory {
+        let store = SqliteHistory {
             connection: Arc::new(Mutex::new(connection)),
             retention: Retention::default(),
+            writer: None,
+        };
+        let writer = GroupWriter::start(store.clone())?;
+        Ok(SqliteHistory {
+            writer: Some(writer),
+            ..store
         })
     }
 
@@ -126,6 +136,11 @@ impl SqliteHistory {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The writer thread that commits concurrent writes together.
+    pub(crate) fn group_writer(&self) -> Option<&GroupWriter> {
+        self.writer.as_ref()
+    }
+
     /// Keep one event (idempotent by event key).
     pub fn record(&self, event: &Event) -> Result<(), HistoryError> {
         self.record_all(std::slice::from_ref(event))
@@ -133,6 +148,11 @@ impl SqliteHistory {
 
     /// Keep events in one transaction (each idempotent by its event key).
     pub fn record_all(&self, events: &[Event]) -> Result<(), HistoryError> {
+        self.record_refs(&events.iter().collect::<Vec<_>>())
+    }
+
+    /// Keep events (gathered from several callers) in one transaction.
+    pub fn record_refs(&self, events: &[&Event]) -> Result<(), HistoryError> {
         if events.is_empty() {
             return Ok(());
         }

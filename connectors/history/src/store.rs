@@ -87,16 +87,20 @@ impl HistoryStore {
         self.record_all(std::slice::from_ref(event)).await
     }
 
-    /// Keep events (each idempotent by its event key; on SQLite in one transaction).
+    /// Keep events (each idempotent by its event key; on SQLite in one transaction, shared
+    /// with whatever else is written at the same moment).
     pub async fn record_all(&self, events: &[Event]) -> Result<(), HistoryError> {
         if events.is_empty() {
             return Ok(());
         }
         match self {
-            HistoryStore::Sqlite(s) => {
-                let events = events.to_vec();
-                blocking(s, move |s| s.record_all(&events)).await
-            }
+            HistoryStore::Sqlite(s) => match s.group_writer() {
+                Some(writer) => writer.record_all(events.to_vec()).await,
+                None => {
+                    let events = events.to_vec();
+                    blocking(s, move |s| s.record_all(&events)).await
+                }
+            },
             HistoryStore::Cql(c) => c.record_all(events).await,
         }
     }

@@ -77,7 +77,7 @@ async fn carried_over(
             Ok(Ok(_)) => return true,
             Ok(Err(e)) => {
                 tries += 1;
-                tracing::warn!(stage = "dispatch", %sender, error = %e, tries, "offsets of the per-lane groups not carried over yet (are dispatchers of an older version still running?); retrying");
+                tracing::warn!(stage = "dispatch", %sender, error = %e, tries, "offsets of the per-lane groups not carried over yet; retrying");
             }
             Err(e) => {
                 tracing::error!(stage = "dispatch", %sender, error = %e, "offset carry-over did not finish")
