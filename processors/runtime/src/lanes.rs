@@ -37,9 +37,9 @@ pub(crate) struct Lanes {
     paused: BTreeSet<PartitionKey>,
     /// Most records buffered per partition before it is paused.
     per_partition: usize,
-    /// The consumer's rebalance count when the buffers were filled: after a rebalance the
-    /// consumer starts every partition again from its committed offset, and what was
-    /// buffered is dropped.
+    /// The consumer's rebalance count when the buffers were last filled: after a rebalance
+    /// the consumer starts every partition again from its committed offset (unpaused), and
+    /// what was buffered is dropped.
     epoch: u64,
 }
 
@@ -140,6 +140,9 @@ impl Lanes {
             }
             self.take_ready(consumer, errors, stage);
         }
+        // What is buffered now belongs to the assignment as it is now (a rebalance during the
+        // gathering makes the runner drop the batch and call `forget`).
+        self.epoch = rebalances.epoch();
         let batch = self.take(options.max_batch);
         self.flow(consumer, stage);
         Some(batch)

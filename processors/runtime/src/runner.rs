@@ -198,6 +198,13 @@ pub async fn run<P: AsyncProcessor>(
         .iter()
         .map(|t| runtime.kafka.topic(t))
         .collect();
+    // A lane topic that does not exist would hold up the group's assignment of the others
+    // (librdkafka waits for every subscribed topic's metadata): lanes read those that exist.
+    let topics = if options.lanes {
+        existing_topics(&consumer, topics, &options.stage)
+    } else {
+        topics
+    };
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
     if processing == Processing::ExactlyOnce {
@@ -237,6 +244,26 @@ pub async fn run<P: AsyncProcessor>(
     Ok(())
 }
 
+/// The `topics` the brokers have (all of them if the brokers cannot say), saying which are
+/// missing.
+fn existing_topics(consumer: &StageConsumer, topics: Vec<String>, stage: &str) -> Vec<String> {
+    let Ok(metadata) = consumer.fetch_metadata(None, Duration::from_secs(10)) else {
+        return topics;
+    };
+    let known: std::collections::HashSet<&str> =
+        metadata.topics().iter().map(|t| t.name()).collect();
+    let (present, missing): (Vec<String>, Vec<String>) =
+        topics.into_iter().partition(|t| known.contains(t.as_str()));
+    if !missing.is_empty() {
+        tracing::warn!(
+            stage,
+            ?missing,
+            "lane topics missing (apply the topic catalog to create them); reading the others"
+        );
+    }
+    present
+}
+
 /// At least once: each batch's outputs acknowledged, then its offsets committed.
 async fn at_least_once<P: AsyncProcessor>(
     runtime: &Runtime,
@@ -270,7 +297,9 @@ async fn at_least_once<P: AsyncProcessor>(
         if batch.is_empty() {
             continue;
         }
-        if rebalances.epoch() != epoch {
+        // Before the first assignment nothing was fetched: a batch gathered across it is all
+        // from the new assignment.
+        if rebalances.epoch() != epoch && epoch != 0 {
             tracing::info!(stage = %options.stage, records = batch.len(), "the group rebalanced while a batch was gathered; dropped, to be consumed again from the committed offsets");
             if let Some(lanes) = lanes.as_mut() {
                 lanes.forget();
