@@ -26,6 +26,9 @@ impl Context {
             .in_namespace(Namespace::new(global.topic_prefix.clone()));
         kafka.overrides = global.kafka_options.clone();
         kafka.max_record_bytes = global.max_record_bytes;
+        if let Some(ms) = global.fetch_wait_ms {
+            kafka.fetch_wait_max_ms = ms;
+        }
         Context {
             kafka,
             processing: global.processing,

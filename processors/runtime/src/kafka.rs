@@ -234,7 +234,11 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            // The end of a partition is learnt from an empty fetch: a reader waits no longer.
+            .set(
+                "fetch.wait.max.ms",
+                self.fetch_wait_max_ms.min(FETCH_WAIT_MAX_MS).to_string(),
+            )
             .set("auto.offset.reset", "earliest");
         self.with_overrides(config)
             .create_with_context(ReaderContext {
