@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use switchyard_callback::schedule::tier_delay;
-use switchyard_callback::{Callback, RetryTier, WebhookSettings};
+use switchyard_callback::{Callback, WebhookSettings, run_callback};
 use switchyard_history::{HistoryStore, Retention, run_history};
 use switchyard_ingress::Ingress;
 use switchyard_runtime::delay_gate::DEFAULT_HELD_PER_PARTITION;
@@ -427,26 +426,21 @@ pub async fn start(
                     settings.callback_minute,
                     settings.webhooks.clone(),
                 )?;
-                running.tasks.push(spawn_runner(
-                    (&running.unfinished, *role),
-                    runtime,
-                    callback.clone(),
-                    RunnerOptions::new("callback", &[names::FINAL, names::CALLBACK_REPLAY])
-                        .unordered(),
-                    shutdown,
-                ));
-                for tier in 1..=names::CALLBACK_RETRY_TIERS {
-                    let topic = names::callback_retry(tier);
-                    let delay = tier_delay(tier, settings.callback_minute);
-                    running.tasks.push(spawn_runner(
-                        (&running.unfinished, *role),
-                        runtime,
-                        RetryTier(callback.clone()),
-                        RunnerOptions::new(&format!("callback.retry.{tier}"), &[&topic])
-                            .delayed(delay),
-                        shutdown,
-                    ));
-                }
+                // One consumer for first deliveries, replays and the ten retry tiers, each
+                // tier's records held until due (`switchyard_callback::role`).
+                let (runtime, shutdown) = (runtime.clone(), shutdown.clone());
+                let health = runtime.health.clone();
+                let of = (&running.unfinished, Role::Callback);
+                running
+                    .tasks
+                    .push(spawn_role(of, "callback".into(), &health, &shutdown, {
+                        let shutdown = shutdown.clone();
+                        async move {
+                            run_callback(&runtime, callback, shutdown)
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                    }));
             }
             Role::History => {
                 let (runtime, store, shutdown) = (

@@ -63,8 +63,8 @@ pub fn runners_of(role: &str) -> usize {
         // validate and release.
         "validate" => 2,
         "route" => 1,
-        // The first delivery and the ten retry tiers.
-        "callback" => 11,
+        // One consumer for first deliveries and the ten retry tiers.
+        "callback" => 1,
         // Deliveries, rejections and the receipt deadlines.
         "report" => 3,
         "dispatch" => 3 * switchyard_runtime::names::LANES.len(),

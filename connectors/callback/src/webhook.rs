@@ -1,7 +1,8 @@
-//! The callback stages: the first delivery of each final report (`reports.final`) and the ten
-//! retry tiers (`callbacks.retry.<n>`), each POSTing the signed report to its client's report
-//! URL. Every attempt is recorded in `callbacks.results`; a failure moves the report to its next
-//! tier (`attempt.rs`), whose runner holds it until it is due.
+//! The callback stage: the first delivery of each final report (`reports.final`,
+//! `callbacks.replay`) and its retries (`callbacks.retry.<n>`), each POSTing the signed report
+//! to its client's report URL. Every attempt is recorded in `callbacks.results`; a failure
+//! moves the report to its next tier (`attempt.rs`), whose records the runner holds until they
+//! are due (`role.rs`).
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use switchyard_schemas::{ApiClientConfig, CallbackAttempt, FinalReport};
 
 use crate::attempt::outputs;
 use crate::deliver::{Deliverer, WebhookSettings};
+use crate::input::CallbackInput;
 
 /// The webhook body (public contract).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -83,7 +85,7 @@ impl From<&FinalReport> for WebhookBody {
     }
 }
 
-/// What the first delivery and the tiers share.
+/// The callback stage: first deliveries and retries alike.
 #[derive(Debug, Clone)]
 pub struct Callback {
     pub tables: ConfigTables,
@@ -178,34 +180,17 @@ fn secrets(client: Option<&ApiClientConfig>) -> Vec<&str> {
 }
 
 impl AsyncProcessor for Callback {
-    type Input = FinalReport;
+    type Input = CallbackInput;
 
     fn process<'a>(
         &'a self,
-        input: FinalReport,
+        input: CallbackInput,
         _origin: Origin<'a>,
     ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
-        Box::pin(self.first(input))
-    }
-
-    fn concurrency(&self) -> usize {
-        64
-    }
-}
-
-/// One retry tier: the same deliveries, of reports that wait in `callbacks.retry.<n>`.
-#[derive(Debug, Clone)]
-pub struct RetryTier(pub Callback);
-
-impl AsyncProcessor for RetryTier {
-    type Input = CallbackAttempt;
-
-    fn process<'a>(
-        &'a self,
-        input: CallbackAttempt,
-        _origin: Origin<'a>,
-    ) -> BoxFuture<'a, Result<Vec<Output>, StageError>> {
-        Box::pin(self.0.retry(input))
+        match input {
+            CallbackInput::Report(report) => Box::pin(self.first(report)),
+            CallbackInput::Retry(waiting) => Box::pin(self.retry(waiting)),
+        }
     }
 
     fn concurrency(&self) -> usize {

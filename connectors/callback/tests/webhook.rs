@@ -1,5 +1,6 @@
-//! The callback stage against real local receivers: a signed POST that verifies, and a failure
-//! that is queued for retry 1 instead of being lost.
+//! The callback stage against real local receivers: a signed POST that verifies, a failure
+//! that is queued for retry 1 instead of being lost, and a retry read from its tier by the same
+//! stage.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use switchyard_callback::signature::verify;
 use switchyard_callback::{
-    Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody, WebhookMode, WebhookPolicy,
-    WebhookSettings,
+    ATTEMPT_HEADER, Callback, EVENT_ID_HEADER, SIGNATURE_HEADER, WebhookBody, WebhookMode,
+    WebhookPolicy, WebhookSettings,
 };
 use switchyard_runtime::{AsyncProcessor, ConfigTables, Origin};
 use switchyard_schemas::{
@@ -104,7 +105,7 @@ async fn a_delivered_webhook_is_signed_and_needs_nothing_more() {
     let (url, seen) = receiver(StatusCode::NO_CONTENT).await;
     let callback = Callback::new(tables(&url), Duration::from_secs(60), dev()).expect("a client");
     let outputs = callback
-        .process(report(), origin())
+        .process(report().into(), origin())
         .await
         .expect("processed");
     assert_eq!(outputs.len(), 1, "a 2xx needs no retry, only its result");
@@ -134,7 +135,7 @@ async fn a_failed_webhook_is_queued_for_retry_one() {
     let callback = Callback::new(tables(&url), minute, dev()).expect("a client");
     let before = now_millis();
     let outputs = callback
-        .process(report(), origin())
+        .process(report().into(), origin())
         .await
         .expect("processed");
     assert_eq!(seen.lock().expect("lock").len(), 1, "one attempt was made");
@@ -156,13 +157,44 @@ async fn a_failed_webhook_is_queued_for_retry_one() {
 }
 
 #[tokio::test]
+async fn a_report_read_from_a_retry_tier_is_its_next_attempt() {
+    let (url, seen) = receiver(StatusCode::SERVICE_UNAVAILABLE).await;
+    let minute = Duration::from_millis(250);
+    let callback = Callback::new(tables(&url), minute, dev()).expect("a client");
+    let waiting = CallbackAttempt {
+        report: report(),
+        report_url: "http://127.0.0.1:9/gone".into(),
+        retry: 3,
+        due_at: 0,
+        last_failure: "HTTP 503".into(),
+        first_failed_at: -7,
+        failed_at: 0,
+    };
+    let before = now_millis();
+    let outputs = callback
+        .process(waiting.into(), origin())
+        .await
+        .expect("processed");
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.len(), 1, "sent to the client's current URL");
+    assert_eq!(seen[0].0[ATTEMPT_HEADER], "4", "retry 3 is attempt 4");
+    let result = outputs[0].value::<CallbackResult>().expect("a result");
+    assert_eq!((result.attempt, result.http_status), (4, Some(503)));
+    assert_eq!(outputs[1].topic, switchyard_topics::callback_retry_topic(4));
+    let next = outputs[1].value::<CallbackAttempt>().expect("attempt");
+    assert_eq!((next.retry, next.first_failed_at), (4, -7));
+    // Tier 4 waits 4² − 4 + 1 = 13 minutes.
+    assert!(next.due_at >= before + 13 * 250 && next.due_at <= now_millis() + 13 * 250);
+}
+
+#[tokio::test]
 async fn an_unreachable_receiver_is_a_failure_too() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
     drop(listener);
     let callback = Callback::new(tables(&url), Duration::from_secs(60), dev()).expect("a client");
     let outputs = callback
-        .process(report(), origin())
+        .process(report().into(), origin())
         .await
         .expect("processed");
     let attempt = outputs[1].value::<CallbackAttempt>().expect("attempt");
@@ -201,7 +233,10 @@ async fn a_report_naming_another_customers_client_goes_to_its_own_customer_only(
     let mut cross = report();
     cross.customer_id = "beta".into();
     cross.client_id = Some("acme-web".into());
-    let outputs = callback.process(cross, origin()).await.expect("processed");
+    let outputs = callback
+        .process(cross.into(), origin())
+        .await
+        .expect("processed");
     assert_eq!(outputs.len(), 1, "delivered: only its result");
     assert_eq!(
         acme_seen.lock().expect("lock").len(),
@@ -231,7 +266,7 @@ async fn during_a_secret_rotation_each_webhook_carries_both_signatures() {
     let tables = ConfigTables::fixed(vec![], vec![client], vec![], vec![], vec![]);
     let callback = Callback::new(tables, Duration::from_secs(60), dev()).expect("a client");
     callback
-        .process(report(), origin())
+        .process(report().into(), origin())
         .await
         .expect("processed");
     let seen = seen.lock().expect("lock");

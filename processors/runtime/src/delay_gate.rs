@@ -1,7 +1,8 @@
-//! When records of a delayed topic may run (no I/O; the unordered runner pauses, seeks and
+//! When records of delayed topics may run (no I/O; the unordered runner pauses, seeks and
 //! resumes the consumer as this says). A record is due at its `switchyard.due-at` header if it
-//! has one (held and paced messages: each its own time), else at its timestamp plus the
-//! topic's delay (the callback tiers). A record not yet due is held, uncommitted, and the
+//! has one (held and paced messages: each its own time), else at its timestamp plus its
+//! topic's delay (the callback tiers, each its own delay, beside `reports.final` with none).
+//! Holding and pausing are per topic-partition. A record not yet due is held, uncommitted, and the
 //! records behind it go on, so one late record never blocks an earlier-due one behind it;
 //! only a partition holding [`DelayGate::cap`] records is paused until some are due.
 
@@ -47,8 +48,11 @@ pub enum Gate {
 /// The records held and the partitions paused.
 #[derive(Debug)]
 pub struct DelayGate {
-    /// The delay of the topic in milliseconds; `None` = due at once unless the header says.
+    /// The delay in milliseconds of every topic not in `topic_delays`; `None` = due at once
+    /// unless the header says.
     delay_ms: Option<i64>,
+    /// Delays of single topics (as `Partition` names them), over `delay_ms`.
+    topic_delays: BTreeMap<String, i64>,
     cap: usize,
     held: BTreeSet<(i64, Partition, i64)>,
     per_partition: BTreeMap<Partition, usize>,
@@ -56,10 +60,11 @@ pub struct DelayGate {
 }
 
 impl DelayGate {
-    /// A gate for a topic delayed by `delay_ms`, holding at most `cap` records a partition.
+    /// A gate for topics delayed by `delay_ms`, holding at most `cap` records a partition.
     pub fn new(delay_ms: Option<i64>, cap: usize) -> Self {
         DelayGate {
             delay_ms,
+            topic_delays: BTreeMap::new(),
             cap: cap.max(1),
             held: BTreeSet::new(),
             per_partition: BTreeMap::new(),
@@ -67,9 +72,21 @@ impl DelayGate {
         }
     }
 
+    /// The same gate with the records of `topic` delayed by `delay_ms`, whatever the others
+    /// wait.
+    pub fn with_topic_delay(mut self, topic: &str, delay_ms: i64) -> Self {
+        self.topic_delays.insert(topic.to_string(), delay_ms);
+        self
+    }
+
     /// Most records held per partition.
     pub fn cap(&self) -> usize {
         self.cap
+    }
+
+    /// The delay of `topic`'s records, if they have one.
+    pub fn delay_of(&self, topic: &str) -> Option<i64> {
+        self.topic_delays.get(topic).copied().or(self.delay_ms)
     }
 
     /// Decide for record `offset` of `partition`, due at `due_at` (its header) or stamped
@@ -85,7 +102,7 @@ impl DelayGate {
         if self.paused.contains(partition) {
             return Gate::Skip;
         }
-        let until = match (due_at, self.delay_ms, timestamp) {
+        let until = match (due_at, self.delay_of(&partition.0), timestamp) {
             (Some(at), _, _) => at,
             (None, Some(delay), Some(timestamp)) => timestamp.saturating_add(delay),
             _ => return Gate::Due,
@@ -221,6 +238,58 @@ mod tests {
         assert_eq!(gate.wake(1_000), (vec![(p(0), 0)], vec![p(0)]));
         assert_eq!(gate.clear(), Vec::<Partition>::new());
         assert_eq!(gate.next_wake(), None);
+    }
+
+    #[test]
+    fn each_topic_waits_its_own_delay_and_holds_pause_only_its_own_partitions() {
+        let tier = |n: u32, partition: i32| (format!("callbacks.retry.{n}"), partition);
+        let first = ("reports.final".to_string(), 0);
+        let mut gate = DelayGate::new(None, 1)
+            .with_topic_delay("callbacks.retry.1", 100)
+            .with_topic_delay("callbacks.retry.2", 300);
+        // Stamped at 1,000, seen at 1,050: tier 1 waits until 1,100, tier 2 until 1,300, and
+        // the undelayed topic runs at once.
+        assert_eq!(
+            gate.admit(&tier(1, 0), 0, None, Some(1_000), 1_050),
+            Gate::Hold {
+                until: 1_100,
+                pause: true
+            }
+        );
+        assert_eq!(
+            gate.admit(&tier(2, 0), 0, None, Some(1_000), 1_050),
+            Gate::Hold {
+                until: 1_300,
+                pause: true
+            }
+        );
+        assert_eq!(gate.admit(&first, 0, None, Some(1_000), 1_050), Gate::Due);
+        // Partition 0 of tier 1 is paused (its cap is one), not partition 0 of the others,
+        // nor another partition of its own topic.
+        assert_eq!(gate.admit(&tier(1, 0), 1, None, Some(0), 1_050), Gate::Skip);
+        assert_eq!(gate.admit(&first, 1, None, Some(1_000), 1_050), Gate::Due);
+        assert_eq!(
+            gate.admit(&tier(1, 1), 0, None, Some(900), 1_050),
+            Gate::Due,
+            "tier 1's delay has passed for a record stamped at 900"
+        );
+        // The due-at header still wins over a topic's delay.
+        assert_eq!(
+            gate.admit(&tier(2, 1), 0, Some(1_060), Some(1_000), 1_050),
+            Gate::Hold {
+                until: 1_060,
+                pause: true
+            }
+        );
+        assert_eq!(
+            gate.wake(1_100),
+            (
+                vec![(tier(2, 1), 0), (tier(1, 0), 0)],
+                vec![tier(1, 0), tier(2, 1)]
+            )
+        );
+        assert_eq!(gate.next_wake(), Some(1_300));
+        assert_eq!(gate.delay_of("callbacks.retry.3"), None);
     }
 
     #[test]

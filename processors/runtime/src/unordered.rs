@@ -1,9 +1,11 @@
 //! The runner for stages that call the outside world (webhooks, carriers): at least once, with
 //! records finishing out of order. One slow call holds back only the commit of its own
 //! partition, never the records behind it, so one customer's dead endpoint cannot stall the
-//! others. With a delay (the callback retry tiers) a record runs only once its timestamp plus
-//! the delay has passed: its partition is paused until then (the record waiting at its head is
-//! kept, uncommitted, and the partition rewound past it), and nothing sleeps holding records.
+//! others. With a delay (the callback retry tiers: one per topic, beside the undelayed
+//! `reports.final` in the same runner) a record runs only once its timestamp plus its topic's
+//! delay has passed: its topic-partition is paused until then (the record waiting at its head
+//! is kept, uncommitted, and the partition rewound past it), and nothing sleeps holding
+//! records.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,13 +45,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
     options: RunnerOptions,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
-    // The head record of a paused partition is held and runs on time; the records behind it
-    // are fetched after the resume, with the next fetch request: a delayed topic keeps its
-    // long polls to a twentieth of its delay (25 to 500 ms; short polls of many idle
-    // consumers would cost the broker more than they gain).
-    let mut overrides: Vec<(&str, String)> = options
-        .delay
-        .map(|d| (d.as_millis() / 20).clamp(25, 500))
+    let mut overrides: Vec<(&str, String)> = fetch_wait_ms(&options)
         .map(|wait| vec![("fetch.wait.max.ms", wait.to_string())])
         .unwrap_or_default();
     // The reset after a rebalance assumes every partition was revoked and assigned anew from
@@ -66,10 +62,20 @@ pub async fn run_unordered<P: AsyncProcessor>(
     let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topic_refs)?;
     let producer = runtime.producer()?;
-    let delay_ms = options.delay.map(|d| d.as_millis() as i64);
-    tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, delay_ms, "stage started (unordered, at least once)");
-
+    let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let delay_ms = options.delay.map(millis);
     let mut gate = DelayGate::new(delay_ms, options.held_per_partition);
+    // The gate sees topics by their names on the broker.
+    for (topic, delay) in &options.topic_delays {
+        gate = gate.with_topic_delay(&runtime.kafka.topic(topic), millis(*delay));
+    }
+    let topic_delays_ms: BTreeMap<&str, i64> = options
+        .topic_delays
+        .iter()
+        .map(|(topic, delay)| (topic.as_str(), millis(*delay)))
+        .collect();
+    tracing::info!(stage = %options.stage, topics = ?topics, group = %options.group_id, delay_ms, topic_delays_ms = ?topic_delays_ms, "stage started (unordered, at least once)");
+
     // Records not yet due (uncommitted: after a crash or a rebalance they are consumed again).
     let mut held: BTreeMap<(Partition, i64), OwnedMessage> = BTreeMap::new();
     let mut marks = Watermarks::default();
@@ -163,6 +169,27 @@ pub async fn run_unordered<P: AsyncProcessor>(
     consumer.unsubscribe();
     tracing::info!(stage, "stage stopped");
     Ok(())
+}
+
+/// The `fetch.wait.max.ms` of a runner whose every topic is delayed; `None` (the runtime's,
+/// `FETCH_WAIT_MAX_MS`) when any topic is not. The head record of a paused partition is held
+/// and runs on time; the records behind it are fetched after the resume, with the next fetch
+/// request: delayed topics keep their long polls to a twentieth of their shortest delay (25 to
+/// 500 ms; short polls of many idle consumers would cost the broker more than they gain). A
+/// runner that also reads an undelayed topic (the callback role: `reports.final` beside the
+/// retry tiers) polls as every undelayed stage does, so a new report waits no longer for its
+/// first webhook than it would alone; the tiers' resumes only come sooner for it.
+fn fetch_wait_ms(options: &RunnerOptions) -> Option<u128> {
+    options
+        .topics
+        .iter()
+        .map(|topic| options.delay_of(topic))
+        .try_fold(None::<Duration>, |shortest, delay| {
+            let delay = delay?;
+            Some(Some(shortest.map_or(delay, |s| s.min(delay))))
+        })
+        .flatten()
+        .map(|shortest| (shortest.as_millis() / 20).clamp(25, 500))
 }
 
 /// The text of a failed attempt.
@@ -336,4 +363,32 @@ fn commit_owned(
     let owned = consumer.assignment().unwrap_or_default();
     offsets.retain(|(topic, partition), _| owned.find_partition(topic, *partition).is_some());
     commit(consumer, &offsets, mode, stage);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fetch_wait_follows_the_shortest_delay_unless_a_topic_is_undelayed() {
+        let tier = |n: u32| format!("callbacks.retry.{n}");
+        let one = RunnerOptions::new("t", &["callbacks.retry.1"]).delayed(Duration::from_secs(60));
+        assert_eq!(fetch_wait_ms(&one), Some(500));
+        let short = RunnerOptions::new("t", &["a"]).delayed(Duration::from_millis(1_000));
+        assert_eq!(fetch_wait_ms(&short), Some(50));
+        let due = RunnerOptions::new("t", &["messages.held"]).due_per_record(10);
+        assert_eq!(fetch_wait_ms(&due), Some(25));
+        assert_eq!(fetch_wait_ms(&RunnerOptions::new("t", &["a"])), None);
+        // Every topic delayed, each its own: the shortest decides.
+        let tiers = RunnerOptions::new("t", &[&tier(1), &tier(2)])
+            .delayed_topic(&tier(1), Duration::from_millis(2_000))
+            .delayed_topic(&tier(2), Duration::from_millis(6_000));
+        assert_eq!(fetch_wait_ms(&tiers), Some(100));
+        // The callback role: `reports.final` undelayed beside the tiers takes the runtime's.
+        let mixed = RunnerOptions::new("t", &["reports.final", &tier(1)])
+            .delayed_topic(&tier(1), Duration::from_secs(60));
+        assert_eq!(fetch_wait_ms(&mixed), None);
+        assert_eq!(mixed.delay_of(&tier(1)), Some(Duration::from_secs(60)));
+        assert_eq!(mixed.delay_of("reports.final"), None);
+    }
 }
