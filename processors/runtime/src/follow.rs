@@ -1,6 +1,7 @@
-//! Following a topic from its beginning: the loop tables, key sets and the schema registry
-//! share. Each record goes to the caller's `apply`; `ready` turns true once every partition
-//! reported its end (fetch-based, exact even where watermarks are not — decision 0001).
+//! Following a topic from its beginning: each record goes to the caller's `apply`; `ready`
+//! turns true once every partition reported its end (fetch-based, exact even where watermarks
+//! are not — decision 0001). Tables and key sets follow through the runtime's shared reader
+//! (`spawn_following`); the schema registry runs the same loop on a reader of its own (`follow`).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -11,14 +12,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_log::ErrorLog;
-use crate::kafka::{Reader, read_from_beginning};
+use crate::followers::{Fed, Feed};
+use crate::kafka::Reader;
 use crate::{Runtime, RuntimeError};
 
-/// Follow the logical `topic` from its beginning in the background; returns the receiver that
-/// turns true once caught up.
-pub fn spawn_following<F, Fut>(
+/// Follow the logical `topic` from its beginning in the background, with the runtime's shared
+/// reader, until `shutdown` or until `apply` returns false; returns the receiver that turns
+/// true once caught up (every partition of this topic read to its end).
+pub async fn spawn_following<F, Fut>(
     runtime: &Runtime,
-    reader_name: &str,
     topic: &str,
     shutdown: CancellationToken,
     apply: F,
@@ -27,18 +29,57 @@ where
     F: FnMut(OwnedMessage) -> Fut + Send + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let consumer = runtime.kafka.reader(reader_name)?;
-    let partitions = read_from_beginning(&consumer, &runtime.kafka.topic(topic))?;
+    let feed = runtime
+        .followers
+        .subscribe(&runtime.kafka, &runtime.kafka.topic(topic))
+        .await?;
     let (ready_tx, ready) = watch::channel(false);
-    tokio::spawn(follow(
-        consumer,
+    tokio::spawn(follow_feed(
+        feed,
         topic.to_string(),
-        partitions,
-        Some(ready_tx),
+        ready_tx,
         shutdown,
         apply,
     ));
     Ok(ready)
+}
+
+/// Apply what `feed` brings until `shutdown` or until `apply` returns false; leaving drops the
+/// feed (the last follower of a reader closes it).
+async fn follow_feed<F, Fut>(
+    mut feed: Feed,
+    topic: String,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+    mut apply: F,
+) where
+    F: FnMut(OwnedMessage) -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let mut not_at_end = feed.partitions.clone();
+    loop {
+        let fed = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            fed = feed.recv() => fed,
+        };
+        match fed {
+            Some(Fed::Record(message)) => {
+                if !apply(message).await {
+                    return;
+                }
+            }
+            Some(Fed::End(partition)) => {
+                if not_at_end.remove(&partition) && not_at_end.is_empty() {
+                    tracing::debug!(%topic, "caught up");
+                    let _ = ready.send(true);
+                }
+            }
+            None => {
+                tracing::error!(%topic, "the table reader stopped feeding this table");
+                return;
+            }
+        }
+    }
 }
 
 /// Read with `consumer` (already assigned to `partitions` of `topic`) until `shutdown` or until

@@ -33,16 +33,11 @@ impl KeySet {
         // Keys this process writes are inserted at once; others may arrive a little later.
         let keys = Arc::new(RwLock::new(HashSet::new()));
         let followed = keys.clone();
-        let ready = spawn_following(
-            runtime,
-            &format!("keys.{topic}"),
-            topic,
-            shutdown,
-            move |message| {
-                apply(&followed, &message);
-                std::future::ready(true)
-            },
-        )?;
+        let ready = spawn_following(runtime, topic, shutdown, move |message| {
+            apply(&followed, &message);
+            std::future::ready(true)
+        })
+        .await?;
         let set = KeySet {
             topic: topic.to_string(),
             keys,

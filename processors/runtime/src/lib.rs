@@ -11,6 +11,7 @@ mod error;
 mod error_log;
 mod exactly_once;
 mod follow;
+mod followers;
 mod group_seed;
 mod health;
 mod input;
@@ -90,6 +91,8 @@ pub struct Runtime {
     pub commit_interval: std::time::Duration,
     atomic: Arc<atomic_pool::AtomicPool>,
     producer: Arc<std::sync::OnceLock<Producer>>,
+    /// The one reader every table and key set of the process follows its topic with.
+    followers: Arc<followers::Followers>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -118,6 +121,7 @@ impl Runtime {
             commit_interval: exactly_once::DEFAULT_COMMIT_INTERVAL,
             atomic: Arc::default(),
             producer: Arc::new(std::sync::OnceLock::new()),
+            followers: Arc::default(),
         })
     }
 

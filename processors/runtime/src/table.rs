@@ -1,7 +1,8 @@
 //! `Table<K, V>`: a compacted topic materialized in memory and kept live. Reads every
 //! partition from the beginning (no consumer group, no commits), applies each record in order,
 //! and deletes a key on a tombstone. The topic is the state; the map is a cache of it.
-//! Ready once every partition reported end-of-partition (fetch-based, so it is exact).
+//! Ready once every partition reported end-of-partition (fetch-based, so it is exact). Every
+//! table and key set of a runtime reads through one shared reader (`followers`).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -55,7 +56,7 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
         topic: &str,
         shutdown: CancellationToken,
     ) -> Result<Self, RuntimeError> {
-        // Config changes are rare and may take half a second to arrive: a patient reader.
+        // Every table of the runtime follows through its one shared reader.
         let entries = Arc::new(RwLock::new(HashMap::new()));
         let follower = Arc::new(Follower {
             runtime: runtime.clone(),
@@ -63,16 +64,11 @@ impl<K: TableKey, V: Record + Clone> Table<K, V> {
             entries: entries.clone(),
             shutdown: shutdown.clone(),
         });
-        let ready = spawn_following(
-            runtime,
-            &format!("table.{topic}"),
-            topic,
-            shutdown,
-            move |message| {
-                let follower = follower.clone();
-                async move { follower.apply(message).await }
-            },
-        )?;
+        let ready = spawn_following(runtime, topic, shutdown, move |message| {
+            let follower = follower.clone();
+            async move { follower.apply(message).await }
+        })
+        .await?;
         Ok(Table {
             topic: topic.to_string(),
             entries,
