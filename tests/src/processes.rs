@@ -67,7 +67,8 @@ pub fn runners_of(role: &str) -> usize {
         "callback" => 1,
         // Deliveries, rejections and the receipt deadlines.
         "report" => 3,
-        "dispatch" => 3 * switchyard_runtime::names::LANES.len(),
+        // One consumer for all lanes of each of the three senders.
+        "dispatch" => 3,
         // One consumer for every history topic.
         "history" => 1,
         _ => 0,
