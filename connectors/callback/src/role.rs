@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_runtime::names::{CALLBACK_REPLAY, CALLBACK_RETRY_TIERS, FINAL, callback_retry};
-use switchyard_runtime::{CancellationToken, RunnerOptions, Runtime, RuntimeError};
+use switchyard_runtime::{CancellationToken, RunnerOptions, Runtime, RuntimeError, carry_offsets};
 
 use crate::schedule::tier_delay;
-use crate::upgrade::carry_retry_offsets;
+use crate::upgrade::old_groups;
 use crate::webhook::Callback;
 
 /// The stage (and, as `switchyard.callback`, the consumer group) of the role.
@@ -36,14 +36,22 @@ pub fn options(minute: Duration) -> RunnerOptions {
 }
 
 /// Run the role until `shutdown`: first the retry offsets of an upgrade from the per-tier
-/// groups (`upgrade.rs`), then the runner.
+/// groups (`upgrade.rs`, waiting while an older instance consumes a tier), then the runner.
 pub async fn run_callback(
     runtime: &Runtime,
     callback: Callback,
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let options = options(callback.minute);
-    if !carry_retry_offsets(&runtime.kafka, &options.group_id, &shutdown).await {
+    if !carry_offsets(
+        &runtime.kafka,
+        STAGE,
+        &options.group_id,
+        &old_groups(),
+        &shutdown,
+    )
+    .await
+    {
         return Ok(());
     }
     switchyard_runtime::run(runtime, Arc::new(callback), options, shutdown).await

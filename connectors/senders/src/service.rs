@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_runtime::{
-    CancellationToken, ConfigTables, OldGroup, RunnerOptions, Runtime, RuntimeError, Table, names,
-    seed_group_offsets,
+    CancellationToken, ConfigTables, OldGroup, RunnerOptions, Runtime, RuntimeError, Table,
+    carry_offsets, names,
 };
 use switchyard_schemas::SenderConfig;
 
@@ -44,54 +44,37 @@ pub fn dispatch_group(sender: &str) -> String {
     format!("switchyard.dispatch.{sender}.lanes")
 }
 
-/// The per-lane groups of versions before one group read every lane.
+/// The per-lane groups of versions before one group read every lane, each with its lane topic.
 fn lane_groups(sender: &str) -> Vec<OldGroup> {
     names::LANES
         .iter()
-        .map(|lane| OldGroup {
-            group_id: format!("switchyard.{}", names::dispatch_stage(sender, lane)),
-            topic: names::sender_lane(sender, lane),
+        .map(|lane| {
+            OldGroup::new(
+                format!("switchyard.{}", names::dispatch_stage(sender, lane)),
+                names::sender_lane(sender, lane),
+            )
         })
         .collect()
 }
 
-/// Carry the per-lane groups' offsets over to `group` (retrying until the broker takes them):
-/// reading the lanes from the beginning instead would send every message again. `false` when
-/// stopped first.
+/// Carry the per-lane groups' offsets over to `group` (`switchyard_runtime::group_upgrade`):
+/// reading the lanes from the beginning instead would send every message again. Waits while
+/// an old dispatcher still reads a lane (it would send what this one sends) and retries until
+/// the broker takes the offsets; `false` when stopped first.
 async fn carried_over(
     runtime: &Runtime,
     sender: &str,
     group: &str,
     shutdown: &CancellationToken,
 ) -> bool {
-    let mut tries = 0;
-    loop {
-        let (kafka, group_id, old) = (
-            runtime.kafka.clone(),
-            group.to_string(),
-            lane_groups(sender),
-        );
-        let seeded =
-            tokio::task::spawn_blocking(move || seed_group_offsets(&kafka, &group_id, &old)).await;
-        match seeded {
-            Ok(Ok(_)) => return true,
-            Ok(Err(e)) => {
-                tries += 1;
-                tracing::warn!(stage = "dispatch", %sender, error = %e, tries, "offsets of the per-lane groups not carried over yet; retrying");
-            }
-            Err(e) => {
-                tracing::error!(stage = "dispatch", %sender, error = %e, "offset carry-over did not finish")
-            }
-        }
-        if switchyard_runtime::retry::sleep_or_stop(
-            switchyard_runtime::retry::backoff(tries),
-            shutdown,
-        )
-        .await
-        {
-            return false;
-        }
-    }
+    carry_offsets(
+        &runtime.kafka,
+        "dispatch",
+        group,
+        &lane_groups(sender),
+        shutdown,
+    )
+    .await
 }
 
 /// Run a dispatcher for every enabled sender until `shutdown`. `receipt_url` is where HTTP

@@ -12,7 +12,7 @@ mod error_log;
 mod exactly_once;
 mod follow;
 mod followers;
-mod group_seed;
+pub mod group_upgrade;
 mod health;
 mod input;
 mod kafka;
@@ -43,7 +43,7 @@ pub use config_tables::{ConfigTables, bill_code_key, national_number, numbering_
 pub use error::RuntimeError;
 pub use exactly_once::DEFAULT_COMMIT_INTERVAL;
 pub use follow::follow;
-pub use group_seed::{OldGroup, seed_group_offsets};
+pub use group_upgrade::{CarryError, OldGroup, carry_offsets};
 pub use health::{Health, HealthReport, RoleState, StuckLimits, StuckReport, health_router};
 pub use input::StageInput;
 pub use kafka::{
