@@ -4,7 +4,8 @@
 #   infra/kafka.sh stop      stop it by pid (SIGTERM, then SIGKILL after 20 s)
 #   infra/kafka.sh status
 # Settings (environment): DATA_DIR (default .data/), BROKER_PORT (9092), CONTROLLER_PORT
-# (9093), WATCH_PID (stop the broker when that process ends: test harnesses), KAFKA_HEAP.
+# (9093), WATCH_PID (stop the broker when that process ends: test harnesses), KAFKA_HEAP,
+# KAFKA_JVM_GC (the JVM garbage collector options, replacing the G1 settings below).
 set -euo pipefail
 INFRA=$(cd "$(dirname "$0")" && pwd)
 source "$INFRA/kafka.env"
@@ -58,8 +59,9 @@ start() {
     done
     [ -f "$KAFKA_HOME/.complete" ] || { echo "no Kafka at $KAFKA_HOME: run make setup" >&2; exit 1; }
     write_properties
-    local opts=(-Xms256m "-Xmx${KAFKA_HEAP:-768m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-        -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
+    local gc=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent)
+    [ -n "${KAFKA_JVM_GC:-}" ] && read -r -a gc <<< "$KAFKA_JVM_GC"
+    local opts=(-Xms256m "-Xmx${KAFKA_HEAP:-768m}" "${gc[@]}"
         -Djava.awt.headless=true "-Dkafka.logs.dir=$DATA_DIR"
         "-Dlog4j2.configurationFile=$INFRA/kafka/log4j2.xml")
     if [ ! -f "$LOG_DIR/meta.properties" ]; then

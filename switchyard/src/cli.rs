@@ -84,8 +84,8 @@ pub struct Global {
     pub commit_interval_ms: u64,
     /// Longest a stage's consumer waits on an idle fetch, in ms (a fetch is answered as soon
     /// as committed data arrives; after a pause, seek or rebalance a partition waits for the
-    /// fetch in flight). Default 50 (decision 0025). Table readers never wait longer than 50
-    /// ms: they learn they caught up from an empty fetch.
+    /// fetch in flight). Default 500 (decision 0029). Table readers never wait longer than
+    /// 50 ms: they learn they caught up from an empty fetch.
     #[arg(long, env = "SWITCHYARD_FETCH_WAIT_MS", global = true)]
     pub fetch_wait_ms: Option<u32>,
     /// Schema registry used to encode and decode records.

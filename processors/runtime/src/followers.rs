@@ -313,6 +313,6 @@ mod tests {
             reader_key(&kafka),
             reader_key(&KafkaSettings::new("127.0.0.1:9093"))
         );
-        assert_ne!(reader_key(&kafka), reader_key(&kafka.with_fetch_wait(500)));
+        assert_ne!(reader_key(&kafka), reader_key(&kafka.with_fetch_wait(20)));
     }
 }

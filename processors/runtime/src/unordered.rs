@@ -46,6 +46,7 @@ pub async fn run_unordered<P: AsyncProcessor>(
     shutdown: CancellationToken,
 ) -> Result<(), RuntimeError> {
     let mut overrides: Vec<(&str, String)> = fetch_wait_ms(&options)
+        .map(|wait| wait.min(u128::from(runtime.kafka.fetch_wait_max_ms)))
         .map(|wait| vec![("fetch.wait.max.ms", wait.to_string())])
         .unwrap_or_default();
     // The reset after a rebalance assumes every partition was revoked and assigned anew from
@@ -171,25 +172,27 @@ pub async fn run_unordered<P: AsyncProcessor>(
     Ok(())
 }
 
-/// The `fetch.wait.max.ms` of a runner whose every topic is delayed; `None` (the runtime's,
-/// `FETCH_WAIT_MAX_MS`) when any topic is not. The head record of a paused partition is held
-/// and runs on time; the records behind it are fetched after the resume, with the next fetch
-/// request: delayed topics keep their long polls to a twentieth of their shortest delay (25 to
-/// 500 ms; short polls of many idle consumers would cost the broker more than they gain). A
-/// runner that also reads an undelayed topic (the callback role: `reports.final` beside the
-/// retry tiers) polls as every undelayed stage does, so a new report waits no longer for its
-/// first webhook than it would alone; the tiers' resumes only come sooner for it.
+/// The `fetch.wait.max.ms` of a runner reading delayed topics (never more than the runtime's
+/// stage wait); `None` (the runtime's) when no topic is delayed. Data wakes a waiting fetch, but
+/// a paused partition resumed while a fetch is in flight is fetched only when that fetch
+/// returns: the wait is how late a held record's successors may start. Delayed topics keep it
+/// to a twentieth of their shortest delay (25 to 500 ms); topics whose records each carry their
+/// own due time (held, paced messages, receipt deadlines) to 100 ms. An undelayed topic beside
+/// them (the callback role: `reports.final` with the retry tiers) changes nothing: its records
+/// wake the fetch.
 fn fetch_wait_ms(options: &RunnerOptions) -> Option<u128> {
     options
         .topics
         .iter()
-        .map(|topic| options.delay_of(topic))
-        .try_fold(None::<Duration>, |shortest, delay| {
-            let delay = delay?;
-            Some(Some(shortest.map_or(delay, |s| s.min(delay))))
+        .filter_map(|topic| options.delay_of(topic))
+        .min()
+        .map(|shortest| {
+            if shortest.is_zero() {
+                100
+            } else {
+                (shortest.as_millis() / 20).clamp(25, 500)
+            }
         })
-        .flatten()
-        .map(|shortest| (shortest.as_millis() / 20).clamp(25, 500))
 }
 
 /// The text of a failed attempt.
@@ -370,25 +373,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fetch_wait_follows_the_shortest_delay_unless_a_topic_is_undelayed() {
+    fn the_fetch_wait_follows_the_shortest_delay() {
         let tier = |n: u32| format!("callbacks.retry.{n}");
         let one = RunnerOptions::new("t", &["callbacks.retry.1"]).delayed(Duration::from_secs(60));
         assert_eq!(fetch_wait_ms(&one), Some(500));
         let short = RunnerOptions::new("t", &["a"]).delayed(Duration::from_millis(1_000));
         assert_eq!(fetch_wait_ms(&short), Some(50));
         let due = RunnerOptions::new("t", &["messages.held"]).due_per_record(10);
-        assert_eq!(fetch_wait_ms(&due), Some(25));
+        assert_eq!(fetch_wait_ms(&due), Some(100));
         assert_eq!(fetch_wait_ms(&RunnerOptions::new("t", &["a"])), None);
         // Every topic delayed, each its own: the shortest decides.
         let tiers = RunnerOptions::new("t", &[&tier(1), &tier(2)])
             .delayed_topic(&tier(1), Duration::from_millis(2_000))
             .delayed_topic(&tier(2), Duration::from_millis(6_000));
         assert_eq!(fetch_wait_ms(&tiers), Some(100));
-        // The callback role: `reports.final` undelayed beside the tiers takes the runtime's.
+        // The callback role: `reports.final` undelayed beside the tiers changes nothing.
         let mixed = RunnerOptions::new("t", &["reports.final", &tier(1)])
-            .delayed_topic(&tier(1), Duration::from_secs(60));
-        assert_eq!(fetch_wait_ms(&mixed), None);
-        assert_eq!(mixed.delay_of(&tier(1)), Some(Duration::from_secs(60)));
+            .delayed_topic(&tier(1), Duration::from_secs(2));
+        assert_eq!(fetch_wait_ms(&mixed), Some(100));
+        assert_eq!(mixed.delay_of(&tier(1)), Some(Duration::from_secs(2)));
         assert_eq!(mixed.delay_of("reports.final"), None);
     }
 }
