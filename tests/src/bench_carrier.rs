@@ -16,7 +16,13 @@
 //! Printed per run: msg/s, p50/p99/max from submit (the request leaving the bench) to the first
 //! webhook for the message, per stage the mean time from receipt to acknowledged outputs, and
 //! CPU seconds and peak RSS (VmHWM) of the bench process (every role), the Kafka JVM and the
-//! node SMSC. `--run burst|steady|both` picks the runs; `--window W` is the SMPP sender's
+//! node SMSC; beside them CPU ms per message and threads of each of those, and Kafka requests
+//! per message by API and client with the clients open (`crate::bench_kafka_stats`; requests
+//! are read at least one 5 s statistics interval after the last webhook, and given net of
+//! those quiet seconds at the idle rate). Before each run,
+//! after its warm-up, an idle section: `--idle-seconds` (default 20; 0 skips it) with no
+//! traffic, CPU % of one core per process and Kafka requests per second by API and client.
+//! `--run burst|steady|both` picks the runs; `--window W` is the SMPP sender's
 //! window (default 50: 1.2× the rate of the sender's default 10, decision 0021); `--mode` the
 //! processing guarantee; `--set key=value` (repeatable) a librdkafka property on every client
 //! of the pipeline, to measure a setting (e.g. `linger.ms`) before changing the runtime's
@@ -32,6 +38,7 @@ use switchyard::pipeline::{Role, start};
 use switchyard_runtime::{CancellationToken, Processing};
 use switchyard_schemas::now_millis;
 
+use crate::bench_kafka_stats::{CostSummary, Idle, RunCost, measure_idle};
 use crate::bench_proc::{Watched, cpu_snapshot, print_costs};
 use crate::bench_raw::{Raw, raw_rate};
 use crate::bench_stages::print_stage_latencies;
@@ -71,11 +78,13 @@ pub struct Options {
     /// The callback role's endpoint guard: a full endpoint that ended no call for this long
     /// is treated as stuck (`--webhook-slow-after-ms`; `None`: the role's default).
     webhook_slow_after: Option<Duration>,
+    /// Seconds of idle measured before each run, after its warm-up (0: none).
+    idle_seconds: u64,
 }
 
 const USAGE: &str = "usage: bench --path carrier [--messages N] [--rate MSG_PER_S] [--seconds S] \
      [--run burst|steady|both] [--batch B] [--in-flight K] [--window W] \
-     [--mode exactly_once|at_least_once] [--raw R] [--set librdkafka.key=value]... [--webhook-slow-after-ms MS]";
+     [--mode exactly_once|at_least_once] [--raw R] [--set librdkafka.key=value]... [--webhook-slow-after-ms MS] [--idle-seconds S]";
 
 impl Options {
     /// Read the options from the arguments (`--path carrier` among them).
@@ -92,6 +101,7 @@ impl Options {
             runs: Runs::Both,
             overrides: Vec::new(),
             webhook_slow_after: None,
+            idle_seconds: 20,
         };
         let mut args = args.peekable();
         while let Some(name) = args.next() {
@@ -119,6 +129,7 @@ impl Options {
                 "--webhook-slow-after-ms" => {
                     o.webhook_slow_after = Some(Duration::from_millis(value()?.parse()?))
                 }
+                "--idle-seconds" => o.idle_seconds = value()?.parse()?,
                 "--run" => {
                     o.runs = match value()?.as_str() {
                         "burst" => Runs::Burst,
@@ -336,6 +347,8 @@ struct Measured {
     rate: f64,
     p50: i64,
     p99: i64,
+    cost: CostSummary,
+    idle: Option<Idle>,
 }
 
 /// One run in a fresh namespace: start everything, warm up, submit, wait for every webhook.
@@ -394,6 +407,20 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
         watched.push(Watched::other("Kafka JVM", pid as u32));
     }
     watched.push(Watched::other("SMSC (node)", smsc.child.id()));
+    let idle = if o.idle_seconds > 0 {
+        Some(
+            measure_idle(
+                &watched,
+                &runtime.metrics,
+                o.idle_seconds,
+                "after the warm-up, before the run",
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let cost = RunCost::start(&watched, &runtime.metrics);
     let cpu_before = cpu_snapshot(&watched);
     let metrics_before = runtime.metrics.encode();
     let started = Instant::now();
@@ -406,6 +433,7 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
     let submitted_in = started.elapsed().as_secs_f64();
     wait_for(&arrivals, sent_at.len() + 2).await?;
     let wall = started.elapsed().as_secs_f64();
+    let ended = cost.end(&watched);
     let last = arrivals.last().unwrap_or(first_submit);
     let elapsed = ((last - first_submit) as f64 / 1000.0).max(1e-3);
     let mut latencies: Vec<i64> = sent_at
@@ -439,6 +467,15 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
     // A stage records its latencies once its whole batch is done: let the last ones finish.
     tokio::time::sleep(Duration::from_millis(500)).await;
     print_stage_latencies(&metrics_before, &runtime.metrics.encode());
+    let cost = ended
+        .report(
+            &watched,
+            &runtime.metrics,
+            sent_at.len(),
+            "last webhook",
+            idle.as_ref(),
+        )
+        .await;
 
     shutdown.cancel();
     if tokio::time::timeout(Duration::from_secs(60), running.wait())
@@ -454,6 +491,8 @@ async fn run(broker: &Broker, o: &Options, steady: bool, raw: &Raw) -> anyhow::R
         rate,
         p50,
         p99,
+        cost,
+        idle,
     })
 }
 
@@ -482,6 +521,10 @@ pub async fn bench(broker: &Broker, o: &Options) -> anyhow::Result<()> {
             "summary         {:<32} {:>8.0} msg/s   submit → webhook p50 {} ms   p99 {} ms",
             m.label, m.rate, m.p50, m.p99
         );
+        println!("                  cost  {}", m.cost.summary());
+        if let Some(idle) = &m.idle {
+            println!("                  idle  {}", idle.summary());
+        }
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 pub mod bench_callbacks;
 pub mod bench_carrier;
+pub mod bench_kafka_stats;
 pub mod bench_proc;
 pub mod bench_raw;
 pub mod bench_stages;

@@ -23,6 +23,23 @@
 //!    received; per stage the mean time from receipt to acknowledged outputs; and for exactly
 //!    once the commit markers the transactional stages left (records per marker ≈ what a
 //!    transaction wrote per partition, i.e. the effective batch).
+//!
+//!    Beside those, what it cost (`switchyard_tests::bench_kafka_stats`): per watched process
+//!    (the bench process, which runs every role, the simulator and the webhook inbox and also
+//!    submits and reads; the Kafka JVM) CPU ms per message from the first submit to the last
+//!    webhook, and its threads at that moment (the bench's split into librdkafka's `rdk:*`,
+//!    tokio's and other; the bench's own Kafka readers are closed by then); Kafka requests
+//!    per message, in total, by API and by client (top 6, the rest as `other`), from
+//!    librdkafka's statistics (`switchyard_kafka_requests_total`, the bench's own readers
+//!    left out), with the clients open. Statistics arrive every 5 s, so requests are read a
+//!    whole number of intervals after the first submit and at least one interval after the
+//!    last webhook: the window holds a few quiet seconds beyond the run, and with the idle
+//!    measurement the figures are also given net of those seconds at the idle rate.
+//!
+//!    Idle, its own section before each run (after the warm-up, nothing submitted): over
+//!    `--idle-seconds` (default 20, rounded up to whole 5 s intervals; 0 skips it) CPU % of one
+//!    core and threads of the bench process and the Kafka JVM, and Kafka requests per second
+//!    by API and by client. The summary repeats both per run.
 //! 3. The ratio of each pipeline rate to the raw rates and to the fair ceiling
 //!    min(raw produce ÷ 7, raw consume ÷ 12). Per message the pipeline produces 7 records
 //!    (`messages.accepted`, `messages.validated`, `sender.<name>`, `messages.routed`,
@@ -39,7 +56,7 @@
 //!    rates is printed.
 //!
 //! usage: bench [--messages N] [--raw R] [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both]
-//!              [--rules off|on|both] [--callbacks-only]
+//!              [--rules off|on|both] [--idle-seconds S] [--callbacks-only]
 //!        bench --path carrier [...]   (HTTP → SMPP → webhook; see `switchyard_tests::bench_carrier`)
 //!
 //! Without `--rate` every message is submitted at once: the end-to-end rate is how fast the
@@ -59,6 +76,8 @@ use switchyard_runtime::Producer;
 use switchyard_runtime::metrics::StageTopic;
 use switchyard_runtime::{Processing, Reader, Runtime, names, read_from_beginning};
 use switchyard_schemas::{FinalReport, Submission, now_millis};
+use switchyard_tests::bench_kafka_stats::{CostSummary, Idle, RunCost, measure_idle};
+use switchyard_tests::bench_proc::Watched;
 use switchyard_tests::bench_raw::{Raw, raw_rate};
 use switchyard_tests::bench_stages::print_stage_latencies;
 use switchyard_tests::pipeline::{API_KEY, Pipeline, RULED_SMS_PRICE, with_every_rule};
@@ -81,6 +100,8 @@ struct Options {
     modes: Vec<Processing>,
     /// Only the callback figures (isolation, pending retries).
     callbacks_only: bool,
+    /// Seconds of idle measured per run (0: none).
+    idle_seconds: u64,
     /// Run with validate's rules off, on (every rule: prepaid, pacing limit, duplicates,
     /// bill codes, blocklist), or both (the first mode again with them on).
     rules: Rules,
@@ -101,6 +122,7 @@ impl Options {
             rate: None,
             modes: vec![Processing::ExactlyOnce, Processing::AtLeastOnce],
             callbacks_only: false,
+            idle_seconds: 20,
             rules: Rules::Both,
         };
         let mut args = std::env::args().skip(1);
@@ -118,6 +140,7 @@ impl Options {
                     options.rate = Some(rate);
                 }
                 "--callbacks-only" => options.callbacks_only = true,
+                "--idle-seconds" => options.idle_seconds = value()?.parse()?,
                 "--rules" => {
                     options.rules = match value()?.as_str() {
                         "off" => Rules::Off,
@@ -137,7 +160,7 @@ impl Options {
                 other => anyhow::bail!(
                     "unknown argument {other}; usage: bench [--messages N] [--raw R] \
                      [--rate MSG_PER_S] [--mode exactly_once|at_least_once|both] [--rules off|on|both] \
-                     [--callbacks-only]"
+                     [--idle-seconds S] [--callbacks-only]"
                 ),
             }
         }
@@ -476,7 +499,8 @@ fn transactional_outputs() -> Vec<(&'static str, String)> {
 }
 
 /// Per exactly-once output: records the stage produced and offsets the topic holds.
-fn transaction_counts(runtime: &Runtime, reader: &Reader) -> anyhow::Result<Vec<(i64, i64)>> {
+fn transaction_counts(runtime: &Runtime) -> anyhow::Result<Vec<(i64, i64)>> {
+    let reader = &runtime.kafka.reader("bench.watermarks")?;
     transactional_outputs()
         .into_iter()
         .map(|(stage, topic)| {
@@ -525,6 +549,8 @@ struct Run {
     rules: bool,
     rate: f64,
     readable: Vec<i64>,
+    cost: CostSummary,
+    idle: Option<Idle>,
 }
 
 impl Run {
@@ -576,9 +602,26 @@ async fn run_pipeline(
         credit_for(&runtime, messages).await?;
     }
     warm_up(&pipeline).await?;
+    let mut watched = vec![Watched::this_process("bench process (every role)")];
+    if let Some(pid) = broker.pid() {
+        watched.push(Watched::other("Kafka JVM", pid as u32));
+    }
+    let idle = if options.idle_seconds > 0 {
+        Some(
+            measure_idle(
+                &watched,
+                &runtime.metrics,
+                options.idle_seconds,
+                "after the warm-up, before the run",
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     let metrics_before = runtime.metrics.encode();
-    let watermarks = runtime.kafka.reader("bench.watermarks")?;
-    let transactions_before = transaction_counts(&runtime, &watermarks)?;
+    // The bench's own readers are closed while the run's threads are counted.
+    let transactions_before = transaction_counts(&runtime)?;
     let webhooks_before = pipeline.inbox.len();
 
     // Follow the final reports from before the first submit, so a report is timed when it
@@ -587,6 +630,7 @@ async fn run_pipeline(
     read_from_beginning(&reader, &runtime.kafka.topic(names::FINAL))?;
     let reading = tokio::spawn(read_final_reports(runtime.clone(), reader, messages));
 
+    let cost = RunCost::start(&watched, &runtime.metrics);
     let started = Instant::now();
     let sent_at = submit(&pipeline, messages, options.rate, started).await?;
     let submitted_in = started.elapsed();
@@ -631,6 +675,7 @@ async fn run_pipeline(
     while pipeline.inbox.len() < webhooks_before + messages && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let ended = cost.end(&watched);
     println!(
         "  webhooks      {} of {messages} signed webhooks received {:.1} s after the first submit",
         pipeline.inbox.len() - webhooks_before,
@@ -640,10 +685,18 @@ async fn run_pipeline(
     tokio::time::sleep(Duration::from_secs(1)).await;
     print_stage_latencies(&metrics_before, &runtime.metrics.encode());
     if processing == Processing::ExactlyOnce {
-        let transactions_after = transaction_counts(&runtime, &watermarks)?;
+        let transactions_after = transaction_counts(&runtime)?;
         print_transaction_markers(&transactions_before, &transactions_after);
     }
-    drop(watermarks);
+    let cost = ended
+        .report(
+            &watched,
+            &runtime.metrics,
+            messages,
+            "last webhook",
+            idle.as_ref(),
+        )
+        .await;
     drop(runtime);
     if tokio::time::timeout(Duration::from_secs(60), pipeline.stop())
         .await
@@ -656,6 +709,8 @@ async fn run_pipeline(
         rules,
         rate,
         readable,
+        cost,
+        idle,
     })
 }
 
@@ -790,6 +845,10 @@ async fn bench(broker: &Broker, options: &Options) -> anyhow::Result<()> {
             percentile(&run.readable, 0.5),
             percentile(&run.readable, 0.99)
         );
+        println!("                  cost  {}", run.cost.summary());
+        if let Some(idle) = &run.idle {
+            println!("                  idle  {}", idle.summary());
+        }
     }
     if let [first, second, ..] = runs.as_slice()
         && first.rules == second.rules
