@@ -5,7 +5,7 @@
 #   infra/kafka.sh status
 # Settings (environment): DATA_DIR (default .data/), BROKER_PORT (9092), CONTROLLER_PORT
 # (9093), WATCH_PID (stop the broker when that process ends: test harnesses), KAFKA_HEAP,
-# KAFKA_JVM_GC (the JVM garbage collector options, replacing the G1 settings below).
+# KAFKA_JVM_GC (the JVM garbage collector options, replacing the serial collector below).
 set -euo pipefail
 INFRA=$(cd "$(dirname "$0")" && pwd)
 source "$INFRA/kafka.env"
@@ -59,7 +59,10 @@ start() {
     done
     [ -f "$KAFKA_HOME/.complete" ] || { echo "no Kafka at $KAFKA_HOME: run make setup" >&2; exit 1; }
     write_properties
-    local gc=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent)
+    # One node on a small box (2 cores): the serial collector spends least CPU (decision 0030:
+    # Kafka CPU 27.0 s against G1's 29.9 s a 20,000-message bench run, mean of three each, and
+    # steadier); a production cluster keeps Kafka's G1 settings.
+    local gc=(-XX:+UseSerialGC)
     [ -n "${KAFKA_JVM_GC:-}" ] && read -r -a gc <<< "$KAFKA_JVM_GC"
     local opts=(-Xms256m "-Xmx${KAFKA_HEAP:-768m}" "${gc[@]}"
         -Djava.awt.headless=true "-Dkafka.logs.dir=$DATA_DIR"
