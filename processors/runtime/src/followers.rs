@@ -12,7 +12,7 @@ mod partition_feed;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::RuntimeError;
 use crate::error_log::ErrorLog;
-use crate::kafka::{KafkaSettings, Reader};
+use crate::kafka::{KafkaSettings, Reader, partitions_of};
 use partition_feed::{PartitionFeed, Sink};
 
 /// The name of the shared reader: its client is `reader.tables`.
@@ -97,7 +97,7 @@ impl Followers {
             });
         }
         let physical = topic.to_string();
-        let partitions = tokio::task::spawn_blocking(move || partitions_of(&reader, &physical))
+        let partitions = tokio::task::spawn_blocking(move || partitions_of(&*reader, &physical))
             .await
             .map_err(|_| RuntimeError::Stopped)??;
         let mut readers = self.lock();
@@ -253,21 +253,6 @@ fn reader_key(kafka: &KafkaSettings) -> String {
         "{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}",
         kafka.brokers, kafka.namespace, kafka.overrides, kafka.fetch_wait_max_ms
     )
-}
-
-/// The partitions of the physical `topic` (blocking: asks the brokers).
-fn partitions_of(reader: &Reader, topic: &str) -> Result<HashSet<i32>, RuntimeError> {
-    let metadata = reader.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: HashSet<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(RuntimeError::MissingTopic(topic.to_string()));
-    }
-    Ok(partitions)
 }
 
 /// Serve the reader's main queue until `stop`: client errors and statistics arrive there.

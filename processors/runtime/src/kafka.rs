@@ -252,16 +252,13 @@ impl KafkaSettings {
     }
 }
 
-/// Assign every partition of the physical `topic` to `reader` from the beginning; returns the
-/// partitions.
-pub fn read_from_beginning(
-    reader: &Reader,
+/// The partitions of the physical `topic` (blocking: asks the brokers); a topic the brokers do
+/// not have is an error.
+pub(crate) fn partitions_of<C: ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
     topic: &str,
 ) -> Result<std::collections::HashSet<i32>, crate::RuntimeError> {
-    use rdkafka::consumer::Consumer;
-    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-
-    let metadata = reader.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
+    let metadata = consumer.fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
     let partitions: std::collections::HashSet<i32> = metadata
         .topics()
         .iter()
@@ -271,6 +268,19 @@ pub fn read_from_beginning(
     if partitions.is_empty() {
         return Err(crate::RuntimeError::MissingTopic(topic.to_string()));
     }
+    Ok(partitions)
+}
+
+/// Assign every partition of the physical `topic` to `reader` from the beginning; returns the
+/// partitions.
+pub fn read_from_beginning(
+    reader: &Reader,
+    topic: &str,
+) -> Result<std::collections::HashSet<i32>, crate::RuntimeError> {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+    let partitions = partitions_of(reader, topic)?;
     let mut assignment = TopicPartitionList::new();
     for &partition in &partitions {
         assignment.add_partition_offset(topic, partition, Offset::Beginning)?;

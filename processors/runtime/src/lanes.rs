@@ -17,7 +17,7 @@ use rdkafka::topic_partition_list::TopicPartitionList;
 use tokio_util::sync::CancellationToken;
 
 use crate::error_log::ErrorLog;
-use crate::runner::{RunnerOptions, seek_each};
+use crate::runner::{RunnerOptions, first_offsets, seek_each};
 use crate::stage_consumer::{RebalanceCounter, StageConsumer};
 
 /// A record and when it was received.
@@ -172,13 +172,13 @@ impl Lanes {
     fn flow(&mut self, consumer: &StageConsumer, stage: &str) {
         let (to_pause, to_resume) = self.flow_changes();
         if !to_pause.is_empty() {
-            match partition_list(&to_pause).and_then(|list| consumer.pause(&list)) {
+            match consumer.pause(&partition_list(&to_pause)) {
                 Ok(()) => self.paused.extend(to_pause),
                 Err(e) => tracing::warn!(stage, error = %e, "cannot pause a full lane"),
             }
         }
         if !to_resume.is_empty() {
-            match partition_list(&to_resume).and_then(|list| consumer.resume(&list)) {
+            match consumer.resume(&partition_list(&to_resume)) {
                 Ok(()) => {
                     for key in &to_resume {
                         self.paused.remove(key);
@@ -219,17 +219,11 @@ impl Lanes {
     /// Give back what is buffered: each partition seeks to its first buffered record (before a
     /// failed batch is rewound) and resumes.
     pub(crate) fn unread(&mut self, consumer: &StageConsumer, stage: &str) {
-        let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        for (message, _) in self.buffers.iter().flatten() {
-            let offset = first
-                .entry((message.topic().to_string(), message.partition()))
-                .or_insert(i64::MAX);
-            *offset = (*offset).min(message.offset());
-        }
+        let first = first_offsets(self.buffers.iter().flatten());
         let paused: Vec<(String, i32)> = self.paused.iter().cloned().collect();
         self.forget();
         if !paused.is_empty()
-            && let Err(e) = partition_list(&paused).and_then(|list| consumer.resume(&list))
+            && let Err(e) = consumer.resume(&partition_list(&paused))
         {
             tracing::warn!(stage, error = %e, "cannot resume a lane");
         }
@@ -237,12 +231,12 @@ impl Lanes {
     }
 }
 
-fn partition_list(keys: &[(String, i32)]) -> rdkafka::error::KafkaResult<TopicPartitionList> {
+fn partition_list(keys: &[PartitionKey]) -> TopicPartitionList {
     let mut list = TopicPartitionList::new();
     for (topic, partition) in keys {
         list.add_partition(topic, *partition);
     }
-    Ok(list)
+    list
 }
 
 #[cfg(test)]

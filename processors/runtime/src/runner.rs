@@ -492,7 +492,9 @@ pub(crate) fn rewind(consumer: &StageConsumer, batch: &[(OwnedMessage, Instant)]
 }
 
 /// Per partition, the offset of the batch's first record there.
-pub(crate) fn first_offsets(batch: &[(OwnedMessage, Instant)]) -> BTreeMap<(String, i32), i64> {
+pub(crate) fn first_offsets<'a>(
+    batch: impl IntoIterator<Item = &'a (OwnedMessage, Instant)>,
+) -> BTreeMap<(String, i32), i64> {
     let mut first: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for (message, _) in batch {
         let offset = first
